@@ -1,0 +1,18 @@
+"""The plugin module named by the ``geofm.plugins`` entry point; kept free of torch."""
+
+from __future__ import annotations
+
+from geofm_core import RegisterCallback, hookimpl
+
+
+@hookimpl
+def geofm_register_components(register: RegisterCallback) -> None:
+    """Register the example backbone and model factory under the ``example`` source."""
+    register(
+        "backbone", "tiny_cnn", "geofm_plugin_example.backbone:TinyCNN",
+        description="Small 4-stage CNN (strides 4-32) for any number of bands",
+    )
+    register(
+        "model_factory", "tiny_segmenter", "geofm_plugin_example.factory:TinySegmenterFactory",
+        description="TinyCNN + a light FPN-style decoder for segmentation and regression",
+    )

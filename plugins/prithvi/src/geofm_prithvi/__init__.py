@@ -1,0 +1,1 @@
+"""Prithvi EO vision transformers (IBM/NASA) as geofm backbones (source ``prithvi``)."""

@@ -1,0 +1,1 @@
+"""segmentation_models_pytorch decoders and encoders as geofm components (source ``smp``)."""

@@ -1,0 +1,1 @@
+"""UperNet decoder (MMSeg definition) for geofm (source ``upernet``)."""

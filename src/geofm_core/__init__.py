@@ -1,0 +1,71 @@
+"""geofm-core: fine-tune geospatial foundation models, composed by name from plugins.
+
+Importing this package is cheap: it does not import torch or lightning. The model
+contracts (``Model``, ``ModelOutput``, ...) are loaded on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from geofm_core.errors import (
+    AmbiguousComponentError,
+    ComponentArgumentError,
+    ComponentImportError,
+    ComponentLookupError,
+    ConfigurationError,
+    DuplicateComponentError,
+    GeofmError,
+    InvalidNameError,
+    PluginConflictError,
+    PluginLoadError,
+    PluginLoadWarning,
+    UnknownComponentError,
+)
+from geofm_core.hookspecs import RegisterCallback, hookimpl
+from geofm_core.names import KINDS, ComponentName, parse_name
+from geofm_core.registry import ComponentSpec, Registry, get_registry, reset_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "AmbiguousComponentError",
+    "ComponentArgumentError",
+    "ComponentImportError",
+    "ComponentLookupError",
+    "ComponentName",
+    "ComponentSpec",
+    "ConfigurationError",
+    "DuplicateComponentError",
+    "GeofmError",
+    "InvalidNameError",
+    "Model",
+    "ModelFactory",
+    "ModelOutput",
+    "PluginConflictError",
+    "PluginLoadError",
+    "PluginLoadWarning",
+    "RegisterCallback",
+    "Registry",
+    "UnknownComponentError",
+    "__version__",
+    "get_registry",
+    "hookimpl",
+    "parse_name",
+    "reset_registry",
+]
+
+# Names that need torch, imported on first access so `geofm list` stays fast.
+_LAZY = {
+    "Model": "geofm_core.models.contracts",
+    "ModelFactory": "geofm_core.models.contracts",
+    "ModelOutput": "geofm_core.models.contracts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'geofm_core' has no attribute {name!r}")

@@ -1,0 +1,61 @@
+"""The pluggy hook specifications of geofm; plugins implement them with :data:`hookimpl`.
+
+Every hook is prefixed ``geofm_`` and called with keyword arguments. A plugin module
+(the value of its ``geofm.plugins`` entry point) must stay light: it names its
+components by ``"module:attr"`` strings and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pluggy
+
+__all__ = ["PROJECT_NAME", "RegisterCallback", "hookimpl", "hookspec"]
+
+PROJECT_NAME = "geofm"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Decorator for plugin hook implementations: ``@hookimpl def geofm_register_components(...)``.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class RegisterCallback(Protocol):
+    """The ``register`` callable handed to :func:`geofm_register_components`."""
+
+    def __call__(
+        self, kind: str, name: str, target: str | Callable[..., Any], *, description: str = ""
+    ) -> None:
+        """Register one component of the calling plugin's source."""
+
+
+@hookspec
+def geofm_register_components(register: RegisterCallback) -> None:
+    """Register the plugin's components.
+
+    Call ``register(kind, name, target, description=...)`` once per component. ``kind``
+    is one of ``backbone, neck, decoder, head, loss, model_factory``; ``name`` is the
+    bare name (the plugin's source is stamped on it by geofm); ``target`` is a
+    ``"module:attr"`` string imported only when the component is first built.
+    """
+
+
+@hookspec(firstresult=True)
+def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., Any] | str | None:
+    """Resolve a name of a *dynamic* source that was not registered up front.
+
+    Called only on the plugin that owns ``source``. Return the component's factory
+    (a callable or a ``"module:attr"`` string), or ``None`` when the name does not
+    exist. May import the library behind the source (timm, say).
+    """
+
+
+@hookspec(firstresult=True)
+def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | None:
+    """List names of a *dynamic* source matching the fnmatch ``pattern``.
+
+    Called only on the plugin that owns ``source``, when a user lists into it
+    (``geofm list backbone 'timm:resnet*'``). Return ``None`` for a kind the source
+    does not provide.
+    """

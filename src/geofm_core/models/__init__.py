@@ -1,0 +1,1 @@
+"""Models: the contracts, model classes, factories and core components."""

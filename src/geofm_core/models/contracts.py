@@ -1,0 +1,52 @@
+"""The model contracts every geofm task relies on, and plugins may implement.
+
+* A **backbone** is an ``nn.Module`` whose ``forward(x, **metadata)`` returns a list of
+  feature maps (B, C, H, W) or token sequences (B, N, C), and which declares
+  ``out_channels: list[int]`` (one entry per returned item). It may declare
+  ``input_multiple: int`` (inputs are padded to a multiple of it) and
+  ``prepare_features_for_image_model(features)``.
+* A **neck** is built as ``neck(in_channels: list[int], **kwargs)``, maps a feature list
+  to a feature list and declares ``out_channels: list[int]``.
+* A **decoder** is built as ``decoder(in_channels: list[int], **kwargs)``, maps a
+  feature list to one feature map and declares ``out_channels: int``.
+* A **head** is built as ``head(in_channels: int, num_classes: int, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["Model", "ModelFactory", "ModelOutput"]
+
+
+@dataclass
+class ModelOutput:
+    """What a model returns: the main output and the outputs of its auxiliary heads."""
+
+    output: torch.Tensor
+    auxiliary_heads: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A model a geofm task can train: any ``nn.Module`` honouring this protocol."""
+
+    def freeze_encoder(self) -> None:
+        """Stop gradients to the backbone."""
+
+    def freeze_decoder(self) -> None:
+        """Stop gradients to the necks and decoder."""
+
+    def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
+        """Run the model; metadata (``temporal_coords``, ``location_coords``) is optional."""
+
+
+@runtime_checkable
+class ModelFactory(Protocol):
+    """Builds a :class:`Model` for a task from component names and their arguments."""
+
+    def build_model(self, task: str, **kwargs: Any) -> Model:
+        """Build the model for ``task`` (segmentation, regression, classification, ...)."""
