@@ -1,0 +1,1 @@
+"""Inference: tiled prediction over images and streaming over rasters of any size."""
