@@ -141,7 +141,11 @@ class Registry:
             info = by_source.get(impl.plugin_name)
             if info is None or info.status == FAILED:
                 continue
-            registry._collect(info, impl.function)
+            # Called through pluggy, one plugin at a time, so that each register
+            # callback knows its caller and GEOFM_TRACE_PLUGINS traces the call.
+            registry._collect(
+                info, registry._hook_for_source("geofm_register_components", info.source)
+            )
         return registry
 
     def _collect(self, info: PluginInfo, hook: Callable[..., Any]) -> None:
@@ -261,7 +265,7 @@ class Registry:
         if key in self._specs:
             return self._specs[key]
         if source in self.dynamic_sources():
-            target = self._dynamic_hook("geofm_resolve_component", source)(
+            target = self._hook_for_source("geofm_resolve_component", source)(
                 kind=kind, source=source, name=parsed.name
             )
             if target is not None:
@@ -285,7 +289,8 @@ class Registry:
             )
         raise UnknownComponentError(self._unknown_message(kind, ComponentName(None, name)))
 
-    def _dynamic_hook(self, hook_name: str, source: str) -> Any:
+    def _hook_for_source(self, hook_name: str, source: str) -> Any:
+        """The hook ``hook_name`` restricted to the plugin that owns ``source``."""
         assert self._pm is not None
         others = [p for n, p in self._pm.list_name_plugin() if n != source]
         return self._pm.subset_hook_caller(hook_name, remove_plugins=others)
@@ -304,7 +309,7 @@ class Registry:
         else:
             candidates = [s.qualified_name for s in self.list(kind)]
             if asked.source is not None and asked.source in self.dynamic_sources():
-                names = self._dynamic_hook("geofm_list_components", asked.source)(
+                names = self._hook_for_source("geofm_list_components", asked.source)(
                     kind=kind, source=asked.source, pattern="*"
                 ) or []
                 candidates += [f"{asked.source}:{n}" for n in names]
@@ -368,7 +373,7 @@ class Registry:
             if not fnmatch.fnmatchcase(source, source_pat):
                 continue
             info = next(p for p in self._plugins if p.source == source)
-            caller = self._dynamic_hook("geofm_list_components", source)
+            caller = self._hook_for_source("geofm_list_components", source)
             for kind in kinds:
                 for n in caller(kind=kind, source=source, pattern=name_pat or "*") or []:
                     specs.append(ComponentSpec(kind, source, n, None, "",

@@ -1,0 +1,95 @@
+"""The fast `geofm` commands, run as real subprocesses of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+GEOFM = shutil.which("geofm", path=os.path.dirname(sys.executable))
+HEAVY = ["torch", "lightning", "timm", "torchgeo", "segmentation_models_pytorch",
+         "geofm_prithvi.vit", "geofm_upernet.upernet", "geofm_plugin_example.backbone"]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    assert GEOFM, "the geofm console script is not installed next to this Python"
+    return subprocess.run([GEOFM, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def imported_after(code: str) -> set[str]:
+    script = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split("\n")[-2]
+    return set(out.split())
+
+
+@pytest.mark.parametrize("argv", [["plugins"], ["list"], ["list", "backbone", "prithvi:*"]])
+def test_plugins_and_list_import_nothing_heavy(argv):
+    modules = imported_after(
+        f"from geofm_core.cli import main\nimport contextlib, io\n"
+        f"with contextlib.redirect_stdout(io.StringIO()): main({argv!r})"
+    )
+    assert not [m for m in HEAVY if m in modules]
+
+
+def test_describe_imports_only_the_described_component():
+    modules = imported_after(
+        "from geofm_core.cli import main\nimport contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()): "
+        "main(['describe', 'backbone', 'example:tiny_cnn'])"
+    )
+    assert "geofm_plugin_example.backbone" in modules
+    assert "timm" not in modules and "geofm_prithvi.vit" not in modules
+
+
+def test_plugins_lists_every_installed_source():
+    result = run("plugins")
+    assert result.returncode == 0, result.stderr
+    for source in ("geofm", "timm", "prithvi", "smp", "upernet", "example"):
+        assert f"\n{source} " in "\n" + result.stdout
+    data = json.loads(run("plugins", "--json").stdout)
+    assert {d["source"]: d["status"] for d in data}["example"] == "loaded"
+
+
+def test_list_example_and_timm_backbones():
+    result = run("list", "backbone", "example:*")
+    assert "example:tiny_cnn" in result.stdout and result.returncode == 0
+    result = run("list", "backbone", "timm:resnet*")
+    assert "timm:resnet18" in result.stdout
+    data = json.loads(run("list", "--json").stdout)
+    assert {"kind": "backbone", "name": "example:tiny_cnn"}.items() <= data[0].items()
+
+
+def test_describe_prints_signature():
+    result = run("describe", "backbone", "timm:resnet18")
+    assert result.returncode == 0
+    assert "timm:resnet18(pretrained: bool = False, in_chans: int = 3" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("timm:resnet_18", "timm:resnet18"), ("example:tinycnn", "example:tiny_cnn"),
+     ("exampl:tiny_cnn", "'example'")],
+)
+def test_typo_is_one_readable_error(name, suggestion):
+    result = run("describe", "backbone", name)
+    assert result.returncode != 0
+    assert suggestion in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: unknown backbone")
+
+
+def test_debug_shows_the_traceback():
+    result = run("--debug", "describe", "backbone", "timm:resnet_18")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_version():
+    from geofm_core import __version__
+
+    assert run("--version").stdout.strip() == f"geofm {__version__}"
