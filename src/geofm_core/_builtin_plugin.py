@@ -11,7 +11,41 @@ from geofm_core.hookspecs import RegisterCallback, hookimpl
 ComponentTable = tuple[tuple[str, str, str, str], ...]
 
 #: Necks, decoders, heads and model factories of ``geofm_core.models``.
-MODEL_COMPONENTS: ComponentTable = ()
+MODEL_COMPONENTS: ComponentTable = (
+    ("neck", "select_indices", "geofm_core.models.necks:SelectIndices",
+     "Keep the features at the given indices"),
+    ("neck", "reshape_tokens_to_image", "geofm_core.models.necks:ReshapeTokensToImage",
+     "Token sequences (B, [1+]T*h*w, C) to feature maps (B, C*T, h, w), non-square grids"),
+    ("neck", "interpolate_to_pyramidal", "geofm_core.models.necks:InterpolateToPyramidal",
+     "Upsample same-resolution features into a pyramid (scale_factor per level)"),
+    ("neck", "learned_interpolate_to_pyramidal",
+     "geofm_core.models.necks:LearnedInterpolateToPyramidal",
+     "4 same-resolution features to a pyramid at 4x, 2x, 1x, 0.5x with learned layers"),
+    ("neck", "maxpool_to_pyramidal", "geofm_core.models.necks:MaxpoolToPyramidal",
+     "Max-pool same-resolution features into a pyramid"),
+    ("neck", "aggregate_tokens", "geofm_core.models.necks:AggregateTokens",
+     "Merge several features into one (mean, max, sum or concat)"),
+    ("neck", "permute_dims", "geofm_core.models.necks:PermuteDims",
+     "Permute the dimensions of every feature"),
+    ("neck", "add_bottleneck_layer", "geofm_core.models.necks:AddBottleneckLayer",
+     "Append the last feature with its channels halved by a 1x1 conv"),
+    ("decoder", "fcn", "geofm_core.models.decoders:FCNDecoder",
+     "MMSeg's FCN head: conv-BN-ReLU blocks on one level"),
+    ("decoder", "identity", "geofm_core.models.decoders:IdentityDecoder",
+     "Pass one feature through unchanged"),
+    ("decoder", "linear", "geofm_core.models.decoders:LinearDecoder",
+     "Per-pixel linear map (1x1 conv) of one level, optional pixel-shuffle upsampling"),
+    ("decoder", "mlp", "geofm_core.models.decoders:MLPDecoder",
+     "Per-pixel MLP (1x1 convs) on one level"),
+    ("head", "segmentation", "geofm_core.models.heads:SegmentationHead",
+     "Optional conv blocks, dropout and a 1x1 conv to class logits"),
+    ("head", "regression", "geofm_core.models.heads:RegressionHead",
+     "Optional learned upscaling and conv blocks, a 1x1 conv, a final activation"),
+    ("head", "classification", "geofm_core.models.heads:ClassificationHead",
+     "Optional hidden linear layers with dropout, then class logits"),
+    ("model_factory", "encoder_decoder", "geofm_core.models.factory:EncoderDecoderFactory",
+     "Backbone, necks, decoder and head composed by name, checked at build time"),
+)
 
 #: Losses of ``geofm_core.tasks.losses``.
 LOSS_COMPONENTS: ComponentTable = ()
