@@ -1,0 +1,363 @@
+"""Streaming tiled inference over a GeoTIFF of any size, written window by window.
+
+The raster is read once, in row strips as tall as one tile; finished output rows are
+written as soon as no later tile touches them. Peak memory is bounded by one strip
+(``crop`` rows of the raster's width) and never by the raster's height. The output
+goes to a temporary file in the output folder and is renamed when complete, so an
+interrupted run never leaves a file at the final path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from geofm_core.errors import ConfigurationError, GeofmError
+from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
+
+__all__ = ["OutputExistsError", "Preprocessing", "RasterPrediction", "predict_raster"]
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+Kind = Literal["segmentation", "regression"]
+CLASS_NODATA = {np.dtype("uint8"): 255, np.dtype("uint16"): 65535}
+
+
+class OutputExistsError(GeofmError, FileExistsError):
+    """The output file exists and overwriting was not asked for."""
+
+
+@dataclass
+class Preprocessing:
+    """What turns raw raster bands into model input, as the training data did.
+
+    Order: band selection, nodata replacement, ``constant_scale``, normalisation with
+    ``means``/``stds``, then (``num_frames > 1``) the temporal expansion of
+    ``C*T`` stacked bands (frame-major) into (C, T).
+
+    Args:
+        bands: 0-based indices of the bands to read, in order (per frame when
+            ``num_frames > 1``); ``None`` reads all.
+        constant_scale: Factor applied to the raw values.
+        means: Per-band means (after scaling), or ``None``.
+        stds: Per-band standard deviations (after scaling), or ``None``.
+        no_data_replace: Value given to nodata / NaN pixels before scaling.
+        num_frames: Frames stacked in the band axis.
+    """
+
+    bands: list[int] | None = None
+    constant_scale: float = 1.0
+    means: list[float] | None = None
+    stds: list[float] | None = None
+    no_data_replace: float = 0.0
+    num_frames: int = 1
+
+    def band_indexes(self, band_count: int, path: Path) -> list[int]:
+        """1-based rasterio band indexes to read from a file with ``band_count`` bands."""
+        if self.bands is None:
+            return list(range(1, band_count + 1))
+        per_frame = band_count // self.num_frames
+        indexes = []
+        for frame in range(self.num_frames):
+            for b in self.bands:
+                if not 0 <= b < per_frame:
+                    raise ConfigurationError(
+                        f"{path}: band index {b} is out of range; the file has {band_count} "
+                        f"bands ({per_frame} per frame for {self.num_frames} frame(s)); "
+                        "fix `bands`"
+                    )
+                indexes.append(frame * per_frame + b + 1)
+        return indexes
+
+    def __call__(self, raw: np.ndarray[Any, Any], invalid: np.ndarray[Any, Any]) -> torch.Tensor:
+        """Turn raw bands (C, H, W) and their nodata mask into the model's input tensor."""
+        x = torch.from_numpy(raw.astype(np.float32, copy=False))
+        bad = torch.from_numpy(invalid) | torch.isnan(x)
+        x = torch.where(bad, torch.tensor(self.no_data_replace, dtype=x.dtype), x)
+        if self.constant_scale != 1.0:
+            x = x * self.constant_scale
+        if self.means is not None and self.stds is not None:
+            shape = (-1, 1, 1)
+            means = torch.tensor(self.means, dtype=x.dtype).repeat(self.num_frames)
+            stds = torch.tensor(self.stds, dtype=x.dtype).repeat(self.num_frames)
+            if means.numel() != x.shape[0]:
+                raise ConfigurationError(
+                    f"means/stds have {len(self.means)} values but the model input has "
+                    f"{x.shape[0] // self.num_frames} bands; give one value per band"
+                )
+            x = (x - means.view(shape)) / stds.view(shape)
+        if self.num_frames > 1:
+            c = x.shape[0] // self.num_frames
+            x = x.view(self.num_frames, c, *x.shape[1:]).transpose(0, 1)
+        return x
+
+
+@dataclass
+class RasterPrediction:
+    """Where a prediction was written and how it went."""
+
+    output: Path
+    probabilities: Path | None
+    tiles: int
+    shape: tuple[int, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _output_dtype(kind: Kind, num_classes: int) -> np.dtype[Any]:
+    if kind == "regression":
+        return np.dtype("float32")
+    return np.dtype("uint8") if num_classes < 255 else np.dtype("uint16")
+
+
+def _temporary(final: Path, tag: str) -> Path:
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}.partial.tif")
+
+
+@contextlib.contextmanager
+def _atomic_outputs(finals: Sequence[Path], overwrite: bool) -> Iterator[list[Path]]:
+    for final in finals:
+        if final.exists() and not overwrite:
+            raise OutputExistsError(
+                f"{final} exists; pass overwrite=True (--overwrite) to replace it or choose "
+                "another output path"
+            )
+        if not final.parent.is_dir():
+            raise ConfigurationError(f"output folder {final.parent} does not exist; create it")
+        if not os.access(final.parent, os.W_OK):
+            raise ConfigurationError(
+                f"output folder {final.parent} is not writable; choose another output path"
+            )
+    temps = [_temporary(f, "tmp") for f in finals]
+    try:
+        yield temps
+    except BaseException:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        raise
+    for temp, final in zip(temps, finals, strict=True):
+        os.replace(temp, final)
+
+
+def _progress(total: int, enabled: bool, label: str) -> Any:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="tile", file=sys.stderr, leave=False)
+
+
+def _to_cog(path: Path) -> None:
+    from rasterio.shutil import copy as rio_copy
+
+    cog = _temporary(path, "cog")
+    try:
+        rio_copy(path, cog, driver="COG", compress="DEFLATE", BIGTIFF="IF_SAFER")
+        os.replace(cog, path)
+    finally:
+        cog.unlink(missing_ok=True)
+
+
+def predict_raster(
+    forward: Forward,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    kind: Kind = "segmentation",
+    num_classes: int | None = None,
+    preprocessing: Preprocessing | None = None,
+    crop: int = 224,
+    stride: int = 192,
+    batch_size: int = 8,
+    blend: Blend = "ramp",
+    probabilities: bool = False,
+    cog: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    allow_missing_crs: bool = False,
+) -> RasterPrediction:
+    """Predict a whole raster tile by tile and write a georeferenced GeoTIFF.
+
+    Args:
+        forward: Maps a batch of tiles (N, C, crop, crop) (or (N, C, T, crop, crop)) to
+            class scores (N, K, crop, crop) or regression values (N, crop, crop).
+            Called under ``torch.inference_mode``.
+        input_path: The input GeoTIFF (any size, integer or float bands).
+        output_path: The output GeoTIFF: a class map in the smallest fitting unsigned
+            type (nodata 255 or 65535) or float32 values (nodata NaN).
+        kind: ``"segmentation"`` or ``"regression"``.
+        num_classes: Number of classes (segmentation).
+        preprocessing: Band selection, scaling and normalisation (see :class:`Preprocessing`).
+        crop: Tile size in pixels.
+        stride: Step between tiles; overlaps are blended.
+        batch_size: Tiles per forward call.
+        blend: ``"ramp"`` or ``"average"`` weighting of overlaps.
+        probabilities: Also write per-class probabilities (float32, one band per class)
+            next to the output, as ``<name>_probabilities.tif``.
+        cog: Write Cloud-Optimized GeoTIFFs.
+        overwrite: Replace existing outputs instead of refusing.
+        progress: Show a progress bar over tiles on stderr.
+        allow_missing_crs: Accept an input without a CRS (the output has none either).
+
+    Returns:
+        A :class:`RasterPrediction` naming the written files.
+    """
+    check_tiling(crop, stride, batch_size)
+    if kind == "segmentation" and not num_classes:
+        raise ConfigurationError("segmentation inference needs num_classes")
+    prep = preprocessing or Preprocessing()
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise ConfigurationError(f"input raster {input_path} does not exist")
+    finals = [output_path]
+    if probabilities and kind == "segmentation":
+        finals.append(output_path.with_name(f"{output_path.stem}_probabilities.tif"))
+    try:
+        src = rasterio.open(input_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise ConfigurationError(
+            f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
+        ) from exc
+    with src, _atomic_outputs(finals, overwrite) as temps:
+        if src.crs is None and not allow_missing_crs:
+            raise ConfigurationError(
+                f"{input_path} has no CRS, so the prediction could not be georeferenced; "
+                "assign one (e.g. gdal_edit.py -a_srs EPSG:XXXX) or pass allow_missing_crs"
+            )
+        return _stream(forward, src, temps, finals, kind, num_classes or 1, prep,
+                       crop, stride, batch_size, blend, cog, progress)
+
+
+def _stream(
+    forward: Forward, src: Any, temps: list[Path], finals: list[Path], kind: Kind,
+    num_classes: int, prep: Preprocessing, crop: int, stride: int, batch_size: int,
+    blend: Blend, cog: bool, progress: bool,
+) -> RasterPrediction:
+    height, width = src.height, src.width
+    indexes = prep.band_indexes(src.count, Path(src.name))
+    nodata = src.nodata
+    rows, cols = tile_starts(height, crop, stride), tile_starts(width, crop, stride)
+    weights = blend_weights(crop, stride, blend)
+    channels = num_classes if kind == "segmentation" else 1
+    dtype = _output_dtype(kind, num_classes)
+    out_nodata: float = CLASS_NODATA.get(dtype, math.nan)
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": dtype.name,
+        "crs": src.crs, "transform": src.transform, "nodata": out_nodata, "tiled": True,
+        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER",
+    }
+    strip_h, strip_w = max(crop, 1), max(width, crop)
+    # Rolling input strip (raw values) and accumulators for the rows of one tile row.
+    raw = np.zeros((len(indexes), strip_h, strip_w), dtype=src.dtypes[indexes[0] - 1])
+    invalid = np.ones((strip_h, strip_w), dtype=bool)
+    total = torch.zeros(channels, strip_h, strip_w)
+    weight_sum = torch.zeros(strip_h, strip_w)
+    loaded_until = 0  # raster rows [0, loaded_until) have been read
+    strip_top = 0
+    n_tiles = len(rows) * len(cols)
+
+    dst_probs = None
+    with contextlib.ExitStack() as stack:
+        dst = stack.enter_context(rasterio.open(temps[0], "w", **profile))
+        if len(temps) > 1:
+            dst_probs = stack.enter_context(rasterio.open(
+                temps[1], "w", **{**profile, "count": num_classes, "dtype": "float32",
+                                  "nodata": math.nan}))
+        bar = stack.enter_context(_progress(n_tiles, progress, Path(src.name).name))
+        for i, row in enumerate(rows):
+            # Shift the strip so it starts at this tile row, then read only new rows.
+            shift = row - strip_top
+            if shift:
+                _shift_up(raw, shift, 0)
+                _shift_up(invalid, shift, True)
+                _shift_up(total, shift, 0.0)
+                _shift_up(weight_sum, shift, 0.0)
+                strip_top = row
+            read_to = min(row + crop, height)
+            if read_to > loaded_until:
+                window = Window(0, loaded_until, width, read_to - loaded_until)
+                block = src.read(indexes, window=window)
+                r0 = loaded_until - strip_top
+                raw[:, r0 : r0 + block.shape[1], :width] = block
+                bad = np.zeros(block.shape[1:], dtype=bool)
+                if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+                    bad = np.all(block == nodata, axis=0)
+                if np.issubdtype(block.dtype, np.floating):
+                    bad |= np.all(np.isnan(block), axis=0)
+                invalid[r0 : r0 + block.shape[1], :width] = bad
+                loaded_until = read_to
+            _run_tile_row(forward, raw, invalid, prep, total, weight_sum, weights, cols, crop,
+                          batch_size, kind, bar)
+            done_to = rows[i + 1] if i + 1 < len(rows) else height
+            n = done_to - strip_top
+            _write_rows(dst, dst_probs, total[:, :n, :width], weight_sum[:n, :width],
+                        invalid[:n, :width], strip_top, kind, dtype, out_nodata)
+    if cog:
+        for temp in temps:
+            _to_cog(temp)
+    return RasterPrediction(finals[0], finals[1] if len(finals) > 1 else None, n_tiles,
+                            (height, width))
+
+
+def _shift_up(buf: Any, shift: int, fill: float) -> None:
+    """Move the rows (second to last axis) of ``buf`` up by ``shift`` and fill the gap."""
+    kept = buf[..., shift:, :]
+    buf[..., : buf.shape[-2] - shift, :] = kept.clone() if torch.is_tensor(kept) else kept.copy()
+    buf[..., buf.shape[-2] - shift :, :] = fill
+
+
+def _run_tile_row(
+    forward: Forward, raw: np.ndarray[Any, Any], invalid: np.ndarray[Any, Any],
+    prep: Preprocessing, total: torch.Tensor, weight_sum: torch.Tensor, weights: torch.Tensor,
+    cols: list[int], crop: int, batch_size: int, kind: Kind, bar: Any,
+) -> None:
+    for start in range(0, len(cols), batch_size):
+        chunk = cols[start : start + batch_size]
+        tiles = torch.stack([
+            prep(raw[:, :crop, c : c + crop], invalid[:crop, c : c + crop]) for c in chunk
+        ])
+        with torch.inference_mode():
+            scores = forward(tiles)
+        scores = scores.detach().float().cpu()
+        if kind == "segmentation":
+            scores = torch.softmax(scores, dim=1)
+        elif scores.ndim == 3:
+            scores = scores.unsqueeze(1)
+        for c, score in zip(chunk, scores, strict=True):
+            total[:, :crop, c : c + crop] += score * weights
+            weight_sum[:crop, c : c + crop] += weights
+        if bar is not None:
+            bar.update(len(chunk))
+
+
+def _write_rows(
+    dst: Any, dst_probs: Any, total: torch.Tensor, weight_sum: torch.Tensor,
+    invalid: np.ndarray[Any, Any], top: int, kind: Kind, dtype: np.dtype[Any],
+    out_nodata: float,
+) -> None:
+    height, width = weight_sum.shape
+    if height <= 0:
+        return
+    window = Window(0, top, width, height)
+    mean = total / weight_sum.clamp_min(1e-12)
+    if kind == "segmentation":
+        classes = mean.argmax(dim=0).numpy().astype(dtype)
+        classes[invalid] = out_nodata
+        dst.write(classes, 1, window=window)
+        if dst_probs is not None:
+            probs = mean.numpy().astype(np.float32)
+            probs[:, invalid] = np.nan
+            dst_probs.write(probs, window=window)
+    else:
+        values = mean[0].numpy().astype(np.float32)
+        values[invalid] = np.nan
+        dst.write(values, 1, window=window)
