@@ -1,0 +1,52 @@
+"""GeoTIFF datasets and datamodules defined at run time.
+
+Importing this package is cheap; the classes (which need torch, rasterio and lightning)
+load on first access: ``from geofm_core.data import GeoTiffSegmentationDataModule``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "GeoTiffClassificationDataModule",
+    "GeoTiffClassificationDataset",
+    "GeoTiffImageDataset",
+    "GeoTiffMultiLabelDataModule",
+    "GeoTiffMultiLabelDataset",
+    "GeoTiffRegressionDataModule",
+    "GeoTiffRegressionDataset",
+    "GeoTiffSceneDataModule",
+    "GeoTiffSegmentationDataModule",
+    "GeoTiffSegmentationDataset",
+    "HLSBands",
+    "build_augmentation",
+    "resolve_bands",
+]
+
+_LAZY = {
+    "GeoTiffClassificationDataModule": "geofm_core.data.datamodules",
+    "GeoTiffMultiLabelDataModule": "geofm_core.data.datamodules",
+    "GeoTiffRegressionDataModule": "geofm_core.data.datamodules",
+    "GeoTiffSegmentationDataModule": "geofm_core.data.datamodules",
+    "GeoTiffClassificationDataset": "geofm_core.data.datasets",
+    "GeoTiffImageDataset": "geofm_core.data.datasets",
+    "GeoTiffMultiLabelDataset": "geofm_core.data.datasets",
+    "GeoTiffRegressionDataset": "geofm_core.data.datasets",
+    "GeoTiffSegmentationDataset": "geofm_core.data.datasets",
+    "GeoTiffSceneDataModule": "geofm_core.data.scene",
+    "HLSBands": "geofm_core.data.bands",
+    "resolve_bands": "geofm_core.data.bands",
+    "build_augmentation": "geofm_core.data.augment",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'geofm_core.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
