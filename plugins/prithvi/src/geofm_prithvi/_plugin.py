@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from geofm_core import RegisterCallback, hookimpl
+from geofm_prithvi.constants import VARIANTS
 
 #: (kind, name, target, description) of every component of this plugin.
-COMPONENTS: tuple[tuple[str, str, str, str], ...] = ()
+COMPONENTS: tuple[tuple[str, str, str, str], ...] = tuple(
+    ("backbone", name, f"geofm_prithvi.configs:{name}", spec.description)
+    for name, spec in VARIANTS.items()
+)
 
 
 @hookimpl

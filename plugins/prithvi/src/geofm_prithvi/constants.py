@@ -1,0 +1,130 @@
+"""Published facts about the Prithvi EO models: bands, normalisation, official weight files.
+
+A light module (no torch): configs and the CLI may read it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "HLS_BANDS",
+    "PRETRAINED_BANDS",
+    "PRITHVI_V1_MEAN",
+    "PRITHVI_V1_STD",
+    "PRITHVI_V2_MEAN",
+    "PRITHVI_V2_STD",
+    "VARIANTS",
+    "PrithviVariant",
+    "WeightsFile",
+]
+
+#: Every Harmonized Landsat Sentinel-2 band name a ``bands`` list may use.
+HLS_BANDS: tuple[str, ...] = (
+    "COASTAL_AEROSOL",
+    "BLUE",
+    "GREEN",
+    "RED",
+    "RED_EDGE_1",
+    "RED_EDGE_2",
+    "RED_EDGE_3",
+    "NIR_BROAD",
+    "NIR_NARROW",
+    "SWIR_1",
+    "SWIR_2",
+    "WATER_VAPOR",
+    "CIRRUS",
+    "THERMAL_INFRARED_1",
+    "THERMAL_INFRARED_2",
+)
+
+#: The six HLS bands every Prithvi EO model was pre-trained on, in the checkpoints' order.
+PRETRAINED_BANDS: tuple[str, ...] = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
+
+#: Per-band means (reflectance x 10 000) of Prithvi-EO-1.0's pre-training data.
+PRITHVI_V1_MEAN: tuple[float, ...] = (775.0, 1081.0, 1229.0, 2497.0, 2204.0, 1611.0)
+#: Per-band standard deviations of Prithvi-EO-1.0's pre-training data.
+PRITHVI_V1_STD: tuple[float, ...] = (1282.0, 1270.0, 1399.0, 1368.0, 1292.0, 1155.0)
+#: Per-band means of Prithvi-EO-2.0's pre-training data.
+PRITHVI_V2_MEAN: tuple[float, ...] = (1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0)
+#: Per-band standard deviations of Prithvi-EO-2.0's pre-training data.
+PRITHVI_V2_STD: tuple[float, ...] = (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """An official checkpoint on the Hugging Face Hub.
+
+    ``sha256`` and ``approx_bytes`` are the values the Hub publishes for the file, where
+    known; ``None`` where they could not be looked up (the real-file test then prints
+    what it finds instead of checking it).
+    """
+
+    repo_id: str
+    filename: str
+    sha256: str | None = None
+    approx_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class PrithviVariant:
+    """Architecture of one Prithvi EO encoder and where its official weights live."""
+
+    name: str
+    embed_dim: int
+    depth: int
+    num_heads: int
+    patch_size: tuple[int, int, int]
+    coords_encoding: bool
+    weights: WeightsFile
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    description: str
+
+
+def _variant(
+    name: str, embed_dim: int, depth: int, num_heads: int, patch: int, tl: bool,
+    repo: str, filename: str, v1: bool = False, sha256: str | None = None,
+    approx_mb: int | None = None, params: str = "",
+) -> PrithviVariant:
+    what = "time + location encoding" if tl else "no time/location encoding"
+    gen = "Prithvi-EO-1.0" if v1 else "Prithvi-EO-2.0"
+    return PrithviVariant(
+        name=name, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+        patch_size=(1, patch, patch), coords_encoding=tl,
+        weights=WeightsFile(repo, filename, sha256,
+                            approx_mb * 1_000_000 if approx_mb else None),
+        mean=PRITHVI_V1_MEAN if v1 else PRITHVI_V2_MEAN,
+        std=PRITHVI_V1_STD if v1 else PRITHVI_V2_STD,
+        description=(f"{gen} {params} ViT encoder (embed {embed_dim}, depth {depth}, "
+                     f"patch {patch}, {what}); weights {repo}"),
+    )
+
+
+_ORG = "ibm-nasa-geospatial"
+
+#: Every registered variant, by its registry name (``prithvi:<name>``).
+VARIANTS: dict[str, PrithviVariant] = {
+    v.name: v
+    for v in (
+        _variant("prithvi_eo_v1_100", 768, 12, 12, 16, False,
+                 f"{_ORG}/Prithvi-EO-1.0-100M", "Prithvi_EO_V1_100M.pt", v1=True,
+                 approx_mb=454, params="100M"),
+        _variant("prithvi_eo_v2_tiny_tl", 192, 12, 3, 16, True,
+                 f"{_ORG}/Prithvi-EO-2.0-tiny-TL", "Prithvi_EO_V2_tiny_TL.pt",
+                 sha256="d47326db9bad502b611f73e3e3f3a0e68b7b82640d67c22c795417f7209f8d70",
+                 approx_mb=129, params="tiny"),
+        _variant("prithvi_eo_v2_100_tl", 768, 12, 12, 16, True,
+                 f"{_ORG}/Prithvi-EO-2.0-100M-TL", "Prithvi_EO_V2_100M_TL.pt", params="100M"),
+        _variant("prithvi_eo_v2_300", 1024, 24, 16, 16, False,
+                 f"{_ORG}/Prithvi-EO-2.0-300M", "Prithvi_EO_V2_300M.pt", params="300M"),
+        _variant("prithvi_eo_v2_300_tl", 1024, 24, 16, 16, True,
+                 f"{_ORG}/Prithvi-EO-2.0-300M-TL", "Prithvi_EO_V2_300M_TL.pt",
+                 approx_mb=1330, params="300M"),
+        _variant("prithvi_eo_v2_600", 1280, 32, 16, 14, False,
+                 f"{_ORG}/Prithvi-EO-2.0-600M", "Prithvi_EO_V2_600M.pt", params="600M"),
+        _variant("prithvi_eo_v2_600_tl", 1280, 32, 16, 14, True,
+                 f"{_ORG}/Prithvi-EO-2.0-600M-TL", "Prithvi_EO_V2_600M_TL.pt",
+                 approx_mb=2640, params="600M"),
+    )
+}
