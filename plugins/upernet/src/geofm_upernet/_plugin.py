@@ -5,7 +5,11 @@ from __future__ import annotations
 from geofm_core import RegisterCallback, hookimpl
 
 #: (kind, name, target, description) of every component of this plugin.
-COMPONENTS: tuple[tuple[str, str, str, str], ...] = ()
+COMPONENTS: tuple[tuple[str, str, str, str], ...] = (
+    ("decoder", "upernet", "geofm_upernet.upernet:UperNetDecoder",
+     "UperNet (MMSeg UPerHead): pyramid pooling on the last level, FPN, fused 3x3 conv; "
+     "4 levels"),
+)
 
 
 @hookimpl
