@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geofm_core.data.scene import GeoTiffSceneDataModule
+from geofm_core.errors import ConfigurationError
+
+from .conftest import write_tif
+
+
+@pytest.fixture
+def scene(tmp_path):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 3000, size=(3, 96, 80)).astype(np.uint16)
+    write_tif(tmp_path / "img" / "scene_a.tif", img, nodata=0)
+    label = (img[1] % 4).astype(np.uint8)  # label derived from band 1
+    write_tif(tmp_path / "lab" / "scene_a_label.tif", label)
+    return tmp_path, img, label
+
+
+def test_scene_samples_aligned_chips(scene):
+    root, img, _ = scene
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(root / "lab"),
+        val_data_root=str(root / "img"), output_bands=[1, 2], patch_size=32, train_length=6,
+        batch_size=3, num_classes=4, ignore_index=-1, seed=0,
+    )
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2
+    batch = batches[0]
+    assert batch["image"].shape == (3, 2, 32, 32)
+    assert batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (3, 32, 32) and batch["mask"].dtype == torch.long
+    assert batch["bounds"].shape == (3, 4) and len(batch["filename"]) == 3
+    # mask is band 1 mod 4 wherever the chip lies
+    np.testing.assert_array_equal(batch["image"][:, 0].long().numpy() % 4, batch["mask"].numpy())
+    val = list(dm.val_dataloader())
+    chips = sum(b["image"].shape[0] for b in val)
+    assert chips == 3 * 3  # 96x80 scene, 32 px grid: 3 rows x 3 columns
+    for b in val:
+        for chip, mask, (xmin, _, _, ymax) in zip(
+            b["image"], b["mask"], b["bounds"].tolist(), strict=True
+        ):
+            col, row = round((xmin - 500000) / 10), round((4000000 - ymax) / 10)
+            expected = img[[1, 2], row : row + 32, col : col + 32].astype(np.float32)
+            width = expected.shape[-1]  # the last column runs past the 80 px edge
+            np.testing.assert_array_equal(chip[:, :, :width].numpy(), expected)
+            np.testing.assert_array_equal(mask[:, :width].numpy(), expected[0].astype(int) % 4)
+            assert (chip[:, :, width:] == 0).all()  # nodata fill
+            assert (mask[:, width:] == -1).all()  # ignored
+
+
+def test_scene_label_out_of_range(scene):
+    root, _, _ = scene
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(root / "lab"),
+        patch_size=32, train_length=2, batch_size=2, num_classes=3,
+    )
+    with pytest.raises(ConfigurationError, match=r"outside 0\.\.2"):
+        next(iter(dm.train_dataloader()))
+
+
+def test_scene_glob_matching_nothing(scene):
+    root, _, _ = scene
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(root / "lab"),
+        img_glob="*.jp2", num_classes=4,
+    )
+    with pytest.raises(ConfigurationError, match=r"matches '\*\.jp2'"):
+        dm.setup("fit")
