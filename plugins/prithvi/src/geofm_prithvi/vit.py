@@ -219,14 +219,15 @@ class PrithviViT(nn.Module):
     Input ``(B, C, H, W)`` is one frame; ``(B, C, T, H, W)`` is a time series. ``H`` and
     ``W`` must be multiples of the patch size (``input_multiple``); any number of frames
     works. The fixed 3-D sin-cos position embedding is computed for the actual token
-    grid, so other sizes and frame counts need no interpolation. With
+    grid, so other sizes and frame counts need no interpolation (positions keep their
+    pre-training spacing: one step per patch). With
     ``coords_encoding=True`` (the ``_tl`` models) ``forward`` adds the encodings of
     ``temporal_coords`` (B, T, 2) = (year, day of year) and ``location_coords``
     (B, 2) = (lat, lon) to the patch tokens when they are given.
 
     Args:
         in_chans: Number of input bands.
-        img_size: Default image size (H, W); sizes the cached position embedding.
+        img_size: Nominal image size (H, W); any multiple of the patch size works.
         patch_size: ``(t, h, w)`` patch, or an int for ``(1, p, p)``.
         num_frames: Frames the model is configured for; sets ``out_channels``.
         embed_dim: Token width.
@@ -241,8 +242,6 @@ class PrithviViT(nn.Module):
             from the end. The last block's output passes the final norm.
         norm_eps: LayerNorm epsilon.
     """
-
-    pos_embed: torch.Tensor
 
     def __init__(
         self,
@@ -292,11 +291,6 @@ class PrithviViT(nn.Module):
 
         self.patch_embed = PatchEmbed3D(in_chans, embed_dim, self.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        grid = self._grid(num_frames, *self.img_size)
-        # Fixed, recomputable: not saved in the state dict (official files carry one for
-        # their own pre-training grid, which the loader drops).
-        self.register_buffer("pos_embed", sincos_3d(embed_dim, grid), persistent=False)
-        self._pos_grid = grid
         if coords_encoding:
             if self.patch_size[0] != 1:
                 raise ConfigurationError(
@@ -351,9 +345,12 @@ class PrithviViT(nn.Module):
         nn.init.normal_(self.cls_token, std=0.02)
 
     def position_embedding(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-        """The ``(1, 1 + t*h*w, embed_dim)`` position embedding of a token grid."""
-        if grid == self._pos_grid and self.pos_embed.device == device:
-            return self.pos_embed
+        """The fixed ``(1, 1 + t*h*w, embed_dim)`` position embedding of a token grid.
+
+        Computed on every call (cheap next to the blocks) rather than cached for one
+        size: no state to save (official files carry one for their pre-training grid,
+        which the loader drops) and exports keep H and W dynamic.
+        """
         return sincos_3d(self.embed_dim, grid, device=device)
 
     def _to_5d(self, x: torch.Tensor) -> torch.Tensor:
