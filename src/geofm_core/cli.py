@@ -24,7 +24,10 @@ __all__ = ["main"]
 
 #: Commands implemented elsewhere: name -> ("module:function", help). Each function
 #: takes the remaining argv and returns an exit code.
-HEAVY_COMMANDS: dict[str, tuple[str, str]] = {}
+HEAVY_COMMANDS: dict[str, tuple[str, str]] = {
+    "stats": ("geofm_core.data.stats:main", "per-band means/stds of a training split: "
+              "geofm stats -c config.yaml"),
+}
 
 EXIT_ERROR = 1
 

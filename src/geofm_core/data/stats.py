@@ -1,0 +1,304 @@
+"""``geofm stats``: per-band means/stds (and class frequencies) of a training split.
+
+Usage::
+
+    geofm stats -c config.yaml            # the data: section of a geofm fit config
+    geofm stats --data-root DIR --img-pattern '*.tif' [--bands 1 2 3 8 11 12]
+
+Statistics stream over the files, one chip (or scene block) at a time, merging per-band
+count / mean / sum of squared deviations in float64 (Chan et al.'s parallel update), so
+memory stays flat however large the split. Pixels equal to the file's nodata value or NaN
+are left out. Values are taken after band selection and ``constant_scale``, which is where
+the data modules apply ``means`` / ``stds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from geofm_core.errors import ConfigurationError
+
+__all__ = ["BandStats", "compute_stats", "main"]
+
+
+@dataclass
+class BandStats:
+    """Running per-band statistics (float64)."""
+
+    bands: int
+    count: np.ndarray = field(init=False)
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+    minimum: np.ndarray = field(init=False)
+    maximum: np.ndarray = field(init=False)
+    class_counts: dict[int, int] = field(default_factory=dict)
+    files: int = 0
+
+    def __post_init__(self) -> None:
+        self.count = np.zeros(self.bands, np.int64)
+        self.mean = np.zeros(self.bands, np.float64)
+        self.m2 = np.zeros(self.bands, np.float64)
+        self.minimum = np.full(self.bands, np.inf)
+        self.maximum = np.full(self.bands, -np.inf)
+
+    def update(self, values: np.ndarray, valid: np.ndarray) -> None:
+        """Add a block: ``values`` and ``valid`` shaped (bands, ...)."""
+        flat = values.reshape(self.bands, -1)
+        ok = valid.reshape(self.bands, -1)
+        for b in range(self.bands):
+            x = flat[b][ok[b]].astype(np.float64)
+            n = x.size
+            if n == 0:
+                continue
+            mean = float(x.mean())
+            m2 = float(((x - mean) ** 2).sum())
+            total = self.count[b] + n
+            delta = mean - self.mean[b]
+            self.mean[b] += delta * n / total
+            self.m2[b] += m2 + delta**2 * self.count[b] * n / total
+            self.count[b] = total
+            self.minimum[b] = min(self.minimum[b], float(x.min()))
+            self.maximum[b] = max(self.maximum[b], float(x.max()))
+
+    def update_classes(self, labels: np.ndarray) -> None:
+        """Add label pixels to the class counts."""
+        values, counts = np.unique(labels, return_counts=True)
+        for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+            self.class_counts[int(v)] = self.class_counts.get(int(v), 0) + int(c)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation per band."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std: np.ndarray = np.sqrt(self.m2 / self.count)
+        return std
+
+
+def _stats_from_dataset(dataset: Any, with_labels: bool) -> BandStats:
+    stats: BandStats | None = None
+    for i in range(len(dataset)):
+        values, valid = dataset.read_raw(i)
+        if stats is None:
+            stats = BandStats(values.shape[0])
+        stats.update(values, valid)
+        stats.files += 1
+        if with_labels:
+            shape = (int(values.shape[-2]), int(values.shape[-1]))
+            stats.update_classes(dataset.load_mask(i, shape).numpy())
+    if stats is None:
+        raise ConfigurationError("the training split holds no files")
+    return stats
+
+
+def _scene_blocks(path: Path, indexes: list[int], scale: float) -> Iterator[
+    tuple[np.ndarray, np.ndarray]
+]:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as src:
+            nodata = src.nodata
+            for _, window in src.block_windows(1):
+                data = src.read(indexes, window=window)
+                valid = np.ones(data.shape, bool)
+                if nodata is not None and not np.isnan(nodata):
+                    valid &= data != np.asarray(nodata).astype(data.dtype)
+                values = data.astype(np.float32) * np.float32(scale)
+                valid &= ~np.isnan(values)
+                yield values, valid
+    except RasterioError as exc:
+        raise ConfigurationError(f"cannot read {str(path)!r} ({exc})") from exc
+
+
+def _stats_from_scenes(dm: Any) -> BandStats:
+    import rasterio
+
+    from geofm_core.data.bands import resolve_bands
+    from geofm_core.data.scene import _scene_files
+
+    files = dm.describe_files("train")
+    if not files:
+        raise ConfigurationError("train_data_root is not set")
+    stats: BandStats | None = None
+    for path in files:
+        with rasterio.open(path) as src:
+            count = src.count
+        selected = resolve_bands(
+            dm.output_bands, dataset_bands=dm.dataset_bands, band_count=count
+        ) or list(range(count))
+        if stats is None:
+            stats = BandStats(len(selected))
+        for values, valid in _scene_blocks(path, [i + 1 for i in selected], dm.constant_scale):
+            stats.update(values, valid)
+        stats.files += 1
+    assert stats is not None
+    if dm.task == "segmentation" and dm.label_roots["train"] is not None:
+        for label in _scene_files(dm.label_roots["train"], dm.label_glob, "label"):
+            for values, valid in _scene_blocks(Path(label), [1], 1.0):
+                stats.update_classes(values[valid].astype(np.int64))
+    return stats
+
+
+def _import_datamodule(class_path: str) -> type[Any]:
+    if "." not in class_path:
+        class_path = f"geofm_core.data.{class_path}"
+    module_name, _, attr = class_path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"data.class_path: cannot import {class_path!r} ({exc}); use one of "
+            "geofm_core.data.GeoTiff{Segmentation,Regression,Classification,MultiLabel,Scene}"
+            "DataModule"
+        ) from exc
+
+
+def datamodule_from_config(path: str | Path) -> Any:
+    """Build the data module of a LightningCLI-style YAML (its ``data:`` section)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read config {str(path)!r}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"{path}: expected a mapping with a data: section")
+    section = config.get("data", config)
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ConfigurationError(
+            f"{path}: needs a data: section with class_path and init_args (one of the "
+            "geofm_core.data data modules)"
+        )
+    cls = _import_datamodule(str(section["class_path"]))
+    init_args = dict(section.get("init_args") or {})
+    # statistics are computed on unnormalised values
+    init_args.pop("means", None)
+    init_args.pop("stds", None)
+    from geofm_core.registry import check_arguments
+
+    check_arguments(cls, init_args, f"data {section['class_path']}")
+    return cls(**init_args)
+
+
+def compute_stats(datamodule: Any) -> BandStats:
+    """Statistics of a data module's training split."""
+    if hasattr(datamodule, "describe_files"):
+        return _stats_from_scenes(datamodule)
+    dataset = datamodule.dataset("train")
+    return _stats_from_dataset(dataset, with_labels=getattr(datamodule, "task", "") ==
+                               "segmentation")
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.6g}") for v in values.tolist()]
+
+
+def _report(stats: BandStats, names: Sequence[str] | None, class_names: Sequence[str] | None,
+            ignore_index: int | None, as_json: bool, out: TextIO) -> None:
+    result: dict[str, Any] = {
+        "files": stats.files,
+        "bands": list(names) if names else [str(i) for i in range(stats.bands)],
+        "means": _round(stats.mean),
+        "stds": _round(stats.std),
+        "min": _round(stats.minimum),
+        "max": _round(stats.maximum),
+        "valid_pixels": stats.count.tolist(),
+    }
+    if stats.class_counts:
+        total = sum(c for k, c in stats.class_counts.items() if k != ignore_index)
+        result["class_counts"] = {str(k): v for k, v in sorted(stats.class_counts.items())}
+        result["class_frequencies"] = {
+            str(k): (v / total if total else 0.0)
+            for k, v in sorted(stats.class_counts.items()) if k != ignore_index
+        }
+    if as_json:
+        json.dump(result, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{stats.files} files\n")
+    rows: list[tuple[str, ...]] = [
+        ("BAND", "NAME", "MEAN", "STD", "MIN", "MAX", "VALID PIXELS")
+    ]
+    for i in range(stats.bands):
+        rows.append((str(i), result["bands"][i], f"{result['means'][i]:.6g}",
+                     f"{result['stds'][i]:.6g}", f"{result['min'][i]:.6g}",
+                     f"{result['max'][i]:.6g}", str(result["valid_pixels"][i])))
+    _table(rows, out)
+    if stats.class_counts:
+        out.write("\n")
+        rows = [("CLASS", "NAME", "PIXELS", "FREQUENCY")]
+        for key, count in sorted(stats.class_counts.items()):
+            name = "(ignored)" if key == ignore_index else (
+                class_names[key] if class_names and 0 <= key < len(class_names) else "")
+            freq = result["class_frequencies"].get(str(key))
+            rows.append((str(key), name, str(count), "-" if freq is None else f"{freq:.4f}"))
+        _table(rows, out)
+    out.write("\n# paste into the data module's init_args:\n")
+    out.write(f"means: {json.dumps(result['means'])}\nstds: {json.dumps(result['stds'])}\n")
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _parse_band(token: str) -> str | int:
+    return int(token) if token.isdigit() else token
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geofm stats",
+        description="Per-band means/stds (and class frequencies) of a training split.",
+    )
+    parser.add_argument("-c", "--config", help="YAML with a data: section (class_path, "
+                        "init_args) of a geofm_core.data data module")
+    parser.add_argument("--data-root", help="a plain folder of images (instead of -c)")
+    parser.add_argument("--img-pattern", default="*.tif", help="glob of the images (--data-root)")
+    parser.add_argument("--bands", nargs="+", type=_parse_band,
+                        help="bands by index, range '0-5' or name (with --dataset-bands)")
+    parser.add_argument("--dataset-bands", nargs="+", help="names of the bands in each file")
+    parser.add_argument("--constant-scale", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``geofm stats``; returns the exit code."""
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if (args.config is None) == (args.data_root is None):
+        raise ConfigurationError("geofm stats: give either -c CONFIG or --data-root DIR")
+    names: list[str] | None = None
+    class_names: list[str] | None = None
+    ignore_index: int | None = None
+    if args.config is not None:
+        dm = datamodule_from_config(args.config)
+        stats = compute_stats(dm)
+        reference = dm.datasets.get("train") if hasattr(dm, "datasets") else None
+        names = getattr(reference, "output_band_names", None)
+        if getattr(dm, "task", "") == "segmentation":
+            class_names = list(dm.class_names)
+            ignore_index = dm.ignore_index
+    else:
+        from geofm_core.data.datasets import GeoTiffImageDataset
+
+        dataset = GeoTiffImageDataset(
+            args.data_root, img_pattern=args.img_pattern, output_bands=args.bands,
+            dataset_bands=args.dataset_bands, constant_scale=args.constant_scale,
+        )
+        stats = _stats_from_dataset(dataset, with_labels=False)
+        names = dataset.output_band_names
+    _report(stats, names, class_names, ignore_index, args.json, sys.stdout)
+    return 0
