@@ -64,7 +64,7 @@ def test_streaming_matches_in_memory_tiling_with_context(tmp_path):
     conv = torch.nn.Conv2d(4, 2, 5, padding=2)  # spatial context: blending matters
     data = np.random.default_rng(2).integers(0, 3000, (4, 150, 97)).astype(np.uint16)
     src = write_raster(tmp_path / "in.tif", data)
-    prep = Preprocessing(constant_scale=1e-3, means=[1.5] * 4, stds=[0.8] * 4)
+    prep = Preprocessing(constant_scale=1e-3, means=[1.5] * 4, stds=[0.8] * 4, no_data_replace=0)
     out = predict_raster(conv, src, tmp_path / "o.tif", num_classes=2, crop=48, stride=32,
                          batch_size=5, preprocessing=prep, probabilities=True, progress=False)
     x = (torch.from_numpy(data.astype(np.float32)) * 1e-3 - 1.5) / 0.8

@@ -41,9 +41,10 @@ class OutputExistsError(GeofmError, FileExistsError):
 class Preprocessing:
     """What turns raw raster bands into model input, as the training data did.
 
-    Order: band selection, nodata replacement, ``constant_scale``, normalisation with
-    ``means``/``stds``, then (``num_frames > 1``) the temporal expansion of
-    ``C*T`` stacked bands (frame-major) into (C, T).
+    The same order as the training datasets (:mod:`geofm_core.data.datasets`): band
+    selection, ``constant_scale``, nodata / NaN values replaced by ``no_data_replace``
+    (when set), normalisation with ``means``/``stds``, and (``num_frames > 1``) the
+    temporal expansion of ``C*T`` frame-major stacked bands into (C, T).
 
     Args:
         bands: 0-based indices of the bands to read, in order (per frame when
@@ -51,7 +52,8 @@ class Preprocessing:
         constant_scale: Factor applied to the raw values.
         means: Per-band means (after scaling), or ``None``.
         stds: Per-band standard deviations (after scaling), or ``None``.
-        no_data_replace: Value given to nodata / NaN pixels before scaling.
+        no_data_replace: Value given to nodata / NaN values after scaling; ``None``
+            leaves them as read.
         num_frames: Frames stacked in the band axis.
     """
 
@@ -59,7 +61,7 @@ class Preprocessing:
     constant_scale: float = 1.0
     means: list[float] | None = None
     stds: list[float] | None = None
-    no_data_replace: float = 0.0
+    no_data_replace: float | None = None
     num_frames: int = 1
 
     def band_indexes(self, band_count: int, path: Path) -> list[int]:
@@ -79,13 +81,16 @@ class Preprocessing:
                 indexes.append(frame * per_frame + b + 1)
         return indexes
 
-    def __call__(self, raw: np.ndarray[Any, Any], invalid: np.ndarray[Any, Any]) -> torch.Tensor:
-        """Turn raw bands (C, H, W) and their nodata mask into the model's input tensor."""
+    def __call__(self, raw: np.ndarray[Any, Any], nodata: float | None = None) -> torch.Tensor:
+        """Turn raw bands (C, H, W) with the file's ``nodata`` value into the model's input."""
         x = torch.from_numpy(raw.astype(np.float32, copy=False))
-        bad = torch.from_numpy(invalid) | torch.isnan(x)
-        x = torch.where(bad, torch.tensor(self.no_data_replace, dtype=x.dtype), x)
+        bad = torch.isnan(x)
+        if nodata is not None and not math.isnan(nodata):
+            bad |= torch.from_numpy(raw == np.asarray(nodata).astype(raw.dtype))
         if self.constant_scale != 1.0:
             x = x * self.constant_scale
+        if self.no_data_replace is not None:
+            x = torch.where(bad, torch.tensor(self.no_data_replace, dtype=x.dtype), x)
         if self.means is not None and self.stds is not None:
             shape = (-1, 1, 1)
             means = torch.tensor(self.means, dtype=x.dtype).repeat(self.num_frames)
@@ -295,7 +300,7 @@ def _stream(
                     bad |= np.all(np.isnan(block), axis=0)
                 invalid[r0 : r0 + block.shape[1], :width] = bad
                 loaded_until = read_to
-            _run_tile_row(forward, raw, invalid, prep, total, weight_sum, weights, cols, crop,
+            _run_tile_row(forward, raw, nodata, prep, total, weight_sum, weights, cols, crop,
                           batch_size, kind, bar)
             done_to = rows[i + 1] if i + 1 < len(rows) else height
             n = done_to - strip_top
@@ -316,14 +321,14 @@ def _shift_up(buf: Any, shift: int, fill: float) -> None:
 
 
 def _run_tile_row(
-    forward: Forward, raw: np.ndarray[Any, Any], invalid: np.ndarray[Any, Any],
-    prep: Preprocessing, total: torch.Tensor, weight_sum: torch.Tensor, weights: torch.Tensor,
-    cols: list[int], crop: int, batch_size: int, kind: Kind, bar: Any,
+    forward: Forward, raw: np.ndarray[Any, Any], nodata: float | None, prep: Preprocessing,
+    total: torch.Tensor, weight_sum: torch.Tensor, weights: torch.Tensor, cols: list[int],
+    crop: int, batch_size: int, kind: Kind, bar: Any,
 ) -> None:
     for start in range(0, len(cols), batch_size):
         chunk = cols[start : start + batch_size]
         tiles = torch.stack([
-            prep(raw[:, :crop, c : c + crop], invalid[:crop, c : c + crop]) for c in chunk
+            prep(raw[:, :crop, c : c + crop], nodata) for c in chunk
         ])
         with torch.inference_mode():
             scores = forward(tiles)

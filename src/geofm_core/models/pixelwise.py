@@ -69,7 +69,8 @@ def run_encoder(
     prep = prepare or getattr(backbone, "prepare_features_for_image_model", None)
     if prep is not None:
         features = list(prep(features))
-    image_size = (int(x.shape[-2]), int(x.shape[-1]))
+    # Kept symbolic (no int()) so ONNX/torch.export keep the spatial size dynamic.
+    image_size = (x.shape[-2], x.shape[-1])
     for neck in necks:
         features = neck(features, image_size=image_size)
     return features
@@ -155,9 +156,9 @@ class PixelWiseModel(nn.Module):
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
         """Predict per pixel; ``metadata`` (e.g. ``temporal_coords``) goes to the backbone."""
-        size = (int(x.shape[-2]), int(x.shape[-1]))
+        size = (x.shape[-2], x.shape[-1])
         x = pad_to_multiple(x, self.input_multiple)
-        padded = (int(x.shape[-2]), int(x.shape[-1]))
+        padded = (x.shape[-2], x.shape[-1])
         features = run_encoder(
             self.backbone, self.necks, x, metadata, self.prepare_features_for_image_model
         )

@@ -1,0 +1,1 @@
+"""Export of trained models (ONNX), verified against PyTorch on export."""
