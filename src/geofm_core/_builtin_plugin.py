@@ -48,7 +48,18 @@ MODEL_COMPONENTS: ComponentTable = (
 )
 
 #: Losses of ``geofm_core.tasks.losses``.
-LOSS_COMPONENTS: ComponentTable = ()
+LOSS_COMPONENTS: ComponentTable = (
+    ("loss", "ce", "geofm_core.tasks.losses:CrossEntropyLoss", "Cross-entropy on class logits"),
+    ("loss", "focal", "geofm_core.tasks.losses:FocalLoss", "Multi-class focal loss"),
+    ("loss", "dice", "geofm_core.tasks.losses:DiceLoss", "Soft Dice loss over present classes"),
+    ("loss", "jaccard", "geofm_core.tasks.losses:JaccardLoss", "Soft Jaccard (IoU) loss"),
+    ("loss", "lovasz", "geofm_core.tasks.losses:LovaszLoss", "Lovasz-softmax loss"),
+    ("loss", "bce", "geofm_core.tasks.losses:BCELoss", "Binary cross-entropy on logits"),
+    ("loss", "mse", "geofm_core.tasks.losses:MSELoss", "Mean squared error, NaN targets left out"),
+    ("loss", "mae", "geofm_core.tasks.losses:MAELoss", "Mean absolute error, NaN targets left out"),
+    ("loss", "rmse", "geofm_core.tasks.losses:RMSELoss", "Root mean squared error"),
+    ("loss", "huber", "geofm_core.tasks.losses:HuberLoss", "Huber loss, NaN targets left out"),
+)
 
 
 @hookimpl

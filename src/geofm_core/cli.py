@@ -25,6 +25,10 @@ __all__ = ["main"]
 #: Commands implemented elsewhere: name -> ("module:function", help). Each function
 #: takes the remaining argv and returns an exit code.
 HEAVY_COMMANDS: dict[str, tuple[str, str]] = {
+    "fit": ("geofm_core.training_cli:fit", "train a model: geofm fit -c config.yaml"),
+    "validate": ("geofm_core.training_cli:validate", "validate a model on the validation set"),
+    "test": ("geofm_core.training_cli:test", "test a model on the test set"),
+    "predict": ("geofm_core.training_cli:predict", "predict with a model"),
     "stats": ("geofm_core.data.stats:main", "per-band means/stds of a training split: "
               "geofm stats -c config.yaml"),
 }

@@ -1,0 +1,60 @@
+"""Semantic segmentation: per-pixel classes, mIoU (macro and micro), per-class IoU, accuracy, F1."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torchmetrics import ClasswiseWrapper, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
+
+from geofm_core.tasks.base import GeofmTask
+
+__all__ = ["SemanticSegmentationTask"]
+
+
+class SemanticSegmentationTask(GeofmTask):
+    """Semantic segmentation of ``image`` (B, C, [T,] H, W) into ``mask`` (B, H, W) classes.
+
+    The model's output is (B, num_classes, H, W) logits. Metrics: ``mIoU`` (macro),
+    ``mIoU_micro``, ``IoU_<class>``, ``accuracy`` (pixel accuracy), ``F1`` (macro),
+    logged as ``train/…``, ``val/…`` and ``test/…``. Predictions are the class map
+    and the per-class probabilities. Arguments: see :class:`GeofmTask`.
+    """
+
+    task_name: ClassVar[str] = "segmentation"
+    default_loss: ClassVar[str] = "ce"
+    target_key: ClassVar[str] = "mask"
+
+    def configure_metrics(self) -> None:
+        """Create the segmentation metrics for train, val and test."""
+        assert self.num_classes is not None
+        kwargs: dict[str, Any] = {
+            "num_classes": self.num_classes, "ignore_index": self.hparams["ignore_index"],
+        }
+        metrics = MetricCollection({
+            "mIoU": MulticlassJaccardIndex(average="macro", **kwargs),
+            "mIoU_micro": MulticlassJaccardIndex(average="micro", **kwargs),
+            "IoU": ClasswiseWrapper(
+                MulticlassJaccardIndex(average="none", **kwargs),
+                labels=self.class_names, prefix="IoU_",
+            ),
+            "accuracy": MulticlassAccuracy(average="micro", **kwargs),
+            "F1": MulticlassF1Score(average="macro", **kwargs),
+        })
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def update_metrics(self, stage: str, output: torch.Tensor, target: torch.Tensor) -> None:
+        """Update the stage's metrics with the predicted class map."""
+        self._metrics(stage).update(output.argmax(1), target)
+
+    def prediction_outputs(self, output: torch.Tensor) -> dict[str, Any]:
+        """Class map (B, H, W) and probabilities (B, num_classes, H, W)."""
+        probabilities = output.softmax(1)
+        return {"prediction": probabilities.argmax(1), "probabilities": probabilities}
