@@ -41,6 +41,7 @@ from geofm_core.data.datasets import (
     GeoTiffMultiLabelDataset,
     GeoTiffRegressionDataset,
     GeoTiffSegmentationDataset,
+    collate_samples,
 )
 from geofm_core.errors import ConfigurationError
 
@@ -93,6 +94,8 @@ class _GeoTiffDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        # Saved into checkpoints, so `geofm infer --ckpt` preprocesses rasters the same way.
+        self.save_hyperparameters()
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
@@ -211,6 +214,7 @@ class _GeoTiffDataModule(pl.LightningDataModule):
             self.batch_size,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            collate_fn=collate_samples,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:

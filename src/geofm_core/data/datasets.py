@@ -35,6 +35,7 @@ from geofm_core.errors import ConfigurationError
 
 __all__ = [
     "GeoTiffClassificationDataset",
+    "collate_samples",
     "GeoTiffImageDataset",
     "GeoTiffMultiLabelDataset",
     "GeoTiffRegressionDataset",
@@ -42,6 +43,29 @@ __all__ = [
 ]
 
 Sample = dict[str, Any]
+
+
+def collate_samples(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Stack samples into a batch: tensors stacked, other values (file names) listed.
+
+    In worker processes this is ``default_collate`` (which stacks into shared memory). In
+    the main process tensors are stacked with NumPy: ``torch.stack`` there runs on the
+    intra-op thread pool, which on a small, busy CPU is several times slower than one
+    thread copying.
+    """
+    from torch.utils.data import default_collate, get_worker_info
+
+    if get_worker_info() is not None:
+        batch: dict[str, Any] = default_collate(list(samples))
+        return batch
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.from_numpy(np.stack([v.numpy() for v in values]))
+        else:
+            out[key] = values
+    return out
 
 
 def _read_error(path: Path, exc: Exception) -> ConfigurationError:
@@ -204,12 +228,10 @@ class GeoTiffImageDataset(Dataset[Sample]):
         return indexes, len(selected), frames
 
     # ----------------------------------------------------------------- reading
-    def read_raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Selected bands of an image after ``constant_scale``, and its valid-pixel mask.
+    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Selected bands after ``constant_scale`` (float32, writable) and the nodata mask.
 
-        Returns:
-            ``(values, valid)``: float32 (C, H, W) or (C, T, H, W) and bool of the same shape,
-            False where the file's nodata value or NaN was read.
+        The mask is True at the file's nodata value or NaN, None when no pixel is.
         """
         path = self.items[index][1]
         try:
@@ -219,29 +241,44 @@ class GeoTiffImageDataset(Dataset[Sample]):
                 nodata = src.nodata
         except RasterioError as exc:
             raise _read_error(path, exc) from exc
+        invalid: np.ndarray | None = None
         if nodata is not None and not np.isnan(nodata):
-            valid = data != np.asarray(nodata).astype(data.dtype)
-        else:
-            valid = np.ones(data.shape, dtype=bool)
-        values = data.astype(np.float32, copy=False)
-        if values.dtype.kind == "f":
-            valid &= ~np.isnan(values)
+            invalid = data == np.asarray(nodata).astype(data.dtype)
+        values = data.astype(np.float32)
+        if data.dtype.kind == "f":
+            nan = np.isnan(values)
+            invalid = nan if invalid is None else invalid | nan
+        if invalid is not None and not invalid.any():
+            invalid = None
         if self.constant_scale != 1.0:
-            values = values * np.float32(self.constant_scale)
+            values *= np.float32(self.constant_scale)
         if self.expand_temporal_dimension:
             shape = (bands, frames, *values.shape[1:])
-            values, valid = values.reshape(shape), valid.reshape(shape)
+            values = values.reshape(shape)
+            invalid = None if invalid is None else invalid.reshape(shape)
+        return values, invalid
+
+    def read_raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Selected bands of an image after ``constant_scale``, and its valid-pixel mask.
+
+        Returns:
+            ``(values, valid)``: float32 (C, H, W) or (C, T, H, W) and bool of the same shape,
+            False where the file's nodata value or NaN was read.
+        """
+        values, invalid = self._read(index)
+        valid = np.ones(values.shape, bool) if invalid is None else ~invalid
         return values, valid
 
     def load_image(self, index: int) -> np.ndarray:
         """The image as the model sees it (nodata replaced, normalised)."""
-        values, valid = self.read_raw(index)
-        if self.no_data_replace is not None and not valid.all():
-            values = np.where(valid, values, np.float32(self.no_data_replace))
+        values, invalid = self._read(index)
+        if self.no_data_replace is not None and invalid is not None:
+            values[invalid] = np.float32(self.no_data_replace)
         if self._mean is not None and self._std is not None:
             shape = (-1,) + (1,) * (values.ndim - 1)
-            values = (values - self._mean.reshape(shape)) / self._std.reshape(shape)
-        return np.ascontiguousarray(values, dtype=np.float32)
+            values -= self._mean.reshape(shape)
+            values /= self._std.reshape(shape)
+        return values
 
     def __getitem__(self, index: int) -> Sample:
         return {
