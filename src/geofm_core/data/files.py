@@ -10,7 +10,6 @@ Patterns are matched against the path relative to the data root, so ``**/*.tif``
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -172,7 +171,8 @@ def pair_by_key(
 def load_band_values(value: Sequence[float] | str | None, field: str) -> list[float] | None:
     """Means or stds given inline or as a file.
 
-    A file holds a JSON/YAML list, or numbers separated by spaces, commas or newlines.
+    A file holds a YAML/JSON list, a mapping with a ``means`` / ``stds`` entry (such as
+    the snippet ``geofm stats`` prints), or numbers separated by spaces, commas or newlines.
     """
     if value is None:
         return None
@@ -182,12 +182,21 @@ def load_band_values(value: Sequence[float] | str | None, field: str) -> list[fl
             text = path.read_text()
         except OSError as exc:
             raise ConfigurationError(f"{field}: cannot read {str(path)!r}: {exc}") from exc
+        import yaml
+
         try:
-            loaded = json.loads(text)
-        except json.JSONDecodeError:
-            loaded = [t for t in re.split(r"[\s,\[\]]+", text) if t and not t.endswith(":")]
+            loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+        except yaml.YAMLError:
+            loaded = None
         if isinstance(loaded, dict):
-            loaded = loaded.get(field.rsplit("_", 1)[-1], loaded.get(field))
+            key = field.rsplit("_", 1)[-1]
+            if key not in loaded:
+                raise ConfigurationError(
+                    f"{field}: {str(path)!r} holds a mapping without a {key!r} entry"
+                )
+            loaded = loaded[key]
+        elif not isinstance(loaded, list):
+            loaded = [t for t in re.split(r"[\s,]+", text) if t]
         value = loaded
     try:
         numbers = [float(v) for v in value]  # type: ignore[union-attr]
