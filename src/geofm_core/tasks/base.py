@@ -251,6 +251,8 @@ class GeofmTask(LightningModule):
             module.requires_grad_(False)
         if any(self.hparams[f] for f, _, _ in flags):
             self._frozen = _frozen_modules(self.model)
+            for module in self._frozen:
+                module.eval()
 
     def train(self, mode: bool = True) -> GeofmTask:
         """Set training mode, keeping frozen parts in eval mode so their norm statistics stay."""
@@ -306,7 +308,8 @@ class GeofmTask(LightningModule):
         scheduler = sched_cls(optimizer, **sched_kwargs)
         config: OptimizerLRScheduler = {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor},
+            # Not strict: a run without validation warns instead of failing.
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "strict": False},
         }
         return config
 
@@ -503,7 +506,9 @@ def _lookup_class(namespace: Any, name: str, base: type, what: str) -> Any:
         candidates["ReduceLROnPlateau"] = torch.optim.lr_scheduler.ReduceLROnPlateau
     if name in candidates:
         return candidates[name]
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    lower = {n.lower(): n for n in candidates}
+    close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=3,
+                                                         cutoff=0.5)]
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ComponentArgumentError(
         f"unknown {what} {name!r}.{hint} Use the name of a {namespace.__name__} class, "
