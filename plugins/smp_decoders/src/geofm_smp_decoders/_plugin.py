@@ -1,11 +1,45 @@
-"""Plugin module of the ``smp`` source: registers components by name, imports nothing heavy."""
+"""Plugin module of the ``smp`` source: registers components by name, imports nothing heavy.
+
+The decoders and a few encoders are registered up front; any other smp encoder name
+(``smp:<encoder>``) is resolved on first use through ``geofm_resolve_component``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from geofm_core import RegisterCallback, hookimpl
 
+_D = "geofm_smp_decoders.decoders:"
+_E = "geofm_smp_decoders.encoders:"
+
+#: Encoders registered up front: cheap to test and commonly used; others resolve on use.
+LISTED_ENCODERS: tuple[str, ...] = (
+    "resnet18", "resnet34", "resnet50", "efficientnet-b0", "mobilenet_v2", "mit_b0",
+)
+
 #: (kind, name, target, description) of every component of this plugin.
-COMPONENTS: tuple[tuple[str, str, str, str], ...] = ()
+COMPONENTS: tuple[tuple[str, str, str, str], ...] = (
+    *(
+        ("backbone", name, f"{_E}{name}",
+         f"smp {name} encoder (any number of bands); other smp encoders resolve as smp:<name>")
+        for name in LISTED_ENCODERS
+    ),
+    ("decoder", "unet", f"{_D}SmpUnet", "smp U-Net decoder (output at 2x the finest level)"),
+    ("decoder", "unetplusplus", f"{_D}SmpUnetPlusPlus", "smp U-Net++ decoder"),
+    ("decoder", "fpn", f"{_D}SmpFPN", "smp FPN decoder on the last 4 levels"),
+    ("decoder", "pspnet", f"{_D}SmpPSPNet", "smp PSPNet decoder (pyramid pooling, last level)"),
+    ("decoder", "deeplabv3", f"{_D}SmpDeepLabV3", "smp DeepLabV3 decoder (ASPP, last level)"),
+    ("decoder", "deeplabv3plus", f"{_D}SmpDeepLabV3Plus",
+     "smp DeepLabV3+ decoder (ASPP fused with a high-resolution level)"),
+    ("decoder", "linknet", f"{_D}SmpLinknet", "smp LinkNet decoder"),
+    ("decoder", "manet", f"{_D}SmpMAnet", "smp MA-Net decoder (attention blocks)"),
+    ("decoder", "pan", f"{_D}SmpPAN", "smp PAN decoder (pyramid attention network)"),
+    ("decoder", "upernet", f"{_D}SmpUPerNet", "smp UPerNet decoder"),
+    ("decoder", "segformer", f"{_D}SmpSegformer", "smp SegFormer decoder (all-MLP)"),
+    ("decoder", "dpt", f"{_D}SmpDPT", "smp DPT decoder for ViT features"),
+)
 
 
 @hookimpl
@@ -13,3 +47,13 @@ def geofm_register_components(register: RegisterCallback) -> None:
     """Register this plugin's components under the ``smp`` source."""
     for kind, name, target, description in COMPONENTS:
         register(kind, name, target, description=description)
+
+
+@hookimpl
+def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., Any] | None:
+    """Resolve ``smp:<encoder>`` for smp encoders not registered up front."""
+    if kind != "backbone":
+        return None
+    from geofm_smp_decoders.encoders import encoder_factory
+
+    return encoder_factory(name)
