@@ -71,3 +71,29 @@ def test_scene_glob_matching_nothing(scene):
     )
     with pytest.raises(ConfigurationError, match=r"matches '\*\.jp2'"):
         dm.setup("fit")
+
+
+def test_scene_regression_and_no_overlap(scene, tmp_path):
+    root, img, _ = scene
+    target = img[0].astype(np.float32) / 10
+    target[:8] = -1
+    write_tif(tmp_path / "reg" / "t.tif", target, nodata=-1.0)
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(tmp_path / "reg"),
+        task="regression", patch_size=32, train_length=2, batch_size=2, seed=1,
+    )
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["mask"].dtype == torch.float32
+    ok = ~torch.isnan(batch["mask"])
+    np.testing.assert_allclose(batch["mask"][ok].numpy(), (batch["image"][:, 0][ok] / 10).numpy(),
+                               rtol=1e-6)
+    far = np.zeros((16, 16), np.uint8)
+    from affine import Affine
+
+    write_tif(tmp_path / "far" / "l.tif", far, transform=Affine(10.0, 0, 900000.0, 0, -10.0, 1e6))
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(tmp_path / "far"),
+        num_classes=2,
+    )
+    with pytest.raises(ConfigurationError, match="do not overlap"):
+        dm.setup("fit")

@@ -395,6 +395,8 @@ class GeoTiffSegmentationDataModule(_GeoTiffDataModule):
         )
         self.ignore_index = ignore_index
         self.reduce_zero_label = reduce_zero_label
+        # checkpoints keep the data settings (inference reuses the band / scaling options)
+        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Label options of the segmentation dataset."""
@@ -501,6 +503,7 @@ class GeoTiffRegressionDataModule(_GeoTiffDataModule):
         self.no_label_replace = no_label_replace
         self.num_classes = 1
         self.class_names: list[str] = []
+        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Target options of the regression dataset."""
@@ -608,6 +611,7 @@ class GeoTiffClassificationDataModule(_GeoTiffDataModule):
             None if class_names is None else len(class_names)
         )
         self._class_names = None if class_names is None else list(class_names)
+        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Class options of the dataset."""

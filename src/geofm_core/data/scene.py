@@ -204,6 +204,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         self.band_indices: list[int] = []
         self.image_nodata: float | None = None
         self.label_nodata: float | None = None
+        self.save_hyperparameters()
 
     # ------------------------------------------------------------ datasets
     def _image_dataset(self, stage: Stage) -> Any:
