@@ -31,6 +31,10 @@ HEAVY_COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("geofm_core.training_cli:predict", "predict with a model"),
     "stats": ("geofm_core.data.stats:main", "per-band means/stds of a training split: "
               "geofm stats -c config.yaml"),
+    "infer": ("geofm_core.inference.cli:main", "predict one raster of any size, streamed: "
+              "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),
+    "export": ("geofm_core.export.cli:main", "export a checkpoint: "
+               "geofm export onnx --ckpt CKPT --output model.onnx"),
 }
 
 EXIT_ERROR = 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +24,9 @@ from torch import nn
 
 from geofm_core.errors import GeofmError
 
-__all__ = ["ExportReport", "ExportVerificationError", "OnnxForward", "export_onnx"]
+__all__ = [
+    "ExportReport", "ExportVerificationError", "OnnxForward", "export_onnx", "input_channels_of",
+]
 
 
 class ExportVerificationError(GeofmError):
@@ -65,14 +68,26 @@ def _dynamic_shapes(ndim: int, multiple: int, spatial: bool) -> dict[str, dict[i
 
 def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
             dynamic_shapes: dict[str, Any] | None) -> None:
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            wrapper, (example,), dynamo=True, opset_version=opset, input_names=["image"],
-            output_names=["output"], dynamic_shapes=dynamic_shapes, verbose=False,
-        )
-        assert program is not None
-        program.save(str(path))
+    torch_logger = logging.getLogger("torch")
+    level = torch_logger.level
+    # A failed dynamic attempt is expected and reported in the notes, not logged.
+    torch_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            _export_quietly(wrapper, example, path, opset, dynamic_shapes)
+    finally:
+        torch_logger.setLevel(level)
+
+
+def _export_quietly(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
+                    dynamic_shapes: dict[str, Any] | None) -> None:
+    program = torch.onnx.export(
+        wrapper, (example,), dynamo=True, opset_version=opset, input_names=["image"],
+        output_names=["output"], dynamic_shapes=dynamic_shapes, verbose=False,
+    )
+    assert program is not None
+    program.save(str(path))
 
 
 def _session(path: Path) -> Any:
@@ -171,6 +186,14 @@ def export_onnx(
     finally:
         partial.unlink(missing_ok=True)
     raise AssertionError("unreachable: the fixed-shape attempt either returns or raises")
+
+
+def input_channels_of(model: nn.Module) -> int | None:
+    """Input bands of a model: the input channels of its first convolution, if any."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Conv3d):
+            return int(module.in_channels)
+    return None
 
 
 class OnnxForward:
