@@ -94,8 +94,6 @@ class _GeoTiffDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
-        # Saved into checkpoints, so `geofm infer --ckpt` preprocesses rasters the same way.
-        self.save_hyperparameters()
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
