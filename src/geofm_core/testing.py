@@ -7,18 +7,20 @@ arguments where the defaults would be slow. The contract parametrizes its tests 
 registered, without editing the tests::
 
     # plugins/acme/tests/test_contracts.py
+    from typing import ClassVar
+
     from geofm_core.testing import BackboneContract, DecoderContract
 
     class TestAcmeBackbones(BackboneContract):
         source = "acme"
-        in_chans = 4                                   # bands of the test input
-        default_kwargs = {"in_chans": 4}               # for every backbone
-        kwargs = {"acme:big_vit": {"in_chans": 4, "depth": 1, "embed_dim": 32}}
+        in_chans = 4                                     # bands of the test input
+        default_kwargs: ClassVar[dict] = {"in_chans": 4}  # for every backbone
+        kwargs: ClassVar[dict] = {"acme:big_vit": {"in_chans": 4, "depth": 1}}
 
     class TestAcmeDecoders(DecoderContract):
         source = "acme"
-        kwargs = {"fancy": {"channels": 16}}           # bare or qualified names
-        skip = {"acme:needs_gpu": "needs CUDA"}        # shown as skips, never silent
+        kwargs: ClassVar[dict] = {"fancy": {"channels": 16}}   # bare or qualified names
+        skip: ClassVar[dict] = {"acme:needs_gpu": "needs CUDA"}  # shown as skips
 
 What the contracts check, at a tiny size (64 x 96 pixels: non-square on purpose):
 forward and backward run and gradients reach the parameters; the declared channels

@@ -6,9 +6,15 @@
   ``input_multiple: int`` (inputs are padded to a multiple of it) and
   ``prepare_features_for_image_model(features)``.
 * A **neck** is built as ``neck(in_channels: list[int], **kwargs)``, maps a feature list
-  to a feature list and declares ``out_channels: list[int]``.
+  to a feature list in ``forward(features, *, image_size)`` (``image_size``: the padded
+  input's H, W) and declares ``out_channels: list[int]``.
 * A **decoder** is built as ``decoder(in_channels: list[int], **kwargs)``, maps a
   feature list to one feature map and declares ``out_channels: int``.
+* A neck or decoder that needs an exact number of input levels may declare the class
+  attribute ``required_levels: int``; factories check it at build time and name both
+  components when it does not fit. Other misfits are raised from the constructor as
+  ``ComponentArgumentError`` (or ``ValueError``), which the factory re-raises naming the
+  component before it.
 * A **head** is built as ``head(in_channels: int, num_classes: int, **kwargs)``.
 """
 
