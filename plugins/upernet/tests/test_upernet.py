@@ -7,7 +7,7 @@ import torch
 from geofm_upernet.upernet import UperNetDecoder
 
 from geofm_core import ComponentArgumentError, get_registry
-from geofm_core.testing import DecoderContract
+from geofm_core.testing import DecoderContract, TinyViT, train_step
 
 
 class TestUperNetContract(DecoderContract):
@@ -48,3 +48,27 @@ def test_three_levels_rejected_by_the_factory_naming_both():
 def test_direct_construction_with_three_levels_is_a_clear_error():
     with pytest.raises(ComponentArgumentError, match="exactly 4"):
         UperNetDecoder([8, 16, 24])
+
+
+def test_trains_on_resnet18_levels_directly():
+    """A CNN with 4 levels (timm out_indices) needs no neck."""
+    factory = get_registry().build("model_factory", "geofm:encoder_decoder")
+    model = factory.build_model(
+        "segmentation", "timm:resnet18", "upernet:upernet", num_classes=3,
+        backbone_kwargs={"in_chans": 6, "out_indices": [1, 2, 3, 4]},
+        decoder_kwargs={"channels": 32},
+    )
+    assert model.backbone.out_channels == [64, 128, 256, 512]
+    train_step(model, "segmentation", torch.randn(2, 6, 64, 64), 3)
+
+
+def test_vit_with_necks_on_a_224_by_448_input():
+    factory = get_registry().build("model_factory", "geofm:encoder_decoder")
+    model = factory.build_model(
+        "regression", TinyViT(in_chans=6, embed_dim=32, depth=4), "upernet:upernet",
+        necks=[{"name": "geofm:reshape_tokens_to_image"},
+               {"name": "geofm:learned_interpolate_to_pyramidal"}],
+        decoder_kwargs={"channels": 16},
+    ).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 6, 224, 448)).output.shape == (1, 224, 448)
