@@ -140,3 +140,32 @@ def test_bad_checkpoints_give_one_clear_error(trained, tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert message in err and str(path) in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "pwned").exists()
+
+
+def test_predict_writes_one_georeferenced_file_per_input(trained, tmp_path, capsys):
+    root = trained["root"]
+    inputs = tmp_path / "inputs"
+    (inputs / "east").mkdir(parents=True)
+    (inputs / "west").mkdir()
+    scene = trained["scene"].read_bytes()
+    (inputs / "east" / "tile.tif").write_bytes(scene)  # same name, two folders
+    (inputs / "west" / "tile.tif").write_bytes((root / "img" / "c0.tif").read_bytes())
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    config["trainer"]["default_root_dir"] = str(tmp_path / "run")
+    config["data"]["init_args"].update(predict_data_root=str(inputs), img_pattern="**/*.tif",
+                                      eval_batch_size=1)  # the two inputs differ in size
+    (tmp_path / "predict.yaml").write_text(yaml.safe_dump(config))
+    argv = ["predict", "-c", str(tmp_path / "predict.yaml"), "--ckpt_path", str(trained["ckpt"])]
+    assert main(argv) == 0
+    out = tmp_path / "run" / "predictions"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tif")) == [
+        "east/tile_pred.tif", "west/tile_pred.tif"]
+    with rasterio.open(out / "east" / "tile_pred.tif") as pred:
+        assert pred.shape == (90, 110) and pred.transform == TRANSFORM
+        assert pred.crs.to_epsg() == 32633 and pred.dtypes == ("uint8",)
+        classes = pred.read(1)
+    assert (classes[:6, :9] == 255).all() and (classes[6:, 9:] < 3).all()
+    before = (out / "west" / "tile_pred.tif").stat().st_mtime_ns
+    assert main(argv) == 1  # outputs exist: refused before anything is written
+    assert "exists" in capsys.readouterr().err
+    assert (out / "west" / "tile_pred.tif").stat().st_mtime_ns == before

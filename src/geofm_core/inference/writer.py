@@ -1,0 +1,154 @@
+"""Writing ``geofm predict`` results: one georeferenced GeoTIFF per input, or a CSV.
+
+Pixel-wise predictions are written next to nothing else: each input ``a/b/x.tif`` under
+the predict root becomes ``<output_dir>/a/b/x_pred.tif`` with the input's CRS and
+transform (read from the input's header, not its pixels), so names never collide.
+Classification predictions go to ``<output_dir>/predictions.csv``. Every file is
+written to a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from geofm_core.errors import ConfigurationError
+from geofm_core.inference.raster import CLASS_NODATA
+
+__all__ = ["GeoTiffPredictionWriter"]
+
+
+class GeoTiffPredictionWriter(BasePredictionWriter):
+    """Write each prediction of ``geofm predict`` as it comes (pixel maps or a CSV).
+
+    Args:
+        output_dir: Folder of the outputs (created if missing).
+        overwrite: Replace existing outputs instead of refusing.
+        probabilities: Also write per-class probabilities (``*_probabilities.tif``).
+        suffix: Appended to each input's stem.
+    """
+
+    def __init__(self, output_dir: str, overwrite: bool = False, probabilities: bool = False,
+                 suffix: str = "_pred") -> None:
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.overwrite = overwrite
+        self.probabilities = probabilities
+        self.suffix = suffix
+        self._written: set[Path] = set()
+        self._rows: list[list[str]] = []
+        self._root: Path | None = None
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Find the predict root (outputs mirror the inputs' folders below it)."""
+        self._written.clear()
+        self._rows.clear()
+        datamodule = getattr(trainer, "datamodule", None)
+        root = getattr(datamodule, "data_root", None)
+        self._root = Path(root("predict")) if callable(root) and root("predict") else None
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        # Refuse before predicting anything, rather than after half the outputs.
+        dataset = getattr(datamodule, "dataset", None)
+        if callable(dataset) and getattr(pl_module, "pixelwise", True):
+            for name in getattr(dataset("predict"), "filenames", []):
+                self._target(str(name), self.suffix)
+            self._written.clear()
+
+    def _target(self, filename: str, suffix: str) -> Path:
+        source = Path(filename)
+        try:
+            relative = source.relative_to(self._root) if self._root else Path(source.name)
+        except ValueError:
+            relative = Path(source.name)
+        target = self.output_dir / relative.with_name(f"{relative.stem}{suffix}.tif")
+        stem, n = target.stem, 2
+        while target in self._written:  # two inputs with one name: never overwrite
+            target = target.with_name(f"{stem}_{n}.tif")
+            n += 1
+        if target.exists() and not self.overwrite:
+            raise ConfigurationError(
+                f"{target} exists; pass overwrite: true to the prediction writer "
+                "(or choose another output_dir) to replace it"
+            )
+        self._written.add(target)
+        return target
+
+    def write_on_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, prediction: Any,
+        batch_indices: Sequence[int] | None, batch: Any, batch_idx: int, dataloader_idx: int,
+    ) -> None:
+        """Write the batch's predictions."""
+        filenames = prediction.get("filename") or [f"sample_{batch_idx}_{i}"
+                                                   for i in range(len(prediction["prediction"]))]
+        values = prediction["prediction"].detach().cpu()
+        probs = prediction.get("probabilities")
+        if not getattr(pl_module, "pixelwise", True):
+            for i, name in enumerate(filenames):
+                row = [str(name), " ".join(map(str, np.atleast_1d(values[i].numpy()).tolist()))]
+                if probs is not None:
+                    row += [f"{p:.6f}" for p in probs[i].detach().cpu().float().tolist()]
+                self._rows.append(row)
+            return
+        for i, name in enumerate(filenames):
+            self._write_map(str(name), values[i], pl_module)
+            if self.probabilities and probs is not None:
+                self._write_map(str(name), probs[i].detach().cpu(), pl_module, "_probabilities")
+
+    def _write_map(self, filename: str, value: torch.Tensor, pl_module: LightningModule,
+                   extra: str = "") -> None:
+        target = self._target(filename, self.suffix + extra)
+        array = value.numpy()
+        array = array[None] if array.ndim == 2 else array
+        profile: dict[str, Any] = {"driver": "GTiff", "count": array.shape[0],
+                                   "height": array.shape[1], "width": array.shape[2]}
+        valid = None
+        if Path(filename).is_file():
+            with rasterio.open(filename) as src:  # header only: pixels were read once
+                profile.update(crs=src.crs, transform=src.transform)
+                if (src.height, src.width) == array.shape[1:] and src.nodata is not None:
+                    valid = src.read_masks(1) > 0
+        dtype: np.dtype[Any] = np.dtype("float32")
+        nodata: float = math.nan
+        if array.dtype.kind in "iu":
+            num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
+            dtype = np.dtype("uint8") if num_classes < 255 else np.dtype("uint16")
+            nodata = CLASS_NODATA[dtype]
+        out = array.astype(dtype)
+        if valid is not None:
+            out[:, ~valid] = nodata
+        profile.update(dtype=dtype.name, nodata=nodata, compress="deflate")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}.tif")
+        try:
+            with rasterio.open(partial, "w", **profile) as dst:
+                dst.write(out)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write the CSV of classification predictions, if any."""
+        if not self._rows:
+            return
+        target = self.output_dir / "predictions.csv"
+        if target.exists() and not self.overwrite:
+            raise ConfigurationError(f"{target} exists; pass overwrite: true to replace it")
+        names = list(getattr(pl_module, "class_names", []) or [])
+        width = max(len(r) for r in self._rows) - 2
+        header = ["filename", "prediction", *[f"p_{n}" for n in names][:width]]
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        with open(partial, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(self._rows)
+        os.replace(partial, target)
