@@ -81,20 +81,43 @@ def _scene_files(root: str | list[str], pattern: str, field: str) -> list[str]:
     return sorted(files)
 
 
-def _raster_class(
-    name: str, files: list[str], *, is_image: bool, all_bands: tuple[str, ...],
-    dtype: torch.dtype,
-) -> type[Any]:
+def _scene_raster_class() -> type[Any]:
+    """The RasterDataset subclass, defined on first use (torchgeo imports slowly).
+
+    It is a module attribute (see ``__getattr__``) so that pickling works when data
+    loader workers are spawned rather than forked.
+    """
+    cached = globals().get("_CLASS")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     from torchgeo.datasets import RasterDataset
 
-    # The files are listed already: accept exactly those by full path.
-    return type(name, (RasterDataset,), {
-        "filename_glob": "*",
-        "is_image": is_image,
-        "all_bands": all_bands,
-        "dtype": property(lambda self: dtype),
-        "__module__": __name__,
-    })
+    class SceneRaster(RasterDataset):  # type: ignore[misc]
+        """Files listed in advance, bands and dtype given per instance."""
+
+        filename_glob = "*"
+
+        def __init__(self, files: list[str], *, is_image: bool, all_bands: tuple[str, ...],
+                     dtype: torch.dtype, **kwargs: Any) -> None:
+            self.is_image = is_image
+            self.all_bands = all_bands
+            self._dtype = dtype
+            super().__init__(files, **kwargs)
+
+        @property
+        def dtype(self) -> torch.dtype:
+            return self._dtype
+
+    SceneRaster.__module__ = __name__
+    SceneRaster.__qualname__ = SceneRaster.__name__ = "_SceneRaster"
+    globals()["_CLASS"] = SceneRaster
+    return SceneRaster
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_SceneRaster":
+        return _scene_raster_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class GeoTiffSceneDataModule(pl.LightningDataModule):
@@ -230,10 +253,9 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
             )
         self.band_indices = selected
         all_bands = tuple(f"band{i}" for i in range(count))
-        cls = _raster_class("GeoTiffScene", files, is_image=True, all_bands=all_bands,
-                            dtype=torch.float32)
-        return cls(files, crs=self._crs(), res=self.res,
-                   bands=[all_bands[i] for i in selected])
+        cls = _scene_raster_class()
+        return cls(files, is_image=True, all_bands=all_bands, dtype=torch.float32,
+                   crs=self._crs(), res=self.res, bands=[all_bands[i] for i in selected])
 
     def _crs(self) -> Any:
         if self.crs is None:
@@ -259,9 +281,9 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
                     f"{files[0]}: a label raster has one band, this one has {src.count}"
                 )
         dtype = torch.float32 if self.task == "regression" else torch.long
-        cls = _raster_class("GeoTiffSceneLabel", files, is_image=False, all_bands=(),
-                            dtype=dtype)
-        return cls(files, crs=image.crs, res=image.res)
+        cls = _scene_raster_class()
+        return cls(files, is_image=False, all_bands=(), dtype=dtype, crs=image.crs,
+                   res=image.res)
 
     def build_dataset(self, stage: Stage) -> Any:
         """The TorchGeo dataset of a stage: image scenes, intersected with labels if any."""
