@@ -98,7 +98,7 @@ class TinyViT(nn.Module):
     def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
         """Token sequences with a leading CLS token; metadata is ignored."""
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
+        tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         out = []
         for i, block in enumerate(self.blocks):
             tokens = block(tokens)

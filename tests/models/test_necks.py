@@ -130,3 +130,10 @@ def test_vit_chain_threads_channels_through_the_registry():
     for name in ["geofm:reshape_tokens_to_image", "geofm:learned_interpolate_to_pyramidal"]:
         channels = reg.build("neck", name, in_channels=channels).out_channels
     assert channels == [8, 16, 32, 32]
+
+
+def test_reshape_tokens_with_a_known_patch_size():
+    neck = ReshapeTokensToImage([32], patch_size=16)
+    assert neck([tokens(2, 4, 6, 32)], image_size=(64, 96))[0].shape == (2, 32, 4, 6)
+    with pytest.raises(ComponentArgumentError, match="patch_size"):
+        ReshapeTokensToImage([32], patch_size=0)

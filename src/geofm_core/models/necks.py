@@ -129,6 +129,9 @@ class ReshapeTokensToImage(Neck):
         remove_cls_token: Drop the first token (a CLS token) before reshaping.
         effective_time_dim: Number of time steps T the tokens hold (frames divided by the
             tubelet size); their embeddings are stacked along the channels.
+        patch_size: The backbone's patch size, if known: the grid is then simply the
+            image size divided by it (which also keeps ONNX exports dynamic in size);
+            otherwise it is inferred from the token count and the image's aspect ratio.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class ReshapeTokensToImage(Neck):
         in_channels: Sequence[int],
         remove_cls_token: bool = True,
         effective_time_dim: int = 1,
+        patch_size: int | None = None,
     ) -> None:
         super().__init__(in_channels)
         if effective_time_dim < 1:
@@ -143,8 +147,13 @@ class ReshapeTokensToImage(Neck):
                 f"reshape_tokens_to_image: effective_time_dim must be >= 1, got "
                 f"{effective_time_dim}"
             )
+        if patch_size is not None and patch_size < 1:
+            raise ComponentArgumentError(
+                f"reshape_tokens_to_image: patch_size must be >= 1, got {patch_size}"
+            )
         self.remove_cls_token = remove_cls_token
         self.effective_time_dim = effective_time_dim
+        self.patch_size = patch_size
 
     def forward(
         self, features: list[torch.Tensor], *, image_size: tuple[int, int] | None = None
@@ -168,7 +177,10 @@ class ReshapeTokensToImage(Neck):
                     f"reshape_tokens_to_image: {count} tokens do not split into "
                     f"effective_time_dim={t} time steps"
                 )
-            h, w = token_grid(count // t, image_size)
+            if self.patch_size is not None and image_size is not None:
+                h, w = image_size[0] // self.patch_size, image_size[1] // self.patch_size
+            else:
+                h, w = token_grid(count // t, image_size)
             grid = tokens.reshape(batch, t, h, w, dim).permute(0, 1, 4, 2, 3)
             out.append(grid.reshape(batch, t * dim, h, w).contiguous())
         return out
