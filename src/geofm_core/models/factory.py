@@ -156,7 +156,24 @@ class EncoderDecoderFactory:
 
     Segmentation and regression give a :class:`~geofm_core.models.pixelwise.PixelWiseModel`;
     classification and multilabel a :class:`~geofm_core.models.scalar.ScalarOutputModel`
-    (whose ``decoder`` defaults to ``geofm:identity``).
+    (whose ``decoder`` defaults to ``geofm:identity``). Arguments of ``build_model``
+    (a task's ``model_args``)::
+
+        backbone: prithvi:prithvi_eo_v2_300     # or timm:resnet18, smp:resnet34, ...
+        backbone_kwargs: {num_frames: 1}
+        necks:
+          - {name: geofm:select_indices, indices: [5, 11, 17, 23]}
+          - {name: geofm:reshape_tokens_to_image}
+          - {name: geofm:learned_interpolate_to_pyramidal}
+        decoder: upernet:upernet
+        decoder_kwargs: {channels: 256}
+        head_kwargs: {dropout: 0.1}
+        num_classes: 2
+        aux_decoders:                         # optional, outputs in auxiliary_heads
+          - {name: aux_head, decoder: geofm:fcn, decoder_kwargs: {channels: 64}}
+        rescale: true                         # resize outputs to the input size
+        pooling: avg                          # classification: avg, max or cls
+        input_multiple: null                  # default: the backbone's
     """
 
     def build_model(
