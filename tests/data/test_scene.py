@@ -7,7 +7,7 @@ import torch
 from geofm_core.data.scene import GeoTiffSceneDataModule
 from geofm_core.errors import ConfigurationError
 
-from .conftest import write_tif
+from .conftest import SHARED_DATA, write_tif
 
 
 @pytest.fixture
@@ -97,3 +97,28 @@ def test_scene_regression_and_no_overlap(scene, tmp_path):
     )
     with pytest.raises(ConfigurationError, match="do not overlap"):
         dm.setup("fit")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "landsat_rgb" / "RGB.byte.tif").is_file(),
+                    reason="../shared/data/landsat_rgb not present")
+def test_real_landsat_scene(tmp_path):
+    import rasterio
+
+    scene = SHARED_DATA / "landsat_rgb" / "RGB.byte.tif"
+    with rasterio.open(scene) as src:
+        red, profile = src.read(1), src.profile
+    label = np.where(red == 0, 255, (red > 100).astype(np.uint8)).astype(np.uint8)
+    profile.update(count=1, nodata=255, dtype="uint8")
+    with rasterio.open(tmp_path / "label.tif", "w", **profile) as dst:
+        dst.write(label, 1)
+    dm = GeoTiffSceneDataModule(
+        train_data_root=str(scene), train_label_data_root=str(tmp_path / "label.tif"),
+        patch_size=64, train_length=4, batch_size=4, num_classes=2, ignore_index=-1,
+        no_data_replace=0.0, seed=0,
+    )
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 64, 64)
+    has_data = batch["image"][:, 0] > 0
+    expected = (batch["image"][:, 0] > 100).long()
+    assert torch.equal(batch["mask"][has_data], expected[has_data])
+    assert (batch["mask"][~has_data] == -1).all()

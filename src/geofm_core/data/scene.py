@@ -98,15 +98,22 @@ def _scene_raster_class() -> type[Any]:
         filename_glob = "*"
 
         def __init__(self, files: list[str], *, is_image: bool, all_bands: tuple[str, ...],
-                     dtype: torch.dtype, **kwargs: Any) -> None:
+                     dtype: torch.dtype, resampling: str = "nearest", **kwargs: Any) -> None:
+            from rasterio.enums import Resampling
+
             self.is_image = is_image
             self.all_bands = all_bands
             self._dtype = dtype
+            self._resampling = Resampling[resampling]
             super().__init__(files, **kwargs)
 
         @property
         def dtype(self) -> torch.dtype:
             return self._dtype
+
+        @property
+        def resampling(self) -> Any:
+            return self._resampling
 
     SceneRaster.__module__ = __name__
     SceneRaster.__qualname__ = SceneRaster.__name__ = "_SceneRaster"
@@ -153,6 +160,10 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
             data (all bands nodata, e.g. past a scene edge), become this value.
         train_augmentations: augmentations while training (see ``geofm_core.data.augment``).
         seed: seed of the random training sampler (None: not reproducible).
+        resampling: how image pixels are resampled when a chip's window is off the scene's
+            pixel grid or the scenes are warped (labels always use nearest). "nearest" keeps
+            image and label pixels aligned on the native grid; "bilinear" / "cubic" are
+            smoother when ``res`` / ``crs`` differ from the files'.
     """
 
     def __init__(
@@ -185,6 +196,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         ignore_index: int | None = None,
         train_augmentations: list[str | dict[str, Any]] | None = None,
         seed: int | None = None,
+        resampling: Literal["nearest", "bilinear", "cubic"] = "nearest",
     ) -> None:
         super().__init__()
         if task == "segmentation" and num_classes is None and class_names is None:
@@ -223,6 +235,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         self.ignore_index = ignore_index
         self.train_augmentation = build_augmentation(train_augmentations)
         self.seed = seed
+        self.resampling = resampling
         self.datasets: dict[str, Any] = {}
         self.band_indices: list[int] = []
         self.image_nodata: float | None = None
@@ -255,7 +268,8 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         all_bands = tuple(f"band{i}" for i in range(count))
         cls = _scene_raster_class()
         return cls(files, is_image=True, all_bands=all_bands, dtype=torch.float32,
-                   crs=self._crs(), res=self.res, bands=[all_bands[i] for i in selected])
+                   resampling=self.resampling, crs=self._crs(), res=self.res,
+                   bands=[all_bands[i] for i in selected])
 
     def _crs(self) -> Any:
         if self.crs is None:
