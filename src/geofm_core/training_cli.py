@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -81,6 +82,33 @@ def import_short_names(args: Sequence[str]) -> list[str]:
     return found
 
 
+@contextlib.contextmanager
+def _short_names_first() -> Iterator[None]:
+    """Resolve geofm's short class names to geofm's classes, whatever else is imported.
+
+    Another imported package (e.g. ``torchgeo.trainers``) may have a class of the same
+    name. jsonargparse resolves a dot-less ``class_path`` among the imported subclasses and
+    refuses ambiguous names; geofm's short names are meant to be geofm's.
+    """
+    from jsonargparse import _typehints
+
+    original = getattr(_typehints, "resolve_class_path_by_name", None)
+    if original is None:  # a jsonargparse without this hook: plain resolution
+        yield
+        return
+
+    def resolve(cls: Any, name: str) -> str:
+        if name in SHORT_NAMES:
+            return f"{SHORT_NAMES[name]}.{name}"
+        return original(cls, name)  # type: ignore[no-any-return]
+
+    _typehints.resolve_class_path_by_name = resolve
+    try:
+        yield
+    finally:
+        _typehints.resolve_class_path_by_name = original
+
+
 class GeofmCLI(LightningCLI):
     """Lightning's CLI in subclass mode with geofm's short names, callbacks and errors."""
 
@@ -96,6 +124,29 @@ class GeofmCLI(LightningCLI):
             GeofmCLI.last_config = dumped.get(self.config.get("subcommand"), dumped)
         except Exception:  # only used to make messages more precise
             GeofmCLI.last_config = None
+
+    def after_instantiate_classes(self) -> None:
+        """Check that model and data agree on the settings they share (e.g. ``num_classes``).
+
+        Lightning logs both hyper-parameter sets together and stops with a RuntimeError
+        when a shared key differs. Two given values that differ are a configuration
+        error; a value given on one side only (the other None) is fine, and then the
+        data's hyper-parameters are not logged separately (the saved config has them).
+        """
+        super().after_instantiate_classes()
+        model_hp = dict(getattr(self.model, "hparams", {}) or {})
+        data_hp = dict(getattr(self.datamodule, "hparams", {}) or {}) if self.datamodule else {}
+        conflicts = [k for k in model_hp.keys() & data_hp.keys()
+                     if not k.startswith("_") and model_hp[k] != data_hp[k]]
+        real = [k for k in conflicts if model_hp[k] is not None and data_hp[k] is not None]
+        if real:
+            details = "; ".join(
+                f"model.init_args.{k} is {model_hp[k]!r} but data.init_args.{k} is {data_hp[k]!r}"
+                for k in sorted(real)
+            )
+            raise ConfigurationError(f"model and data disagree: {details}. Make them equal")
+        if conflicts and self.datamodule is not None:
+            self.datamodule._log_hyperparams = False
 
     def _parse_ckpt_path(self) -> None:
         """Leave the configuration as given: the checkpoint supplies weights, not settings."""
@@ -172,7 +223,7 @@ def _geofm_error_in_chain(exc: BaseException) -> GeofmError | None:
 def _with_location(exc: GeofmError) -> GeofmError:
     """The same error, its message prefixed with the YAML paths of the values it quotes."""
     paths = locate(str(exc), GeofmCLI.last_config)
-    if not paths:
+    if not paths or ".init_args." in str(exc):
         return exc
     try:
         located = type(exc)(f"{' and '.join(paths)}: {exc}")
@@ -248,6 +299,18 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
     )
 
 
+def _run_cli(args: list[str]) -> None:
+    GeofmCLI(
+        model_class=None,
+        datamodule_class=None,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs=_parser_kwargs(),
+        args=args,
+    )
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm fit|validate|test|predict ...``; returns the exit code.
 
@@ -262,15 +325,8 @@ def main(argv: Sequence[str]) -> int:
     saved_argv = sys.argv
     sys.argv = ["geofm"]  # the arguments come from ``args``; the name shows in usage lines
     try:
-        GeofmCLI(
-            model_class=None,
-            datamodule_class=None,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs=_parser_kwargs(),
-            args=args,
-        )
+        with _short_names_first():
+            _run_cli(args)
     except SystemExit as exc:  # --help, --print_config
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
