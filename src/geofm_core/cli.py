@@ -35,6 +35,8 @@ HEAVY_COMMANDS: dict[str, tuple[str, str]] = {
               "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),
     "export": ("geofm_core.export.cli:main", "export a checkpoint: "
                "geofm export onnx --ckpt CKPT --output model.onnx"),
+    "convert": ("geofm_core.convert.terratorch:main", "convert a TerraTorch config: "
+                "geofm convert terratorch CONFIG.yaml -o OUT.yaml"),
 }
 
 EXIT_ERROR = 1
