@@ -139,6 +139,9 @@ class GeofmCLI(LightningCLI):
         conflicts = [k for k in model_hp.keys() & data_hp.keys()
                      if not k.startswith("_") and model_hp[k] != data_hp[k]]
         real = [k for k in conflicts if model_hp[k] is not None and data_hp[k] is not None]
+        if data_hp.get("ignore_index") is not None and "ignore_index" in model_hp and \
+                model_hp["ignore_index"] is None:
+            real.append("ignore_index")  # the task would train on those pixels as a class
         if real:
             details = "; ".join(
                 f"model.init_args.{k} is {model_hp[k]!r} but data.init_args.{k} is {data_hp[k]!r}"
@@ -299,6 +302,19 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
     )
 
 
+def _checkpoint_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
+    ckpt = next((a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
+                 for i, a in enumerate(args) if a.split("=")[0] == "--ckpt_path"), "")
+    first = re.sub(r"\s+", " ", str(exc))
+    if len(first) > 600:
+        first = first[:600] + " ..."
+    return ConfigurationError(
+        f"the checkpoint {ckpt or '(ckpt_path)'} does not fit the model of this config: "
+        f"{first}. Use the config the checkpoint was trained with (its config.yaml is saved "
+        "next to the logs), or a checkpoint of this model"
+    )
+
+
 def _run_cli(args: list[str]) -> None:
     GeofmCLI(
         model_class=None,
@@ -340,6 +356,8 @@ def main(argv: Sequence[str]) -> int:
             raise located from found.__cause__
         if isinstance(exc, ArgumentError):
             raise _argument_error(exc, args) from (exc if debug else None)
+        if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
+            raise _checkpoint_error(exc, args) from (exc if debug else None)
         raise
     finally:
         sys.argv = saved_argv

@@ -86,6 +86,22 @@ def test_resume_from_last_checkpoint_continues_the_step_count(
     assert state["global_step"] == 4 and state["epoch"] == 1
 
 
+def test_checkpoint_of_another_model_is_a_readable_error(
+    make_config: MakeConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config("regression")
+    assert geofm(["fit", "-c", str(config), "--trainer.limit_train_batches", "1",
+                  "--trainer.limit_val_batches", "0"]) == 0
+    ckpt = last_checkpoint(tmp_path / "logs")
+    other = make_config("segmentation", name="other.yaml")
+    capsys.readouterr()
+    assert geofm(["test", "-c", str(other), "--ckpt_path", str(ckpt)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    error = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1 and str(ckpt) in error[0] and "key(s) in state_dict" in error[0]
+
+
 def test_resnet18_aux_heads_frozen_backbone_and_lr_overrides(
     make_config: MakeConfig, tmp_path: Path
 ) -> None:
@@ -190,6 +206,10 @@ def _edit(config: Path, path: str, value: Any) -> None:
     ("model.init_args.aux_loss", {"deep": 1.0},
      ["aux_loss names ['deep'] match no auxiliary head"]),
     ("model.init_args.optimizer", "Adamw", ["model.init_args.optimizer", "'AdamW'"]),
+    ("model.init_args.class_names", ["a", "b", "c"],
+     ["model.init_args.class_names is ['a', 'b', 'c'] but data.init_args.class_names is"]),
+    ("data.init_args.ignore_index", 255,
+     ["model.init_args.ignore_index is None but data.init_args.ignore_index is 255"]),
 ])
 def test_config_errors_are_one_readable_paragraph(
     make_config: MakeConfig, capsys: pytest.CaptureFixture[str], path: str, value: Any,
