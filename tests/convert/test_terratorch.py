@@ -340,7 +340,8 @@ def test_segmentation_prithvi_necks_upernet_converts_and_fits(
     init = model["init_args"]
     assert init["tiled_inference"] == {"crop": 32, "stride": 24, "blend": "ramp"}
     assert init["loss"] == "dice" and init["class_weights"] == [0.3, 0.7]
-    assert init["optimizer"] == "Adam" and init["scheduler"] is None
+    # the top-level optimizer / lr_scheduler (copied) replace the task's optimizer settings
+    assert "optimizer" not in init and "scheduler" not in init
     data = config["data"]
     assert data["class_path"] == "GeoTiffSegmentationDataModule"
     assert data["init_args"]["img_pattern"] == "*_merged.tif"
@@ -499,6 +500,55 @@ def test_smp_decoder_args_and_legacy_names_map() -> None:
     assert args["decoder_kwargs"] == {"atrous_rates": [6, 12, 18]}
     assert args["necks"][1] == {"name": "geofm:interpolate_to_pyramidal", "scale_factor": 2}
     assert any("aux_params" in u for u in conversion.unmapped)
+
+
+def build_task(config: dict[str, Any]) -> Any:
+    """Instantiate the converted task from its init_args (builds the model)."""
+    import geofm_core.tasks as tasks
+
+    model = config["model"]
+    return getattr(tasks, model["class_path"])(**model["init_args"])
+
+
+def test_smp_model_factory_becomes_smp_backbone_and_decoder() -> None:
+    # examples/confs/burnscars_smp.yaml (model part)
+    config = {"model": {"class_path": "terratorch.tasks.SemanticSegmentationTask",
+                        "init_args": {
+        "model_factory": "SMPModelFactory",
+        "model_args": {"model": "Unet", "backbone": "resnet18", "pretrained": False,
+                       "in_channels": 6, "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW",
+                                                   "SWIR_1", "SWIR_2"],
+                       "smp_decoder_channels": [32, 16, 16, 8, 8], "num_classes": 2},
+        "loss": "dice", "optimizer": "AdamW", "scheduler": "ReduceLROnPlateau"}}}
+    converted = convert_config(config).config
+    args = converted["model"]["init_args"]["model_args"]
+    assert args == {"backbone": "smp:resnet18", "backbone_kwargs": {"in_channels": 6},
+                    "decoder": "smp:unet",
+                    "decoder_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]},
+                    "num_classes": 2}
+    import torch
+
+    task = build_task(converted)
+    output = task.model(torch.zeros(1, 6, 64, 64)).output
+    assert tuple(output.shape) == (1, 2, 64, 64)
+
+
+def test_timm_model_factory_becomes_timm_backbone_and_head() -> None:
+    # examples/confs/forestnet_timm.yaml (model part)
+    config = {"model": {"class_path": "terratorch.tasks.ClassificationTask", "init_args": {
+        "model_factory": "TimmModelFactory",
+        "model_args": {"backbone": "resnet18", "pretrained": False, "in_channels": 6,
+                       "num_classes": 12}, "loss": "ce"}}}
+    conversion = convert_config(config)
+    args = conversion.config["model"]["init_args"]["model_args"]
+    assert args == {"backbone": "timm:resnet18",
+                    "backbone_kwargs": {"pretrained": False, "in_chans": 6},
+                    "num_classes": 12}
+    assert any("classifier" in n for n in conversion.notes)
+    import torch
+
+    task = build_task(conversion.config)
+    assert tuple(task.model(torch.zeros(2, 6, 32, 32)).output.shape) == (2, 12)
 
 
 # ------------------------------------------------------------------------- errors

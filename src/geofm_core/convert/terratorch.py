@@ -503,6 +503,116 @@ class _ModelConverter:
             out["rescale"] = rescale
         return out
 
+    # -- SMPModelFactory and TimmModelFactory: whole smp / timm models, written as parts
+    def convert_smp(self, args: dict[str, Any], aux_heads: Any = None) -> dict[str, Any]:
+        """``SMPModelFactory`` args: an smp encoder and an smp decoder by name."""
+        args = copy.deepcopy(args)
+        rep, path = self.report, self.path
+        out: dict[str, Any] = {}
+        backbone = args.pop("backbone", None)
+        model = args.pop("model", None)
+        bands = args.pop("bands", None)
+        in_channels = args.pop("in_channels", None)
+        if in_channels is None and isinstance(bands, list):
+            in_channels = len(bands)
+        if bands is not None:
+            rep.note(f"{path}.bands", "smp encoders take no band names; written as the "
+                     "backbone's in_channels")
+        pretrained = args.pop("pretrained", True)
+        bk = _prefixed(args, "backbone_")
+        smp_args = _prefixed(args, "smp_")
+        aux = _prefixed(args, "aux_")
+        if aux:
+            rep.drop(f"{path}.aux_*", aux, "smp's classification head on the encoder has no "
+                     "geofm counterpart")
+        if aux_heads is not None:
+            rep.drop(f"{self.path}.aux_heads", aux_heads, "not used by SMPModelFactory")
+        out["backbone"] = f"smp:{backbone}" if isinstance(backbone, str) else backbone
+        bkw: dict[str, Any] = {}
+        if in_channels is not None:
+            bkw["in_channels"] = in_channels
+        if pretrained is True:
+            bkw["weights"] = "imagenet"
+        elif isinstance(pretrained, str):
+            bkw["weights"] = pretrained
+        if "encoder_depth" in smp_args:
+            bkw["depth"] = smp_args.pop("encoder_depth")
+        if "encoder_output_stride" in smp_args:
+            bkw["output_stride"] = smp_args.pop("encoder_output_stride")
+        for key, value in bk.items():
+            if key == "output_stride":
+                bkw[key] = value
+            else:
+                rep.drop(f"{path}.backbone_{key}", value,
+                         "geofm's smp backbones take in_channels, depth, weights and "
+                         "output_stride")
+        out["backbone_kwargs"] = bkw
+        decoder = SMP_DECODERS.get(model) if isinstance(model, str) else None
+        if decoder is None:
+            rep.drop(f"{path}.model", model, "no geofm smp decoder of that name")
+            out["decoder"] = model
+        else:
+            out["decoder"] = decoder
+            dkw: dict[str, Any] = {}
+            for key, value in smp_args.items():
+                if key in SMP_DECODER_ARGS[decoder]:
+                    new = SMP_DECODER_ARGS[decoder][key]
+                    if new == "use_norm" and isinstance(value, bool):
+                        value = "batchnorm" if value else "identity"
+                    dkw[new] = value
+                elif key == "upsampling":
+                    rep.note(f"{path}.smp_upsampling", f"{value} dropped: geofm rescales "
+                             "outputs to the input size")
+                else:
+                    rep.drop(f"{path}.smp_{key}", value,
+                             f"{decoder} takes no such argument")
+            if dkw:
+                out["decoder_kwargs"] = dkw
+            rep.note(f"{path}.model", (
+                f"smp {model} written as the backbone {out['backbone']} and the decoder "
+                f"{decoder}; geofm's head (a 1x1 conv) replaces smp's segmentation head"))
+        if self.task == "regression" and args.pop("regression_relu", False):
+            out["head_kwargs"] = {"final_act": "relu"}
+        num_classes = args.pop("num_classes", None)
+        if num_classes is not None and self.task != "regression":
+            out["num_classes"] = num_classes
+        for key in list(args):
+            rep.drop(f"{path}.{key}", args.pop(key), "SMPModelFactory argument geofm has no "
+                     "counterpart for")
+        return out
+
+    def convert_timm(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``TimmModelFactory`` args: a whole timm classifier, written as backbone + head."""
+        args = copy.deepcopy(args)
+        rep, path = self.report, self.path
+        out: dict[str, Any] = {}
+        backbone = args.pop("backbone", None)
+        out["backbone"] = f"timm:{backbone}" if isinstance(backbone, str) else backbone
+        bkw: dict[str, Any] = {}
+        pretrained = args.pop("pretrained", True)
+        if isinstance(pretrained, bool):
+            bkw["pretrained"] = pretrained
+        else:
+            bkw["pretrained"] = False
+            rep.drop(f"{path}.pretrained", pretrained, "weights by name or path are not "
+                     "loaded by geofm's timm backbone; use checkpoint_path with a timm file")
+        if "in_channels" in args:
+            bkw["in_chans"] = args.pop("in_channels")
+        extra = _prefixed(args, "backbone_")
+        if extra:
+            bkw["model_kwargs"] = extra
+        out["backbone_kwargs"] = bkw
+        if "num_classes" in args:
+            out["num_classes"] = args.pop("num_classes")
+        rep.note(f"{path}.backbone", (
+            f"the timm classifier {backbone} written as the feature backbone "
+            f"{out['backbone']}, average pooling of its last level and geofm's "
+            "classification head (in place of timm's own classifier)"))
+        for key in list(args):
+            rep.drop(f"{path}.{key}", args.pop(key), "TimmModelFactory argument geofm has no "
+                     "counterpart for")
+        return out
+
     # -- legacy PrithviModelFactory
     def _legacy_args(self, args: dict[str, Any], bk: dict[str, Any]) -> None:
         path, rep = self.path, self.report
@@ -800,7 +910,8 @@ def _patch(value: Any) -> int | None:
 # --------------------------------------------------------------------------- task
 
 
-def _convert_model(model: dict[str, Any], report: _Report) -> tuple[dict[str, Any], str | None]:
+def _convert_model(model: dict[str, Any], report: _Report,
+                   cli_optimizer: bool = False) -> tuple[dict[str, Any], str | None]:
     class_path = model.get("class_path")
     name = _class_name(class_path)
     if name not in TASKS or not (_is_terratorch_path(class_path) or class_path == name):
@@ -821,13 +932,22 @@ def _convert_model(model: dict[str, Any], report: _Report) -> tuple[dict[str, An
         out["model_factory"] = "geofm:encoder_decoder"
         out["model_args"] = converter.convert(
             model_args, legacy=factory_name in LEGACY_PRITHVI_FACTORIES, aux_heads=aux_heads)
+    elif factory_name == "SMPModelFactory" and task in ("segmentation", "regression"):
+        out["model_factory"] = "geofm:encoder_decoder"
+        out["model_args"] = converter.convert_smp(model_args, aux_heads)
+    elif factory_name == "TimmModelFactory" and task in ("classification", "multilabel"):
+        out["model_factory"] = "geofm:encoder_decoder"
+        out["model_args"] = converter.convert_timm(model_args)
+        if aux_heads is not None:
+            report.drop(f"{base}.aux_heads", aux_heads, "not used by TimmModelFactory")
     elif factory is None and "model" in args:
         out["model"] = args.pop("model")
         report.note(f"{base}.model", "a ready module, copied; geofm calls it as "
                     "model(image, **metadata) and expects a ModelOutput or a tensor")
     else:
         report.drop(f"{base}.model_factory", factory,
-                    "only EncoderDecoderFactory and PrithviModelFactory are converted; "
+                    "only EncoderDecoderFactory, PrithviModelFactory, SMPModelFactory "
+                    "(segmentation) and TimmModelFactory (classification) are converted; "
                     "model_args are kept as they are")
         out["model_factory"] = factory
         out["model_args"] = model_args
@@ -851,15 +971,23 @@ def _convert_model(model: dict[str, Any], report: _Report) -> tuple[dict[str, An
             if key in out:
                 report.drop(f"{base}.{key}", out.pop(key), "does not apply to regression")
     optimizer = args.pop("optimizer", None)
-    out["optimizer"] = _class_name(optimizer) if optimizer else "Adam"
-    if optimizer is None:
-        report.note(f"{base}.optimizer", "not given: TerraTorch uses Adam (geofm's default "
-                    "is AdamW), written as Adam")
     scheduler = args.pop("scheduler", None)
-    out["scheduler"] = _class_name(scheduler) if scheduler else None
-    if scheduler is None:
-        report.note(f"{base}.scheduler", "not given: TerraTorch uses no scheduler (geofm's "
-                    "default is ReduceLROnPlateau), written as null")
+    if cli_optimizer:
+        # Lightning's top-level optimizer / lr_scheduler replace the task's settings, in
+        # TerraTorch and in geofm alike; only explicit task values are carried over.
+        if optimizer:
+            out["optimizer"] = _class_name(optimizer)
+        if scheduler:
+            out["scheduler"] = _class_name(scheduler)
+    else:
+        out["optimizer"] = _class_name(optimizer) if optimizer else "Adam"
+        if optimizer is None:
+            report.note(f"{base}.optimizer", "not given: TerraTorch uses Adam (geofm's "
+                        "default is AdamW), written as Adam")
+        out["scheduler"] = _class_name(scheduler) if scheduler else None
+        if scheduler is None:
+            report.note(f"{base}.scheduler", "not given: TerraTorch uses no scheduler "
+                        "(geofm's default is ReduceLROnPlateau), written as null")
     hparams = out.get("scheduler_hparams")
     if isinstance(hparams, dict) and "interval" in hparams:
         hparams = dict(hparams)
@@ -1286,7 +1414,7 @@ def convert_config(config: dict[str, Any], source: str = "<config>") -> Conversi
             report.drop(key, value, "not a `geofm fit` setting")
     model = config.get("model")
     if isinstance(model, dict):
-        converted, task = _convert_model(model, report)
+        converted, task = _convert_model(model, report, cli_optimizer="optimizer" in config)
         out["model"] = converted
         task_args = dict(converted.get("init_args") or {})
     elif model is not None:
