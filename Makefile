@@ -8,7 +8,7 @@ LOCAL := -e '.[test]' -e plugins/prithvi -e plugins/smp_decoders -e plugins/uper
          -e examples/geofm-plugin-example
 STAMP := $(BIN)/.geofm-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-peer clean
 
 $(STAMP): pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml examples/*/pyproject.toml
 
 setup: $(STAMP)
 
+# Land cover of a real Landsat 7 scene: download, chips, geofm stats/fit/infer, a PNG.
 demo: setup
-	$(BIN)/geofm plugins
-	$(BIN)/geofm list
+	$(BIN)/python examples/demo/run_demo.py
 
 lint: setup
 	$(BIN)/ruff check .
@@ -28,9 +28,19 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
+# The benchmarks (bench/run.py; --quick for a short run) beside TerraTorch, from its own
+# venv (make bench-peer); without it the TerraTorch column stays empty, with a note.
 bench: setup
-	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+PEER_VENV := .venv-terratorch
+bench-peer:
+	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install $(TORCH) terratorch
+	$(PEER_VENV)/bin/python -c "import importlib.metadata as m, terratorch; print('terratorch', m.version('terratorch'))"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from geofm_core.errors import ConfigurationError
 
@@ -30,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=18)
     parser.add_argument("--atol", type=float, default=1e-4)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("--int8", choices=["dynamic", "static"],
+                        help="write an int8 model (onnxruntime quantization): dynamic "
+                        "(linear layers, no data needed) or static (convolutions too, "
+                        "calibrated on --calibration rasters)")
+    parser.add_argument("--calibration", type=Path, nargs="+", default=[],
+                        help="GeoTIFFs whose centre crops (--image-size) calibrate --int8 "
+                        "static; read with the checkpoint's bands and normalisation")
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -63,9 +71,21 @@ def main(argv: Sequence[str]) -> int:
         )
     frames = args.num_frames or (prep.num_frames if prep.num_frames > 1 else None)
     size = (args.image_size * 2)[:2]
-    report = export_onnx(task.model, args.output, in_channels=in_channels,
+    if args.int8 == "static" and not args.calibration:
+        raise ConfigurationError(
+            "--int8 static needs --calibration GeoTIFFs (a few chips like the training "
+            "data); or use --int8 dynamic"
+        )
+    float_path = (args.output.with_name(f".{args.output.stem}.float.onnx") if args.int8
+                  else args.output)
+    report = export_onnx(task.model, float_path, in_channels=in_channels,
                          image_size=(size[0], size[1]), num_frames=frames,
                          dynamic=not args.static, opset=args.opset, atol=args.atol)
+    if args.int8:
+        try:
+            return _quantize(args, float_path, report, prep, (size[0], size[1]))
+        finally:
+            float_path.unlink(missing_ok=True)
     dynamic = ("batch and spatial size" if report.dynamic_spatial else
                "batch" if report.dynamic_batch else "nothing (fixed shape)")
     sys.stdout.write(
@@ -73,5 +93,40 @@ def main(argv: Sequence[str]) -> int:
         f"{report.max_abs_diff:.2e} on shapes {report.checked_shapes}\n"
     )
     for note in report.notes:
+        sys.stdout.write(f"  note: {note}\n")
+    return 0
+
+
+def _calibration_chips(paths: Sequence[Path], prep: Any, size: tuple[int, int]) -> list[Any]:
+    """Centre crops of the calibration rasters, preprocessed like the training data."""
+    import rasterio
+    from rasterio.windows import Window
+
+    chips = []
+    for path in paths:
+        if not path.is_file():
+            raise ConfigurationError(f"calibration raster {path} does not exist")
+        with rasterio.open(path) as src:
+            h, w = min(size[0], src.height), min(size[1], src.width)
+            window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
+            raw = src.read(prep.band_indexes(src.count, path), window=window)
+            x = prep(raw, src.nodata)
+        chips.append(x.unsqueeze(0).numpy())
+    return chips
+
+
+def _quantize(args: argparse.Namespace, float_path: Path, exported: Any, prep: Any,
+              size: tuple[int, int]) -> int:
+    from geofm_core.export.quantize import quantize_onnx
+
+    chips = _calibration_chips(args.calibration, prep, size) if args.calibration else None
+    report = quantize_onnx(float_path, args.output, method=args.int8, calibration=chips,
+                           check_inputs=chips[:4] if chips else None)
+    sys.stdout.write(
+        f"wrote {report.path}: int8 ({report.method}), {report.size_mb:.1f} MB (float "
+        f"{report.float_size_mb:.1f} MB); class agreement with the float model "
+        f"{report.agreement:.2%} on {'the calibration chips' if chips else 'random inputs'}\n"
+    )
+    for note in [*exported.notes, *report.notes]:
         sys.stdout.write(f"  note: {note}\n")
     return 0
