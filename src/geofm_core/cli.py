@@ -166,7 +166,9 @@ def _run(func: Callable[[], int], debug: bool) -> int:
         else:
             sys.stderr.write(f"error: {exc}\n")
             if exc.__cause__ is not None:
-                sys.stderr.write(f"  caused by {type(exc.__cause__).__name__}: {exc.__cause__}\n")
+                cause = " ".join(str(exc.__cause__).split())
+                cause = cause if len(cause) <= 300 else cause[:297] + "..."
+                sys.stderr.write(f"  caused by {type(exc.__cause__).__name__}: {cause}\n")
             sys.stderr.write("  (run with --debug for the traceback)\n")
         return EXIT_ERROR
 

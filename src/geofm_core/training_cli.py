@@ -26,7 +26,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -153,6 +153,20 @@ class GeofmCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Leave the configuration as given: the checkpoint supplies weights, not settings."""
+
+    #: ``--overwrite`` was given: ``fit`` may replace an earlier run's checkpoints.
+    overwrite: bool = False
+    #: The command line of this run (``geofm fit ...``), as DDP's other ranks must see it.
+    launch_argv: ClassVar[list[str]] = ["geofm"]
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        """Resolve and check ``ckpt_path`` and the outputs (:mod:`geofm_core.run_safety`)."""
+        from geofm_core.run_safety import prepare_run
+
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        # Lightning's DDP launcher starts the other ranks with this process's sys.argv.
+        sys.argv = list(GeofmCLI.launch_argv)
+        return prepare_run(self.trainer, subcommand, kwargs, overwrite=GeofmCLI.overwrite)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = config.get("callbacks") or []
@@ -301,6 +315,20 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
         "parsed configuration)"
     )
 
+    if "Problems parsing config" in message and not path:
+        files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
+        files += [a.partition("=")[2] for a in args if a.startswith("--config=")]
+        missing = [f for f in files if not Path(f).is_file()]
+        if missing:
+            return ConfigurationError(
+                f"config file {missing[0]} does not exist; give the path of a YAML config "
+                f"(`geofm {command} --print_config` prints a complete one)"
+            )
+        if files:
+            return ConfigurationError(
+                f"{' or '.join(files)} is not a valid config: {reason}. Fix the YAML syntax "
+                "there (indentation, brackets, 'key: value' pairs)"
+            )
 
 def _checkpoint_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
     ckpt = next((a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
@@ -335,11 +363,16 @@ def main(argv: Sequence[str]) -> int:
         GeofmError: A component could not be built; the message names the YAML path.
     """
     debug = "--debug" in argv or bool(os.environ.get("GEOFM_DEBUG"))
-    args = [a for a in argv if a != "--debug"]
+    args = [a for a in argv if a not in ("--debug", "--overwrite")]
+    GeofmCLI.overwrite = "--overwrite" in argv
     import_short_names(args)
     GeofmCLI.last_config = None
     saved_argv = sys.argv
-    sys.argv = ["geofm"]  # the arguments come from ``args``; the name shows in usage lines
+    # The arguments come from ``args``; sys.argv names the program in usage lines and is
+    # what Lightning's DDP launcher runs again for the other ranks.
+    program = saved_argv[0] if saved_argv and Path(saved_argv[0]).name == "geofm" else "geofm"
+    sys.argv = [program]
+    GeofmCLI.launch_argv = [program, *argv]
     try:
         with _short_names_first():
             _run_cli(args)

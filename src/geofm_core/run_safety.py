@@ -1,0 +1,198 @@
+"""Checks run by ``geofm fit|validate|test|predict`` before Lightning starts working.
+
+* ``--ckpt_path``: a missing file is an error naming the option; ``last`` finds the
+  newest ``last*.ckpt`` of *earlier* runs too (Lightning looks only in the current run's
+  checkpoint folder, which with a logger is a new ``version_N`` each run, so a plain
+  ``--ckpt_path last`` would silently start from scratch).
+* Checkpoints are read with ``torch.load(weights_only=True)``; an unsafe pickle, a
+  truncated file or the weights of another model give one error naming the file.
+* Outputs: folders that cannot be written stop the run before training; ``geofm fit``
+  refuses to write into a checkpoint folder that already holds checkpoints of an
+  earlier run unless it resumes (``--ckpt_path``) or ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from geofm_core.errors import ConfigurationError
+
+__all__ = [
+    "checkpoint_error",
+    "guard_checkpoint_loading",
+    "prepare_run",
+    "resolve_last_checkpoint",
+]
+
+#: ``--ckpt_path`` values Lightning resolves itself.
+_SPECIAL = ("best", "hpc")
+
+
+def checkpoint_error(path: Any, exc: BaseException) -> ConfigurationError:
+    """One clear error for a checkpoint that could not be read."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    if isinstance(exc, FileNotFoundError):
+        return ConfigurationError(
+            f"checkpoint {path} does not exist; give the .ckpt written by `geofm fit` "
+            "(--ckpt_path PATH, or --ckpt_path last to resume the newest run)"
+        )
+    if isinstance(exc, pickle.UnpicklingError):
+        return ConfigurationError(
+            f"refused to load {path}: it contains Python objects that would run code when "
+            f"unpickled ({first}). geofm loads checkpoints with weights_only=True (tensors and "
+            "plain values only); re-save the weights as a state dict or safetensors"
+        )
+    return ConfigurationError(
+        f"{path} is not a readable checkpoint (truncated or corrupted?): "
+        f"{type(exc).__name__}: {first}. Use another checkpoint, e.g. the previous last.ckpt"
+    )
+
+
+def guard_checkpoint_loading(trainer: Any) -> None:
+    """Make the trainer's strategy load checkpoints with ``weights_only=True`` and clear errors."""
+    strategy = trainer.strategy
+    if getattr(strategy, "_geofm_guarded", False):
+        return
+    load_checkpoint = strategy.load_checkpoint
+    load_model_state_dict = strategy.load_model_state_dict
+
+    def guarded_load_checkpoint(checkpoint_path: Any, weights_only: bool | None = None) -> Any:
+        try:
+            return load_checkpoint(checkpoint_path, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+                ValueError) as exc:
+            raise checkpoint_error(checkpoint_path, exc) from exc
+
+    def guarded_load_model_state_dict(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+        try:
+            load_model_state_dict(checkpoint, strict=strict)
+        except (RuntimeError, KeyError) as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise ConfigurationError(
+                f"{trainer.ckpt_path or 'the checkpoint'} holds weights of another model than "
+                f"this config builds ({'; '.join(lines)[:400]}); use the checkpoint written "
+                "with this config, or fix model.init_args to match it"
+            ) from exc
+
+    strategy.load_checkpoint = guarded_load_checkpoint
+    strategy.load_model_state_dict = guarded_load_model_state_dict
+    strategy._geofm_guarded = True
+
+
+def _checkpoint_dirs(trainer: Any) -> list[Path]:
+    """The folders the trainer's ModelCheckpoint callbacks write to in this run."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    dirs = []
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            resolve = getattr(callback, "_ModelCheckpoint__resolve_ckpt_dir", None)
+            if callback.dirpath is not None:
+                dirs.append(Path(callback.dirpath))
+            elif callable(resolve):
+                dirs.append(Path(resolve(trainer)))
+    return dirs
+
+
+def _search_dirs(trainer: Any) -> list[Path]:
+    """Checkpoint folders of this run and of earlier runs with the same logger settings."""
+    dirs = _checkpoint_dirs(trainer)
+    for logger in trainer.loggers[:1]:
+        save_dir = logger.save_dir if logger.save_dir is not None else trainer.default_root_dir
+        base = Path(save_dir) / str(logger.name or "")
+        if base.is_dir():
+            dirs += [p / "checkpoints" for p in base.iterdir() if p.is_dir()]
+    dirs.append(Path(trainer.default_root_dir) / "checkpoints")
+    return list(dict.fromkeys(dirs))
+
+
+def resolve_last_checkpoint(trainer: Any) -> Path | None:
+    """The newest ``last*.ckpt`` of this run's or earlier runs' checkpoint folders."""
+    found = [p for d in _search_dirs(trainer) if d.is_dir()
+             for p in d.glob("last*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def _writable(path: Path, what: str) -> None:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigurationError(
+            f"{what}: {path} cannot be created because {probe} is a file, not a folder; "
+            "choose another folder"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"{what}: {path} is not writable ({probe} does not allow writing); choose a "
+            "folder you can write to"
+        )
+
+
+def _output_dirs(trainer: Any, subcommand: str) -> Iterable[tuple[Path, str]]:
+    for logger in trainer.loggers:
+        save_dir = getattr(logger, "save_dir", None)
+        if save_dir is not None:
+            yield Path(save_dir), "trainer.logger save_dir"
+    if subcommand == "fit":
+        yield Path(trainer.default_root_dir), "trainer.default_root_dir"
+        for path in _checkpoint_dirs(trainer):
+            yield path, "checkpoint folder (trainer.default_root_dir or ModelCheckpoint dirpath)"
+
+
+def _is_rank_zero(trainer: Any) -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(trainer.global_rank) == 0
+
+
+def prepare_run(trainer: Any, subcommand: str, kwargs: dict[str, Any],
+                overwrite: bool = False) -> dict[str, Any]:
+    """Check outputs and ``ckpt_path`` of a subcommand; returns its keyword arguments.
+
+    Raises:
+        ConfigurationError: A missing checkpoint, an unwritable output folder, or (``fit``)
+            a checkpoint folder holding an earlier run's checkpoints without ``--overwrite``.
+    """
+    kwargs = dict(kwargs)
+    guard_checkpoint_loading(trainer)
+    kwargs["weights_only"] = True
+    ckpt = kwargs.get("ckpt_path")
+    if ckpt == "last":
+        found = resolve_last_checkpoint(trainer)
+        if found is None:
+            searched = ", ".join(str(d) for d in _search_dirs(trainer)[:3])
+            if subcommand != "fit":
+                raise ConfigurationError(
+                    f"--ckpt_path last: no last*.ckpt found (searched {searched}); give the "
+                    "checkpoint's path"
+                )
+            warnings.warn(
+                f"--ckpt_path last: no last*.ckpt found yet (searched {searched}); training "
+                "starts from scratch", stacklevel=2,
+            )
+            kwargs["ckpt_path"] = None
+        else:
+            kwargs["ckpt_path"] = str(found)
+    elif isinstance(ckpt, str | Path) and str(ckpt) not in _SPECIAL and "://" not in str(ckpt):
+        if not Path(ckpt).is_file():
+            raise checkpoint_error(ckpt, FileNotFoundError(ckpt))
+    if not _is_rank_zero(trainer):
+        return kwargs
+    for path, what in _output_dirs(trainer, subcommand):
+        _writable(path, what)
+    if subcommand == "fit" and kwargs.get("ckpt_path") is None and not overwrite:
+        for folder in _checkpoint_dirs(trainer):
+            existing = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+            if existing:
+                raise ConfigurationError(
+                    f"{folder} already holds checkpoints of an earlier run "
+                    f"({', '.join(p.name for p in existing[:3])}); resume it with "
+                    "--ckpt_path last, pass --overwrite to replace them, or choose another "
+                    "trainer.default_root_dir"
+                )
+    return kwargs
