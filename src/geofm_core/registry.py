@@ -424,6 +424,7 @@ def check_arguments(factory: Callable[..., Any], kwargs: dict[str, Any], what: s
     except (TypeError, ValueError):
         return
     params = sig.parameters
+    _check_types(factory, params, kwargs, what)
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     accepted = [n for n, p in params.items()
@@ -443,6 +444,62 @@ def check_arguments(factory: Callable[..., Any], kwargs: dict[str, Any], what: s
         raise ComponentArgumentError(
             f"{what} is missing required argument(s): {', '.join(missing)}"
         )
+
+
+def _annotations(factory: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved parameter annotations of a class or function; unresolvable ones left out."""
+    import typing
+
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        pass
+    namespace = dict(getattr(inspect.getmodule(target), "__dict__", {}))
+    out: dict[str, Any] = {}
+    for name, annotation in getattr(target, "__annotations__", {}).items():
+        try:
+            out[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:
+            continue
+    return out
+
+
+def _check_types(factory: Callable[..., Any], params: Any, kwargs: dict[str, Any],
+                 what: str) -> None:
+    """Raise for a value that cannot be its parameter's annotated type ("eight" for an int).
+
+    Values are validated with pydantic in lax mode (8.0 passes for an int) and never
+    converted; parameters whose annotation pydantic cannot check are left alone.
+    """
+    given = {k: v for k, v in kwargs.items() if k in params and v is not None}
+    if not given:
+        return
+    annotations = _annotations(factory)
+    if not annotations:
+        return
+    from pydantic import TypeAdapter, ValidationError
+
+    for key, value in given.items():
+        annotation = annotations.get(key)
+        if annotation is None or annotation is Any:
+            continue
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        except Exception:  # classes such as nn.Module: nothing to check here
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            expected = getattr(annotation, "__name__", None) or str(annotation).replace(
+                "typing.", "")
+            reason = exc.errors()[0].get("msg", "") if exc.errors() else ""
+            raise ComponentArgumentError(
+                f"{what} argument {key!r} expects {expected}, got {value!r} "
+                f"({type(value).__name__}): {reason}. Fix the value of {key!r}"
+            ) from None
+        except Exception:
+            continue
 
 
 _registry: Registry | None = None
