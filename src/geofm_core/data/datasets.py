@@ -258,6 +258,27 @@ class GeoTiffImageDataset(Dataset[Sample]):
             invalid = None if invalid is None else invalid.reshape(shape)
         return values, invalid
 
+    def _check_invalid(self, index: int, values: np.ndarray, invalid: np.ndarray) -> None:
+        """Training data must not feed nodata-only chips or NaN to the model (labelled sets).
+
+        A chip with no valid pixel can teach nothing and, left in silently, dilutes the
+        batch; a NaN reaching the model turns the loss and then every weight into NaN.
+        Both stop the run with the file's name instead of being skipped silently.
+        """
+        path = self.items[index][1]
+        if invalid.all():
+            raise ConfigurationError(
+                f"{path}: every pixel of this image is nodata/NaN, so it can teach the model "
+                "nothing; remove it (and its label) from the folder, or leave it out with a "
+                "split file"
+            )
+        if self.no_data_replace is None and np.isnan(values).any():
+            raise ConfigurationError(
+                f"{path}: the image has NaN pixels and no_data_replace is not set, so NaN would "
+                "reach the model and turn the loss into NaN; set no_data_replace (e.g. 0) in "
+                "the data section"
+            )
+
     def read_raw(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Selected bands of an image after ``constant_scale``, and its valid-pixel mask.
 
@@ -272,6 +293,8 @@ class GeoTiffImageDataset(Dataset[Sample]):
     def load_image(self, index: int) -> np.ndarray:
         """The image as the model sees it (nodata replaced, normalised)."""
         values, invalid = self._read(index)
+        if invalid is not None and self.task != "image":
+            self._check_invalid(index, values, invalid)
         if self.no_data_replace is not None and invalid is not None:
             values[invalid] = np.float32(self.no_data_replace)
         if self._mean is not None and self._std is not None:
@@ -404,6 +427,12 @@ class _PairedDataset(GeoTiffImageDataset):
             valid &= data != np.asarray(nodata).astype(data.dtype)
         if data.dtype.kind == "f":
             valid &= ~np.isnan(data)
+        if not valid.any():
+            raise ConfigurationError(
+                f"{path}: every pixel of this label is nodata/NaN, so its image "
+                f"{self.items[index][1].name} can teach the model nothing; remove both files, "
+                "or leave them out with a split file"
+            )
         return data, valid
 
     def __getitem__(self, index: int) -> Sample:
