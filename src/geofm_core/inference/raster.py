@@ -26,7 +26,13 @@ from rasterio.windows import Window
 from geofm_core.errors import ConfigurationError, GeofmError
 from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
 
-__all__ = ["OutputExistsError", "Preprocessing", "RasterPrediction", "predict_raster"]
+__all__ = [
+    "OutputExistsError",
+    "OutputWriteError",
+    "Preprocessing",
+    "RasterPrediction",
+    "predict_raster",
+]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Kind = Literal["segmentation", "regression"]
@@ -35,6 +41,29 @@ CLASS_NODATA = {np.dtype("uint8"): 255, np.dtype("uint16"): 65535}
 
 class OutputExistsError(GeofmError, FileExistsError):
     """The output file exists and overwriting was not asked for."""
+
+
+class OutputWriteError(GeofmError, OSError):
+    """Writing the output failed (disk full, say); nothing is left at the final path."""
+
+
+def _verify_written(temps: Sequence[Path], finals: Sequence[Path]) -> None:
+    """Read every block of the finished files back before they are renamed into place.
+
+    GDAL reports a full disk only on stderr (``_tiffWriteProc: No space left on device``)
+    while it flushes blocks, without an error rasterio could raise, so a truncated file
+    would otherwise be renamed to the final path and reported as written.
+    """
+    for temp, final in zip(temps, finals, strict=False):
+        try:
+            with rasterio.open(temp) as check:
+                for _, window in check.block_windows(1):
+                    check.read(window=window)
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            raise OutputWriteError(
+                f"writing {final} failed ({exc}); the disk may be full. Nothing was written "
+                "at the output path: free space or choose another output folder, and run again"
+            ) from exc
 
 
 @dataclass
@@ -128,6 +157,24 @@ def _temporary(final: Path, tag: str) -> Path:
     return final.with_name(f".{final.name}.{tag}-{os.getpid()}.partial.tif")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_partials(final: Path) -> None:
+    """Delete temporary files a killed run left next to ``final`` (its process is gone)."""
+    for stale in final.parent.glob(f".{final.name}.*-*.partial.tif"):
+        pid = stale.name.rsplit("-", 1)[-1].split(".", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def _atomic_outputs(finals: Sequence[Path], overwrite: bool) -> Iterator[list[Path]]:
     for final in finals:
@@ -142,6 +189,8 @@ def _atomic_outputs(finals: Sequence[Path], overwrite: bool) -> Iterator[list[Pa
             raise ConfigurationError(
                 f"output folder {final.parent} is not writable; choose another output path"
             )
+    for final in finals:
+        _remove_stale_partials(final)
     temps = [_temporary(f, "tmp") for f in finals]
     try:
         yield temps
@@ -238,8 +287,18 @@ def predict_raster(
                 f"{input_path} has no CRS, so the prediction could not be georeferenced; "
                 "assign one (e.g. gdal_edit.py -a_srs EPSG:XXXX) or pass allow_missing_crs"
             )
-        return _stream(forward, src, temps, finals, kind, num_classes or 1, prep,
-                       crop, stride, batch_size, blend, cog, progress)
+        try:
+            result = _stream(forward, src, temps, finals, kind, num_classes or 1, prep,
+                             crop, stride, batch_size, blend, cog, progress)
+        except (rasterio.errors.RasterioIOError, OSError) as exc:
+            if isinstance(exc, GeofmError):
+                raise
+            raise OutputWriteError(
+                f"writing {output_path} failed ({exc}); the disk may be full. Nothing was "
+                "written at the output path: free space or choose another output folder"
+            ) from exc
+        _verify_written(temps, finals)
+        return result
 
 
 def _stream(
@@ -249,6 +308,12 @@ def _stream(
 ) -> RasterPrediction:
     height, width = src.height, src.width
     indexes = prep.band_indexes(src.count, Path(src.name))
+    if prep.means is not None and len(prep.means) * prep.num_frames != len(indexes):
+        raise ConfigurationError(
+            f"{src.name}: {len(indexes) // prep.num_frames} bands are read but the model was "
+            f"trained on {len(prep.means)} (means/stds of the checkpoint); give a raster with "
+            "the training bands"
+        )
     nodata = src.nodata
     rows, cols = tile_starts(height, crop, stride), tile_starts(width, crop, stride)
     weights = blend_weights(crop, stride, blend)
@@ -290,7 +355,13 @@ def _stream(
             read_to = min(row + crop, height)
             if read_to > loaded_until:
                 window = Window(0, loaded_until, width, read_to - loaded_until)
-                block = src.read(indexes, window=window)
+                try:
+                    block = src.read(indexes, window=window)
+                except rasterio.errors.RasterioIOError as exc:
+                    raise ConfigurationError(
+                        f"{src.name}: reading rows {loaded_until}-{read_to} failed ({exc}); the "
+                        "file is truncated or corrupted: replace it"
+                    ) from exc
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block
                 bad = np.zeros(block.shape[1:], dtype=bool)
