@@ -472,6 +472,20 @@ def test_every_dropped_key_is_reported() -> None:
     assert "NOT CONVERTED" in render(conversion)
 
 
+def test_band_ranges_and_custom_names_become_positions() -> None:
+    data = {"class_path": "terratorch.datamodules.GenericNonGeoSegmentationDataModule",
+            "init_args": {"dataset_bands": [[0, 11]], "output_bands": [1, 2, 3, 8, 11],
+                          "num_classes": 2, "img_grep": "*.tif", "label_grep": "*.tif"}}
+    init = convert_config({"data": data}).config["data"]["init_args"]
+    assert init["output_bands"] == [1, 2, 3, 8, 11] and "dataset_bands" not in init
+    data["init_args"].update(dataset_bands=["VV", "VH", "BLUE"], output_bands=["VH", "BLUE"])
+    init = convert_config({"data": data}).config["data"]["init_args"]
+    assert init["output_bands"] == [1, 2]
+    data["init_args"].update(dataset_bands=["BLUE", "GREEN"], output_bands=["GREEN"])
+    init = convert_config({"data": data}).config["data"]["init_args"]
+    assert init["dataset_bands"] == ["BLUE", "GREEN"] and init["output_bands"] == ["GREEN"]
+
+
 def test_aggregate_tokens_becomes_pooling_for_classification() -> None:
     config = {"model": {"class_path": "terratorch.tasks.ClassificationTask", "init_args": {
         "model_factory": "EncoderDecoderFactory",

@@ -652,10 +652,14 @@ class _ModelConverter:
                                  "takes its input channels from its bands")
                 elif key == "patch_size" and _patch(value) == PRITHVI_PATCH[variant]:
                     rep.note(f"{path}{key}", f"{value} dropped: the variant's own patch size")
-                elif key == "coords_encoding" and (
-                        sorted(value or []) == (["location", "time"] if variant.endswith("_tl")
-                                                else [])):
-                    rep.note(f"{path}{key}", f"{value} dropped: the variant's own encoding")
+                elif key == "coords_encoding":
+                    own = ["location", "time"] if variant.endswith("_tl") else []
+                    if sorted(value or []) == own:
+                        rep.note(f"{path}{key}", f"{value} dropped: the variant's own encoding")
+                    else:
+                        rep.drop(f"{path}{key}", value, "geofm's *_tl variants always encode "
+                                 "time and location (when the batch has them), the others "
+                                 "never; pick the variant instead")
                 else:
                     rep.drop(f"{path}{key}", value,
                              f"prithvi:{variant} takes no such argument (`geofm describe "
@@ -1185,6 +1189,7 @@ def _convert_bands(args: dict[str, Any], out: dict[str, Any], report: _Report,
         return
     # TerraTorch matches output bands by value in dataset_bands (ints, [a, b] ranges and
     # custom names included); geofm's dataset_bands takes HLS names only, so write positions.
+    dataset = _expand_bands(dataset)
     wanted = _expand_bands(output) if output is not None else list(dataset)
     positions = []
     for band in wanted:
