@@ -34,7 +34,7 @@ HEAVY_COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("geofm_core.inference.cli:main", "predict one raster of any size, streamed: "
               "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),
     "export": ("geofm_core.export.cli:main", "export a checkpoint: "
-               "geofm export onnx --ckpt CKPT --output model.onnx"),
+               "geofm export onnx|safetensors --ckpt CKPT --output FILE"),
     "convert": ("geofm_core.convert.terratorch:main", "convert a TerraTorch config: "
                 "geofm convert terratorch CONFIG.yaml -o OUT.yaml"),
 }

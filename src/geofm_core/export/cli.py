@@ -19,9 +19,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Export a trained checkpoint; the file is verified in onnxruntime "
         "(max abs difference to PyTorch <= --atol) before it is kept.",
     )
-    parser.add_argument("format", choices=["onnx"], help="export format")
+    parser.add_argument("format", choices=["onnx", "safetensors"],
+                        help="onnx (verified in onnxruntime) or safetensors (the model's "
+                        "weights and settings, loadable without pickle)")
     parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint from geofm fit")
-    parser.add_argument("--output", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="the .onnx or .safetensors file to write")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224],
                         help="example input H [W] (default 224)")
     parser.add_argument("--in-channels", type=int,
@@ -47,6 +50,12 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     if args.output.exists() and not args.overwrite:
         raise ConfigurationError(f"{args.output} exists; pass --overwrite to replace it")
+    if args.format == "safetensors":
+        from geofm_core.export.safetensors import export_safetensors
+
+        path = export_safetensors(args.ckpt, args.output, overwrite=args.overwrite)
+        sys.stdout.write(f"wrote {path} (model weights and settings as safetensors)\n")
+        return 0
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:

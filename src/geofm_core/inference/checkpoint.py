@@ -97,6 +97,7 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None) -> A
     hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
                if not k.startswith("_")}
     hparams.update(overrides or {})
+    hparams.pop("weights_path", None)  # the weights come from the checkpoint
     # Weights come from the checkpoint: don't fetch pretrained ones again.
     model_args = dict(hparams.get("model_args") or {})
     backbone_kwargs = dict(model_args.get("backbone_kwargs") or {})

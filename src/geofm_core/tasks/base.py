@@ -64,6 +64,10 @@ class GeofmTask(LightningModule):
             datamodule's or dataset's ``plot(sample)`` and a logger that takes figures).
         tiled_inference: ``{crop, stride, batch_size, blend}``; when given, test and
             predict run over overlapping tiles (pixel-wise tasks only).
+        weights_path: Weights loaded (strictly) into the built model: a ``.safetensors``
+            file from ``geofm export safetensors`` or a state dict / checkpoint read with
+            ``torch.load(weights_only=True)``. Checkpoints given with ``--ckpt_path``
+            still win.
     """
 
     #: Arguments not saved as hyper-parameters.
@@ -109,6 +113,7 @@ class GeofmTask(LightningModule):
         lr_overrides: dict[str, float] | None = None,
         plot_on_val: int = 0,
         tiled_inference: dict[str, Any] | None = None,
+        weights_path: str | None = None,
     ) -> None:
         super().__init__()
         self._ready_model = model
@@ -126,6 +131,10 @@ class GeofmTask(LightningModule):
         if tiled_inference is not None:
             self._check_tiling(tiled_inference)
         self.configure_models()
+        if weights_path is not None:
+            from geofm_core.export.safetensors import load_weights
+
+            load_weights(self.model, weights_path)
         self.configure_losses()
         self.configure_metrics()
         self._frozen: list[nn.Module] = []
