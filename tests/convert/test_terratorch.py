@@ -406,6 +406,101 @@ def test_classification_timm_converts_and_fits(data_root: Path, tmp_path: Path) 
     assert data["init_args"]["train_augmentations"] == ["vflip"]
 
 
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sen1floods11"
+
+# examples/confs/sen1floods11_vit.yaml on the real Sen1Floods11 chip (tiny backbone).
+SEN1FLOODS11 = """
+{trainer}
+data:
+  class_path: terratorch.datamodules.GenericNonGeoSegmentationDataModule
+  init_args:
+    batch_size: 16
+    num_workers: 0
+    constant_scale: 0.0001
+    dataset_bands: [COASTAL_AEROSOL, BLUE, GREEN, RED, RED_EDGE_1, RED_EDGE_2, RED_EDGE_3,
+                    NIR_BROAD, NIR_NARROW, WATER_VAPOR, CIRRUS, SWIR_1, SWIR_2]
+    output_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+    rgb_indices: [2, 1, 0]
+    train_transform:
+      - class_path: albumentations.RandomCrop
+        init_args: {{height: 64, width: 64}}
+      - class_path: ToTensorV2
+    train_data_root: {root}
+    train_label_data_root: {root}
+    val_data_root: {root}
+    val_label_data_root: {root}
+    train_split: {split}
+    val_split: {split}
+    img_grep: "*_S2Hand.tif"
+    label_grep: "*_LabelHand.tif"
+    no_label_replace: -1
+    no_data_replace: 0
+    means: [0.1412956, 0.13795798, 0.12353792, 0.30902815, 0.2044958, 0.11912015]
+    stds: [0.07406382, 0.07370365, 0.08692279, 0.11798815, 0.09772074, 0.07659938]
+    num_classes: 2
+model:
+  class_path: terratorch.tasks.SemanticSegmentationTask
+  init_args:
+    model_factory: EncoderDecoderFactory
+    model_args:
+      backbone: prithvi_eo_v2_300
+      backbone_pretrained: false
+      backbone_embed_dim: 32
+      backbone_depth: 4
+      backbone_num_heads: 4
+      backbone_bands: [BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2]
+      necks:
+        - name: SelectIndices
+          indices: [0, 1, 2, 3]
+        - name: ReshapeTokensToImage
+        - name: LearnedInterpolateToPyramidal
+      decoder: UNetDecoder
+      decoder_channels: [32, 16, 16, 8]
+      head_dropout: 0.1
+      num_classes: 2
+    loss: dice
+    aux_heads:
+      - name: aux_head
+        decoder: FCNDecoder
+        decoder_args:
+          decoder_channels: 16
+          decoder_in_index: -1
+          decoder_num_convs: 2
+          head_dropout: 0.1
+    aux_loss:
+      aux_head: 1.0
+    ignore_index: -1
+optimizer:
+  class_path: torch.optim.AdamW
+  init_args:
+    lr: 1.e-4
+    weight_decay: 0.1
+"""
+
+
+def test_sen1floods11_example_on_the_real_chip_converts_and_fits(tmp_path: Path) -> None:
+    if not (SHARED / "Spain_7370579_S2Hand.tif").is_file():
+        pytest.skip(f"shared test data not found at {SHARED}")
+    split = tmp_path / "flood_train_data.txt"
+    split.write_text("Spain_7370579\n")
+    trainer = TRAINER.format(out=tmp_path).strip("\n")
+    text = SEN1FLOODS11.format(trainer=trainer, root=SHARED.resolve(), split=split)
+    source = tmp_path / "sen1floods11_vit.yaml"
+    source.write_text(text)
+    target = tmp_path / "converted.yaml"
+    assert geofm(["convert", "terratorch", str(source), "-o", str(target)]) == 0
+    converted = yaml.safe_load(target.read_text())
+    args = converted["model"]["init_args"]["model_args"]
+    assert args["decoder"] == "smp:unet"
+    assert args["aux_decoders"] == [{"name": "aux_head", "decoder": "geofm:fcn",
+                                     "decoder_kwargs": {"channels": 16, "in_index": -1,
+                                                        "num_convs": 2},
+                                     "head_kwargs": {"dropout": 0.1}}]
+    assert converted["model"]["init_args"]["aux_loss"] == {"aux_head": 1.0}
+    assert converted["data"]["init_args"]["train_split"] == str(split)
+    assert geofm(["fit", "-c", str(target), "--trainer.fast_dev_run", "1"]) == 0
+
+
 # ------------------------------------------------------------------------- listing
 
 
@@ -484,6 +579,32 @@ def test_band_ranges_and_custom_names_become_positions() -> None:
     data["init_args"].update(dataset_bands=["BLUE", "GREEN"], output_bands=["GREEN"])
     init = convert_config({"data": data}).config["data"]["init_args"]
     assert init["dataset_bands"] == ["BLUE", "GREEN"] and init["output_bands"] == ["GREEN"]
+
+
+def test_fcn_decoder_keeps_full_size_output_and_flip_maps() -> None:
+    # examples/confs/multi_temporal_crop.yaml (legacy factory, 3 frames, rescale: false)
+    config = {"model": {"class_path": "terratorch.tasks.SemanticSegmentationTask",
+                        "init_args": {
+        "model_factory": "PrithviModelFactory",
+        "model_args": {"decoder": "FCNDecoder", "pretrained": False,
+                       "backbone": "prithvi_vit_100", "in_channels": 6,
+                       "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
+                       "num_frames": 3, "rescale": False, "num_classes": 13,
+                       "decoder_channels": 64, "head_channel_list": [32]}}},
+              "data": {"class_path": "GenericNonGeoSegmentationDataModule", "init_args": {
+        "num_classes": 13, "reduce_zero_label": True, "expand_temporal_dimension": True,
+        "train_transform": [{"class_path": "albumentations.Flip"},
+                            {"class_path": "ToTensorV2"}]}}}
+    converted = convert_config(config).config
+    args = converted["model"]["init_args"]["model_args"]
+    assert args["backbone"] == "prithvi:prithvi_eo_v1_100"
+    assert args["necks"] == [{"name": "geofm:reshape_tokens_to_image",
+                              "effective_time_dim": 3}]
+    assert args["decoder"] == "geofm:fcn" and args["rescale"] is True
+    data = converted["data"]["init_args"]
+    assert data["train_augmentations"] == ["hflip", "vflip"]
+    assert data["reduce_zero_label"] is True and data["ignore_index"] == -1
+    assert data["expand_temporal_dimension"] is True
 
 
 def test_aggregate_tokens_becomes_pooling_for_classification() -> None:

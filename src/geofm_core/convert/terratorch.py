@@ -198,6 +198,7 @@ KNOWN_KWARGS: dict[tuple[str, str], tuple[str, ...]] = {
     ("head", "geofm:regression"): ("channel_list", "dropout", "final_act",
                                    "learned_upscale_layers"),
     ("head", "geofm:classification"): ("dim_list", "dropout"),
+    ("backbone", "smp:resnet18"): ("in_channels", "depth", "weights", "output_stride"),
     **{("decoder", name): tuple(dict.fromkeys(args.values()))
        for name, args in SMP_DECODER_ARGS.items()},
 }
@@ -500,7 +501,12 @@ class _ModelConverter:
             else:
                 out["num_classes"] = num_classes
         if rescale is not None:
-            out["rescale"] = rescale
+            if rescale is False and out.get("decoder") == "geofm:fcn":
+                out["rescale"] = True
+                rep.note(f"{path}.rescale", "false written as true: TerraTorch's FCNDecoder "
+                         "upsamples to the input size itself, geofm:fcn does not")
+            else:
+                out["rescale"] = rescale
         return out
 
     # -- SMPModelFactory and TimmModelFactory: whole smp / timm models, written as parts
@@ -642,7 +648,7 @@ class _ModelConverter:
                 value = bk.pop(key)
                 if key in PRITHVI_ARGS:
                     out[PRITHVI_ARGS[key]] = value
-                elif key == "in_chans":
+                elif key in ("in_chans", "in_channels"):
                     if bands is not None and value != len(bands):
                         rep.drop(f"{path}{key}", value,
                                  f"differs from the {len(bands)} bands; geofm takes the "
@@ -1242,6 +1248,11 @@ def _rot90(args: dict[str, Any]) -> list[Any]:
     return ["rot90" if p == 1.0 else {"rot90": p}]
 
 
+def _flip_any(args: dict[str, Any]) -> list[Any]:
+    p = _prob(args)
+    return ["hflip", "vflip"] if p == 0.5 else [{"hflip": p}, {"vflip": p}]
+
+
 def _d4(args: dict[str, Any]) -> list[Any]:
     p = _prob(args, 1.0)
     if p != 1.0:
@@ -1279,6 +1290,7 @@ TRANSFORMS: dict[str, Callable[[dict[str, Any]], list[Any]]] = {
     "VerticalFlip": _flip("vflip"),
     "RandomRotate90": _rot90,
     "D4": _d4,
+    "Flip": _flip_any,
     "RandomCrop": _sized("random_crop"),
     "CenterCrop": _sized("center_crop"),
     "Resize": _sized("resize"),
@@ -1319,6 +1331,9 @@ def _convert_transforms(transforms: Any, report: _Report, where: str) -> list[An
             report.drop(spot, args, f"arguments of {name} geofm's augmentation does not take")
         if name == "D4":
             report.note(spot, "D4 written as hflip + rot90 (together the same 8 symmetries)")
+        elif name == "Flip":
+            report.note(spot, "Flip (a random horizontal, vertical or double flip) written "
+                        "as independent hflip and vflip")
         out.extend(entries)
     if out:
         report.note(where, "geofm applies augmentations to whole batches on the device "
