@@ -159,6 +159,16 @@ def test_prithvi_necks_upernet_from_yaml(make_config: MakeConfig, tmp_path: Path
     assert {"test/mIoU", "val/IoU_water"} <= logged_keys(tmp_path / "logs")
 
 
+def test_ready_module_instead_of_a_factory(make_config: MakeConfig, tmp_path: Path) -> None:
+    config = make_config("segmentation", model={"model": {
+        "class_path": "torch.nn.Conv2d",
+        "init_args": {"in_channels": BANDS, "out_channels": len(CLASSES), "kernel_size": 1}}})
+    assert geofm(["fit", "-c", str(config)]) == 0
+    state = torch.load(last_checkpoint(tmp_path / "logs"), map_location="cpu",
+                       weights_only=False)
+    assert set(state["state_dict"]) == {"model.weight", "model.bias"}
+
+
 def test_torchgeo_task_by_full_class_path(make_config: MakeConfig, tmp_path: Path) -> None:
     config = make_config("segmentation")
     data = yaml.safe_load(config.read_text())

@@ -116,7 +116,8 @@ class GeofmTask(LightningModule):
         weights_path: str | None = None,
     ) -> None:
         super().__init__()
-        self._ready_model = model
+        # Kept out of nn.Module's registry: it becomes ``self.model``, registered once.
+        object.__setattr__(self, "_ready_model", model)
         self.save_hyperparameters(ignore=list(self.ignore))
         self.num_classes = self._resolve_num_classes(num_classes, model_args, class_names)
         if class_names is not None and self.num_classes is not None:
