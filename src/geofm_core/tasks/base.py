@@ -89,6 +89,7 @@ class GeofmTask(LightningModule):
 
     model: nn.Module
     loss_handler: LossHandler
+    _ready_model: nn.Module | None
 
     def __init__(
         self,
