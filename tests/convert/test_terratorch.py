@@ -740,3 +740,28 @@ def test_written_kwargs_exist_in_the_real_component_signatures(
     params = inspect.signature(factory).parameters
     missing = [k for k in KNOWN_KWARGS[kind_name] if k not in params]
     assert not missing, f"{kind} {name} has no parameters {missing}"
+
+
+def test_mapping_tables_only_write_checked_kwargs_and_registered_names() -> None:
+    from geofm_core.convert import terratorch as tt
+    from geofm_core.registry import get_registry
+
+    registry = get_registry()
+    prithvi = set(KNOWN_KWARGS[("backbone", "prithvi:prithvi_eo_v1_100")])
+    assert set(tt.PRITHVI_ARGS.values()) <= prithvi
+    for variant in {*tt.PRITHVI_BACKBONES.values(), *(v for v, _ in
+                                                     tt.PRITHVI_SUBSTITUTES.values())}:
+        registry.get("backbone", f"prithvi:{variant}")
+    for name in tt.NECKS.values():
+        registry.get("neck", name)
+        assert ("neck", name) in KNOWN_KWARGS
+    for table in (tt.DECODER_ARGS, tt.SMP_DECODER_ARGS):
+        for name, renames in table.items():
+            registry.get("decoder", name)
+            assert set(renames.values()) <= set(KNOWN_KWARGS[("decoder", name)]), name
+    assert set(tt.DECODERS.values()) <= set(tt.DECODER_ARGS)
+    assert set(tt.SMP_DECODERS.values()) == set(tt.SMP_DECODER_ARGS)
+    heads = {"segmentation": "geofm:segmentation", "regression": "geofm:regression",
+             "classification": "geofm:classification", "multilabel": "geofm:classification"}
+    for task, renames in tt.HEAD_ARGS.items():
+        assert set(renames.values()) <= set(KNOWN_KWARGS[("head", heads[task])]), task
