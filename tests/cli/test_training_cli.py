@@ -169,6 +169,51 @@ def test_ready_module_instead_of_a_factory(make_config: MakeConfig, tmp_path: Pa
     assert set(state["state_dict"]) == {"model.weight", "model.bias"}
 
 
+def test_plot_on_val_uses_the_datamodule_plot(geotiff_data: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import Logger
+
+    from geofm_core.data import GeoTiffSegmentationDataModule
+    from geofm_core.tasks import SemanticSegmentationTask
+
+    class FigureLogger(Logger):
+        """Takes figures like TensorBoard's logger (not installed here)."""
+
+        name, version = "figures", 0
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+
+        @property
+        def experiment(self) -> Any:
+            return self
+
+        def add_figure(self, tag: str, figure: Any, step: int) -> None:
+            assert type(figure).__name__ == "Figure"
+            self.tags.append(tag)
+
+        def log_metrics(self, metrics: Any, step: Any = None) -> None:
+            pass
+
+        def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    root = str(geotiff_data["seg"])
+    data = GeoTiffSegmentationDataModule(
+        train_data_root=root, val_data_root=root, img_pattern="*_img.tif",
+        label_pattern="*_mask.tif", batch_size=2, means=[0.0] * BANDS, stds=[1.0] * BANDS,
+        num_classes=3, rgb_indices=[2, 1, 0])
+    task = SemanticSegmentationTask(model=torch.nn.Conv2d(BANDS, 3, 1), num_classes=3,
+                                    plot_on_val=2)
+    logger = FigureLogger()
+    Trainer(accelerator="cpu", max_epochs=1, logger=logger, enable_checkpointing=False,
+            enable_progress_bar=False, num_sanity_val_steps=0, limit_train_batches=1,
+            default_root_dir=tmp_path).fit(task, datamodule=data)
+    assert logger.tags == ["val/prediction_chip0_img.tif", "val/prediction_chip2_img.tif"]
+
+
 def test_torchgeo_task_by_full_class_path(make_config: MakeConfig, tmp_path: Path) -> None:
     config = make_config("segmentation")
     data = yaml.safe_load(config.read_text())

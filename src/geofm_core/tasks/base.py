@@ -12,6 +12,7 @@ import difflib
 import inspect
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -488,7 +489,7 @@ class GeofmTask(LightningModule):
 
     def _plot_index(self, batch: Mapping[str, Any]) -> str:
         names = batch.get("filename")
-        return str(names[0]) if names else str(self.global_step)
+        return Path(str(names[0])).name if names else str(self.global_step)
 
 
 def _frozen_modules(model: nn.Module) -> list[nn.Module]:
