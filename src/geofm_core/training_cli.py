@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from geofm_core.errors import ConfigurationError, GeofmError
@@ -185,6 +185,13 @@ class GeofmCLI(LightningCLI):
             isinstance(c, LearningRateMonitor) for c in given
         ):
             defaults.append(LearningRateMonitor())
+        if self.subcommand == "predict" and not any(
+            isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]
+        ):
+            from geofm_core.inference.writer import GeoTiffPredictionWriter
+
+            root = Path(config.get("default_root_dir") or os.getcwd())
+            defaults.append(GeoTiffPredictionWriter(output_dir=str(root / "predictions")))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
 
 
