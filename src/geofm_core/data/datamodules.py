@@ -203,10 +203,18 @@ class _GeoTiffDataModule(pl.LightningDataModule):
 
     def _loader(self, stage: Stage, shuffle: bool) -> DataLoader[Any]:
         dataset: Dataset[Any] = self.dataset(stage)
-        return DataLoader(
+        options: dict[str, Any] = {"shuffle": shuffle}
+        loader_class: type[DataLoader[Any]] = DataLoader
+        if stage == "train":
+            # A run killed mid-epoch resumes with the same batches (geofm_core.data.resumable).
+            from geofm_core.data.resumable import EpochSampler, ResumableDataLoader
+
+            options = {"sampler": EpochSampler(len(self.dataset(stage)), shuffle=shuffle)}
+            loader_class = ResumableDataLoader
+        return loader_class(
             dataset,
             batch_size=self.batch_size if stage == "train" else self.eval_batch_size,
-            shuffle=shuffle,
+            **options,
             num_workers=self.num_workers,
             drop_last=self.drop_last and stage == "train" and len(self.dataset(stage)) >
             self.batch_size,
