@@ -361,8 +361,9 @@ class GeofmTask(LightningModule):
         size = batch["image"].shape[0]
         on_step = stage == "train"
         for key, value in parts.items():
+            # sync_dist: under DDP the epoch value is the mean over all ranks (a no-op on one)
             self.log(f"{stage}/{key}", value, batch_size=size, on_step=on_step, on_epoch=True,
-                     prog_bar=key == "loss")
+                     prog_bar=key == "loss", sync_dist=True)
         self._update(stage, output.output.detach(), target)
         return output, loss
 
@@ -385,7 +386,8 @@ class GeofmTask(LightningModule):
         output = ModelOutput(self.adapt_output(self._tiled(batch)))
         target = batch[self.target_key]
         main = self.loss_handler.main_loss(output.output, target)["loss"]
-        self.log("test/loss", main, batch_size=batch["image"].shape[0], on_epoch=True)
+        self.log("test/loss", main, batch_size=batch["image"].shape[0], on_epoch=True,
+                 sync_dist=True)
         self._update("test", output.output, target)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
