@@ -315,13 +315,6 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
             "class_path (e.g. torchgeo.trainers.SemanticSegmentationTask)."
         )
     command = args[0] if args else "fit"
-    where = f" at {path}" if path else ""
-    return ConfigurationError(
-        f"invalid configuration{where}: {reason}.{hint} Fix that entry of the config "
-        f"(`geofm {command} --help` lists the arguments, `--print_config` prints the "
-        "parsed configuration)"
-    )
-
     if "Problems parsing config" in message and not path:
         files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
         files += [a.partition("=")[2] for a in args if a.startswith("--config=")]
@@ -336,6 +329,13 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
                 f"{' or '.join(files)} is not a valid config: {reason}. Fix the YAML syntax "
                 "there (indentation, brackets, 'key: value' pairs)"
             )
+    where = f" at {path}" if path else ""
+    return ConfigurationError(
+        f"invalid configuration{where}: {reason}.{hint} Fix that entry of the config "
+        f"(`geofm {command} --help` lists the arguments, `--print_config` prints the "
+        "parsed configuration)"
+    )
+
 
 def _checkpoint_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
     ckpt = next((a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
