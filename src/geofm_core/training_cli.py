@@ -191,7 +191,8 @@ class GeofmCLI(LightningCLI):
             from geofm_core.inference.writer import GeoTiffPredictionWriter
 
             root = Path(config.get("default_root_dir") or os.getcwd())
-            defaults.append(GeoTiffPredictionWriter(output_dir=str(root / "predictions")))
+            defaults.append(GeoTiffPredictionWriter(output_dir=str(root / "predictions"),
+                                                    overwrite=GeofmCLI.overwrite))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
 
 
