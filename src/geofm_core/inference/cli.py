@@ -99,7 +99,7 @@ def main(argv: Sequence[str]) -> int:
     seconds = time.perf_counter() - start
     sys.stdout.write(
         f"wrote {result.output} ({height} x {width} px, {result.tiles} tiles, "
-        f"{height * width / 1e6 / seconds:.2f} Mpx/s)\n"
+        f"{height * width / 1e6 / seconds:.3g} Mpx/s)\n"
     )
     if result.probabilities:
         sys.stdout.write(f"wrote {result.probabilities}\n")
