@@ -262,6 +262,8 @@ _KEY = re.compile(r'Parser key "([^"]+)"')
 _CLASS_PATH = re.compile(r"Problem with given class_path '([^']+)'")
 _OPTION = re.compile(r"Option '([^']+)' is not accepted")
 _DOT_PATH = re.compile(r"Expected a dot import path string: (\S+)")
+_TOP_OPTION = re.compile(r"Subcommand '\w+' does not accept option '([\w.]+)'")
+_REQUIRED = re.compile(r"the following arguments are required: \w+\.([\w.]+)")
 _NOISE = (
     "Parser key", "Does not validate against any of the Union subtypes", "Subtypes:",
     "Errors:", "- Expected a <class 'NoneType'>", "Given value type:", "Given value:",
@@ -315,6 +317,26 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
             f" Short names: {', '.join(SHORT_NAMES)}; any other class needs its full "
             "class_path (e.g. torchgeo.trainers.SemanticSegmentationTask)."
         )
+    top_option = _TOP_OPTION.search(message)
+    if top_option and not path:
+        path = top_option.group(1)
+        group, _, key = path.rpartition(".")
+        reason = f"there is no setting {path!r}"
+        if group == "trainer":
+            from lightning.pytorch import Trainer
+
+            known = _accepted_options(f"{Trainer.__module__}.{Trainer.__name__}")
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(repr(f'trainer.{c}') for c in close)}?" if close \
+                else ""
+    required = _REQUIRED.search(message)
+    if required and not path:
+        path = required.group(1)
+        reason = f"{path} is required"
+        if path in ("model", "data"):
+            example = "SemanticSegmentationTask" if path == "model" else \
+                "GeoTiffSegmentationDataModule"
+            hint = f" Add e.g. `{path}: {{class_path: {example}, init_args: {{...}}}}`."
     command = args[0] if args else "fit"
     if "Problems parsing config" in message and not path:
         files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]

@@ -263,6 +263,8 @@ def _edit(config: Path, path: str, value: Any) -> None:
     ("model.init_args.optimizer", "Adamw", ["model.init_args.optimizer", "'AdamW'"]),
     ("model.init_args.class_names", ["a", "b", "c"],
      ["model.init_args.class_names is ['a', 'b', 'c'] but data.init_args.class_names is"]),
+    ("trainer.max_epoch", 1, ["at trainer.max_epoch", "Did you mean 'trainer.max_epochs'"]),
+    ("model", None, ["at model: model is required", "class_path: SemanticSegmentationTask"]),
     ("data.init_args.ignore_index", 255,
      ["model.init_args.ignore_index is None but data.init_args.ignore_index is 255"]),
 ])
