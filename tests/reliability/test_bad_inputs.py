@@ -381,7 +381,7 @@ def infer_without_crs(c: Ctx) -> Case:
 
 def infer_truncated_input(c: Ctx) -> Case:
     source = write_tif(c.tmp / "big.tif", np.ones((BANDS, 300, 300), np.float32))
-    source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    source.write_bytes(source.read_bytes()[: source.stat().st_size // 8])
     return Case(c.infer(source, c.tmp / "out.tif"), ["big.tif", "truncated", "replace it"])
 
 
