@@ -129,6 +129,23 @@ def test_class_weights_on_a_regression_loss_is_an_error() -> None:
         build_loss("mse", class_weights=[1.0, 2.0])
 
 
+def test_ignore_index_with_a_loss_that_cannot_ignore_is_an_error(fake_dist) -> None:
+    from geofm_core.registry import reset_registry
+
+    fake_dist("geofm-plugin-plainloss", {"plainloss": "plainloss_plugin"}, {
+        "plainloss_plugin": """
+            from geofm_core import hookimpl
+
+            @hookimpl
+            def geofm_register_components(register):
+                register("loss", "l1", "torch.nn:L1Loss", description="torch's L1")
+        """})
+    reset_registry()
+    assert isinstance(build_loss("plainloss:l1"), torch.nn.L1Loss)
+    with pytest.raises(ConfigurationError, match="'plainloss:l1' cannot leave"):
+        build_loss("plainloss:l1", ignore_index=0)
+
+
 def test_wrong_loss_argument_names_the_loss() -> None:
     with pytest.raises(ComponentArgumentError, match=r"'geofm:focal'.*gama.*gamma"):
         build_loss("focal", kwargs={"gama": 1.0})

@@ -62,14 +62,21 @@ def build_loss(
     """Build the loss ``name``, passing ``ignore_index``/``class_weights`` when it takes them.
 
     Raises:
-        ConfigurationError: ``class_weights`` were given but the loss does not take them.
+        ConfigurationError: ``class_weights`` or ``ignore_index`` were given but the loss
+            does not take them.
         ComponentArgumentError: ``kwargs`` do not fit the loss's signature.
         UnknownComponentError: No installed plugin provides ``name``.
     """
     spec = get_registry().get("loss", name)
     factory = spec.load()
     args = dict(kwargs or {})
-    if ignore_index is not None and _accepts(factory, "ignore_index"):
+    if ignore_index is not None:
+        if not _accepts(factory, "ignore_index"):
+            raise ConfigurationError(
+                f"ignore_index is {ignore_index} but loss {spec.qualified_name!r} cannot leave "
+                "pixels out, so it would train on them; pick a loss that takes ignore_index or "
+                "remove ignore_index"
+            )
         args.setdefault("ignore_index", ignore_index)
     if class_weights is not None:
         if not _accepts(factory, "class_weights"):
