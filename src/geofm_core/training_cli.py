@@ -338,7 +338,8 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
                 "GeoTiffSegmentationDataModule"
             hint = f" Add e.g. `{path}: {{class_path: {example}, init_args: {{...}}}}`."
     command = args[0] if args else "fit"
-    if "Problems parsing config" in message and not path:
+    if path in ("", "config") and ("Problems parsing config" in message
+                                   or "File does not exist" in message):
         files = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-c", "--config")]
         files += [a.partition("=")[2] for a in args if a.startswith("--config=")]
         missing = [f for f in files if not Path(f).is_file()]

@@ -175,7 +175,8 @@ def missing_required(c: Ctx) -> Case:
 
 
 def missing_config_file(c: Ctx) -> Case:
-    return Case(["fit", "-c", str(c.tmp / "nope.yaml")], ["nope.yaml"])
+    return Case(["fit", "-c", str(c.tmp / "nope.yaml")], ["config file", "nope.yaml",
+                                                        "does not exist"])
 
 
 def config_not_yaml(c: Ctx) -> Case:
