@@ -405,3 +405,46 @@ def test_plot_on_val_logs_figures_and_is_skipped_without_support(tmp_path: Any) 
         SemanticSegmentationTask(model=Pointwise(), num_classes=3, plot_on_val=2),
         datamodule=dm2)
     assert dm2.helper.plotted == []
+
+
+def test_multitemporal_prithvi_with_metadata_trains_and_predicts_tiled() -> None:
+    from geofm_core.errors import GeofmError
+    from geofm_core.registry import get_registry
+
+    try:
+        get_registry().get("backbone", "prithvi:prithvi_eo_v2_tiny_tl")
+    except GeofmError:
+        pytest.skip("backbone prithvi:prithvi_eo_v2_tiny_tl is not installed")
+    frames = 2
+    task = SemanticSegmentationTask(
+        model_args={
+            "backbone": "prithvi:prithvi_eo_v2_tiny_tl",
+            "backbone_kwargs": {"embed_dim": 32, "depth": 2, "num_heads": 2, "img_size": 32,
+                                "num_frames": frames, "bands": [0, 1, 2, 3, 4, 5]},
+            "necks": [{"name": "geofm:select_indices", "indices": [-1]},
+                      {"name": "geofm:reshape_tokens_to_image", "effective_time_dim": frames}],
+            "decoder": "geofm:fcn", "decoder_kwargs": {"channels": 8, "num_convs": 1},
+        },
+        num_classes=3, tiled_inference={"crop": 32, "stride": 16, "batch_size": 2},
+    )
+    batch = {
+        "image": torch.randn(2, BANDS, frames, 32, 48),
+        "mask": torch.randint(0, 3, (2, 32, 48)),
+        "temporal_coords": torch.tensor([[[2021.0, 100.0], [2021.0, 160.0]]]).expand(2, -1, -1),
+        "location_coords": torch.tensor([[40.0, -105.0], [12.0, 77.0]]),
+        "filename": ["a.tif", "b.tif"],
+    }
+    loss = task.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    task.eval()
+    with torch.no_grad():
+        out = task.predict_step(batch, 0)
+        # The location of each sample reaches its own tiles: swapping it changes the output.
+        swapped = dict(batch, location_coords=batch["location_coords"].flip(0))
+        other = task.predict_step(swapped, 0)
+        second = task.predict_step({k: v[1:] for k, v in batch.items()}, 0)
+    assert out["prediction"].shape == (2, 32, 48)
+    assert out["probabilities"].shape == (2, 3, 32, 48)
+    assert not torch.allclose(out["probabilities"], other["probabilities"])
+    assert torch.allclose(out["probabilities"][1:], second["probabilities"], atol=1e-5)
