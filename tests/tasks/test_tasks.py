@@ -302,6 +302,8 @@ def test_metadata_reaches_the_model_and_tiling_matches_whole_image() -> None:
     whole = model.conv(image).softmax(1)
     assert torch.allclose(tiled["probabilities"], whole, atol=1e-5)
     assert torch.equal(tiled["prediction"], whole.argmax(1))
+    plain = task.predict_step({"image": image, "filename": ["a", "b"]}, 0)  # no metadata
+    assert torch.allclose(plain["probabilities"], whole, atol=1e-5)
 
 
 def test_tiled_test_step_logs_metrics() -> None:

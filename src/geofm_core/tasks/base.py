@@ -412,6 +412,9 @@ class GeofmTask(LightningModule):
         settings = dict(self.hparams["tiled_inference"])
         image = batch["image"]
         metadata = self.metadata(batch)
+        if not metadata:  # tiles of all samples may share a forward call
+            return tiled_forward(lambda tiles: self.adapt_output(self(tiles).output), image,
+                                 **settings)
         outputs = []
         # One sample at a time: a tile batch then shares one sample's metadata.
         for i in range(image.shape[0]):
