@@ -211,16 +211,29 @@ def bench_throughput(rounds: int, peer: bool, quick: bool) -> tuple[list[Row], d
         rows.append(row(f"({key}) inference process peak RSS, MB", g_rss, p_rss, "MB",
                         "<= 0.8x TerraTorch" if key == "a" else "",
                         (g_rss / p_rss <= 0.8) if key == "a" and p_rss else None))
+        g_rss = statistics.median(run["peak_rss_train_mb"] for run in g)
+        p_rss = statistics.median(run["peak_rss_train_mb"] for run in p) if p else None
+        rows.append(row(f"({key}) inference + training process peak RSS, MB", g_rss, p_rss,
+                        "MB"))
     return rows, raw
 
 
 # -- int8 ----------------------------------------------------------------------------------
 
-def bench_int8(iters: int, peer_a_infer: float | None) -> tuple[list[Row], dict[str, Any]]:
-    """onnxruntime int8 of model (a) against fp32; TerraTorch fp32 of (a) from the same run."""
+def bench_int8(iters: int, peer: bool) -> tuple[list[Row], dict[str, Any]]:
+    """onnxruntime int8 of model (a) against fp32 and TerraTorch fp32 (a) run just before."""
+    peer_a_infer = None
+    peer_run = None
+    if peer:
+        log("int8: TerraTorch fp32 inference of (a), right before the int8 process")
+        peer_run = run_json([str(PEER_PY), str(BENCH / "throughput.py"), "--framework",
+                             "terratorch", "--model", "a", "--infer-iters", str(iters),
+                             "--train-iters", "0"])
+        peer_a_infer = peer_run["infer_samples_per_s"]
     log("int8 (a): export, quantize (cached), time, accuracy")
     raw = run_json([GEOFM_PY, str(BENCH / "int8.py"), "--iters", str(iters),
                     "--cache", str(CACHE)])
+    raw["terratorch_fp32"] = peer_run
     sps, acc, miou = raw["samples_per_s"], raw["agreement_with_fp32"], raw["miou"]
     best = max(("int8_dynamic", "int8_static"), key=lambda k: sps[k])
     rows = [row("(a) inference fp32 geofm eager (same process as int8), samples/s",
@@ -460,7 +473,7 @@ def main() -> None:
     steps: dict[str, Callable[[], tuple[list[Row], dict[str, Any]]]] = {
         "startup": lambda: bench_startup(1 if quick else 3, peer),
         "throughput": lambda: bench_throughput(1 if quick else 2, peer, quick),
-        "int8": lambda: bench_int8(2 if quick else 5, _peer_a_infer(raw)),
+        "int8": lambda: bench_int8(2 if quick else 5, peer),
         "streaming": lambda: bench_streaming([1024, 4096] if quick else [1024, 4096, 8192],
                                              [1024] if quick else [1024, 4096]),
         "data": lambda: bench_data(2 if quick else 5),
@@ -498,13 +511,6 @@ def main() -> None:
     for note in notes:
         print(f"\nNote: {note}")
     print(f"\nWrote {args.output}")
-
-
-def _peer_a_infer(raw: dict[str, Any]) -> float | None:
-    runs = raw.get("throughput", {}).get("models", {}).get("a", {}).get("terratorch")
-    if not runs:
-        return None
-    return 4 / statistics.median(t for run in runs for t in run["infer_s"])
 
 
 def _peer_version(raw: dict[str, Any]) -> str | None:
