@@ -238,6 +238,7 @@ def predict_raster(
     overwrite: bool = False,
     progress: bool = True,
     allow_missing_crs: bool = False,
+    gdal_cache_mb: int = 64,
 ) -> RasterPrediction:
     """Predict a whole raster tile by tile and write a georeferenced GeoTIFF.
 
@@ -261,6 +262,9 @@ def predict_raster(
         overwrite: Replace existing outputs instead of refusing.
         progress: Show a progress bar over tiles on stderr.
         allow_missing_crs: Accept an input without a CRS (the output has none either).
+        gdal_cache_mb: GDAL's block cache during the run. GDAL keeps blocks it has read
+            up to its cache size (5% of RAM by default), which would make memory grow
+            with the raster although every block is read once.
 
     Returns:
         A :class:`RasterPrediction` naming the written files.
@@ -275,6 +279,17 @@ def predict_raster(
     finals = [output_path]
     if probabilities and kind == "segmentation":
         finals.append(output_path.with_name(f"{output_path.stem}_probabilities.tif"))
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+        return _predict_open(forward, input_path, finals, kind, num_classes, prep, crop,
+                             stride, batch_size, blend, cog, overwrite, progress,
+                             allow_missing_crs)
+
+
+def _predict_open(
+    forward: Forward, input_path: Path, finals: list[Path], kind: Kind,
+    num_classes: int | None, prep: Preprocessing, crop: int, stride: int, batch_size: int,
+    blend: Blend, cog: bool, overwrite: bool, progress: bool, allow_missing_crs: bool,
+) -> RasterPrediction:
     try:
         src = rasterio.open(input_path)
     except rasterio.errors.RasterioIOError as exc:
@@ -294,7 +309,7 @@ def predict_raster(
             if isinstance(exc, GeofmError):
                 raise
             raise OutputWriteError(
-                f"writing {output_path} failed ({exc}); the disk may be full. Nothing was "
+                f"writing {finals[0]} failed ({exc}); the disk may be full. Nothing was "
                 "written at the output path: free space or choose another output folder"
             ) from exc
         _verify_written(temps, finals)
