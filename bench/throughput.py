@@ -115,8 +115,14 @@ def forward_gflop(model: Any, x: Any) -> float:
 
 
 def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
-            seed: int = 0) -> dict[str, Any]:
-    """Build and time one model; see the module docstring."""
+            seed: int = 0, matmul_precision: str = "as-imported") -> dict[str, Any]:
+    """Build and time one model; see the module docstring.
+
+    ``matmul_precision`` other than ``as-imported`` is set with
+    ``torch.set_float32_matmul_precision`` after the imports: ``import terratorch``
+    sets ``medium`` process-wide (its clay_v15 module does), which on CPUs with AMX-BF16
+    runs float32 matmuls in bfloat16; ``highest`` restores true fp32.
+    """
     start = time.perf_counter()
     import torch
 
@@ -125,6 +131,9 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
     else:
         import geofm_core.models.factory  # noqa: F401
     import_s = time.perf_counter() - start
+    precision_after_import = torch.get_float32_matmul_precision()
+    if matmul_precision != "as-imported":
+        torch.set_float32_matmul_precision(matmul_precision)
     torch.manual_seed(seed)
     start = time.perf_counter()
     model = (build_terratorch if framework == "terratorch" else build_geofm)(model_key)
@@ -146,6 +155,8 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
     result: dict[str, Any] = {
         "framework": framework, "model": model_key, "description": MODELS[model_key],
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": params,
+        "matmul_precision_after_import": precision_after_import,
+        "matmul_precision": torch.get_float32_matmul_precision(),
         "import_s": import_s, "build_s": build_s, "gflop_per_sample": gflop,
         "infer_s": infer_times, "infer_samples_per_s": BATCH / statistics.median(infer_times),
         "peak_rss_infer_mb": rss_infer,
@@ -176,8 +187,11 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(MODELS), required=True)
     parser.add_argument("--infer-iters", type=int, default=5)
     parser.add_argument("--train-iters", type=int, default=3)
+    parser.add_argument("--matmul-precision", default="as-imported",
+                        choices=["as-imported", "highest", "high", "medium"])
     args = parser.parse_args()
-    result = measure(args.framework, args.model, args.infer_iters, args.train_iters)
+    result = measure(args.framework, args.model, args.infer_iters, args.train_iters,
+                     matmul_precision=args.matmul_precision)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
