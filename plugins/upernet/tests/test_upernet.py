@@ -72,3 +72,17 @@ def test_vit_with_necks_on_a_224_by_448_input():
     ).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 6, 224, 448)).output.shape == (1, 224, 448)
+
+
+def test_training_on_one_image_is_a_clear_error():
+    import pytest
+    import torch
+
+    from geofm_core import ComponentArgumentError, get_registry
+
+    decoder = get_registry().build("decoder", "upernet:upernet", in_channels=[8, 8, 8, 8],
+                                   channels=8)
+    features = [torch.randn(1, 8, s, s) for s in (16, 8, 4, 2)]
+    with pytest.raises(ComponentArgumentError, match="batch of one image"):
+        decoder.train()(features)
+    assert decoder.eval()(features).shape == (1, 8, 16, 16)  # inference is fine

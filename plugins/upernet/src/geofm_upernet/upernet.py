@@ -117,6 +117,13 @@ class UperNetDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Fuse the 4 levels into one map at the finest level's resolution."""
+        if self.training and features[-1].shape[0] == 1:
+            # Otherwise torch's cryptic "Expected more than 1 value per channel".
+            raise ComponentArgumentError(
+                "upernet:upernet cannot train on a batch of one image: its pooling branch "
+                "of scale 1 batch-normalises a 1x1 map (as in MMSeg). Use batch_size >= 2, "
+                "and drop_last: true so that no epoch ends with a single image"
+            )
         laterals = [conv(features[i]) for i, conv in enumerate(self.lateral_convs)]
         laterals.append(self.psp_forward(features[-1]))
         for i in range(len(laterals) - 1, 0, -1):
