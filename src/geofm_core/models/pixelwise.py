@@ -12,7 +12,14 @@ from torch import nn
 from geofm_core.errors import ConfigurationError
 from geofm_core.models.contracts import ModelOutput
 
-__all__ = ["AuxiliaryHead", "PixelWiseModel", "input_multiple_of", "pad_to_multiple", "run_encoder"]
+__all__ = [
+    "AuxiliaryHead",
+    "EncoderDecoderFreezing",
+    "PixelWiseModel",
+    "input_multiple_of",
+    "pad_to_multiple",
+    "run_encoder",
+]
 
 PIXEL_TASKS = ("segmentation", "regression")
 
@@ -82,7 +89,31 @@ def input_multiple_of(backbone: nn.Module, given: int | None) -> int:
     return max(int(multiple or 1), 1)
 
 
-class PixelWiseModel(nn.Module):
+class EncoderDecoderFreezing:
+    """Freezing for models made of a backbone, necks, a decoder and auxiliary heads.
+
+    Expects the attributes ``backbone``, ``necks``, ``decoder`` and ``aux_heads`` (each
+    auxiliary head with a ``decoder``).
+    """
+
+    backbone: nn.Module
+    necks: nn.ModuleList
+    decoder: nn.Module
+    aux_heads: nn.ModuleDict
+
+    def freeze_encoder(self) -> None:
+        """Stop gradients to the backbone."""
+        self.backbone.requires_grad_(False)
+
+    def freeze_decoder(self) -> None:
+        """Stop gradients to the necks and decoders (heads stay trainable)."""
+        self.necks.requires_grad_(False)
+        self.decoder.requires_grad_(False)
+        for aux in self.aux_heads.values():
+            aux.decoder.requires_grad_(False)
+
+
+class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
     """Backbone → necks → decoder → head, rescaled to the input size (geofm ``Model``).
 
     Inputs whose height or width is not a multiple of the backbone's ``input_multiple``
@@ -131,17 +162,6 @@ class PixelWiseModel(nn.Module):
         self.rescale = rescale
         self.input_multiple = input_multiple_of(backbone, input_multiple)
         self.prepare_features_for_image_model = prepare_features_for_image_model
-
-    def freeze_encoder(self) -> None:
-        """Stop gradients to the backbone."""
-        self.backbone.requires_grad_(False)
-
-    def freeze_decoder(self) -> None:
-        """Stop gradients to the necks and decoders (heads stay trainable)."""
-        self.necks.requires_grad_(False)
-        self.decoder.requires_grad_(False)
-        for aux in self.aux_heads.values():
-            aux.decoder.requires_grad_(False)
 
     def _finish(
         self, y: torch.Tensor, padded: tuple[int, int], size: tuple[int, int]

@@ -12,6 +12,7 @@ from geofm_core.errors import ConfigurationError
 from geofm_core.models.contracts import ModelOutput
 from geofm_core.models.pixelwise import (
     AuxiliaryHead,
+    EncoderDecoderFreezing,
     FeaturePrep,
     input_multiple_of,
     pad_to_multiple,
@@ -51,7 +52,7 @@ class _PooledHead(nn.Module):
         return self.head(pool_features(self.decoder(features), self.pooling))  # type: ignore[no-any-return]
 
 
-class ScalarOutputModel(nn.Module):
+class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
     """Backbone → necks → decoder → pooling → head: logits per image (geofm ``Model``).
 
     Args:
@@ -100,17 +101,6 @@ class ScalarOutputModel(nn.Module):
         })
         self.input_multiple = input_multiple_of(backbone, input_multiple)
         self.prepare_features_for_image_model = prepare_features_for_image_model
-
-    def freeze_encoder(self) -> None:
-        """Stop gradients to the backbone."""
-        self.backbone.requires_grad_(False)
-
-    def freeze_decoder(self) -> None:
-        """Stop gradients to the necks and decoders (heads stay trainable)."""
-        self.necks.requires_grad_(False)
-        self.decoder.requires_grad_(False)
-        for aux in self.aux_heads.values():
-            aux.decoder.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
         """Logits (B, num_classes); ``metadata`` goes to the backbone."""

@@ -439,6 +439,12 @@ class GeofmTask(LightningModule):
     def _metrics(self, stage: Stage) -> Any:
         return getattr(self, f"{stage}_metrics", None)
 
+    def set_stage_metrics(self, metrics: Any) -> None:
+        """Use one copy of a metric collection per stage, logged as ``train/…`` etc."""
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
     def _log_epoch_metrics(self, stage: Stage) -> None:
         metrics = self._metrics(stage)
         if metrics is None or not self._updated.pop(stage, False):

@@ -47,9 +47,7 @@ class ClassificationTask(GeofmTask):
                 labels=self.class_names, prefix="accuracy_",
             ),
         })
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.set_stage_metrics(metrics)
 
     def update_metrics(self, stage: str, output: torch.Tensor, target: torch.Tensor) -> None:
         """Update the stage's metrics with the predicted classes."""
@@ -90,9 +88,7 @@ class MultiLabelClassificationTask(GeofmTask):
                 labels=self.class_names, prefix="AP_",
             ),
         })
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.set_stage_metrics(metrics)
 
     def update_metrics(self, stage: str, output: torch.Tensor, target: torch.Tensor) -> None:
         """Update the stage's metrics with the probabilities."""

@@ -34,9 +34,7 @@ class PixelwiseRegressionTask(GeofmTask):
             "MAE": MeanAbsoluteError(),
             "R2": R2Score(),
         })
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.set_stage_metrics(metrics)
 
     def adapt_output(self, output: torch.Tensor) -> torch.Tensor:
         """Squeeze a (B, 1, H, W) output to (B, H, W)."""

@@ -46,9 +46,7 @@ class SemanticSegmentationTask(GeofmTask):
             "accuracy": MulticlassAccuracy(average="micro", **kwargs),
             "F1": MulticlassF1Score(average="macro", **kwargs),
         })
-        self.train_metrics = metrics.clone(prefix="train/")
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.set_stage_metrics(metrics)
 
     def update_metrics(self, stage: str, output: torch.Tensor, target: torch.Tensor) -> None:
         """Update the stage's metrics with the predicted class map."""
