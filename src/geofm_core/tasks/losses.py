@@ -152,7 +152,39 @@ def _class_mean(
     return (per_class * counted).sum() / counted.sum().clamp_min(1e-12)
 
 
-class DiceLoss(_ClassLoss):
+class _OverlapLoss(_ClassLoss):
+    """``1 - score`` averaged over the classes present in the target (Dice, Jaccard).
+
+    Args:
+        ignore_index: Target value that takes no part.
+        class_weights: Per-class weights of the class average.
+        smooth: Added to numerator and denominator.
+    """
+
+    #: Registry name, used in error messages.
+    name = ""
+
+    def __init__(
+        self,
+        ignore_index: int | None = None,
+        class_weights: Sequence[float] | None = None,
+        smooth: float = 1.0,
+    ) -> None:
+        super().__init__(ignore_index, class_weights)
+        self.smooth = smooth
+
+    def score(self, inter: torch.Tensor, card: torch.Tensor) -> torch.Tensor:
+        """Per-class score from soft intersections and cardinalities (|A| + |B|)."""
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss over the pixels that count."""
+        _check_classes(logits, self.class_weights, self.name)
+        inter, card, present = _overlap(logits, target, self.ignore_index)
+        return _class_mean(1 - self.score(inter, card), present, self.class_weights)
+
+
+class DiceLoss(_OverlapLoss):
     """Soft Dice loss, ``1 - Dice`` averaged over the classes present in the target.
 
     Args:
@@ -161,24 +193,14 @@ class DiceLoss(_ClassLoss):
         smooth: Added to numerator and denominator.
     """
 
-    def __init__(
-        self,
-        ignore_index: int | None = None,
-        class_weights: Sequence[float] | None = None,
-        smooth: float = 1.0,
-    ) -> None:
-        super().__init__(ignore_index, class_weights)
-        self.smooth = smooth
+    name = "dice"
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Dice loss over the pixels that count."""
-        _check_classes(logits, self.class_weights, "dice")
-        inter, card, present = _overlap(logits, target, self.ignore_index)
-        dice = (2 * inter + self.smooth) / (card + self.smooth).clamp_min(1e-12)
-        return _class_mean(1 - dice, present, self.class_weights)
+    def score(self, inter: torch.Tensor, card: torch.Tensor) -> torch.Tensor:
+        """Dice: twice the intersection over the summed cardinalities, smoothed."""
+        return (2 * inter + self.smooth) / (card + self.smooth).clamp_min(1e-12)
 
 
-class JaccardLoss(_ClassLoss):
+class JaccardLoss(_OverlapLoss):
     """Soft Jaccard (IoU) loss, ``1 - IoU`` averaged over the classes present in the target.
 
     Args:
@@ -187,21 +209,11 @@ class JaccardLoss(_ClassLoss):
         smooth: Added to numerator and denominator.
     """
 
-    def __init__(
-        self,
-        ignore_index: int | None = None,
-        class_weights: Sequence[float] | None = None,
-        smooth: float = 1.0,
-    ) -> None:
-        super().__init__(ignore_index, class_weights)
-        self.smooth = smooth
+    name = "jaccard"
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Jaccard loss over the pixels that count."""
-        _check_classes(logits, self.class_weights, "jaccard")
-        inter, card, present = _overlap(logits, target, self.ignore_index)
-        iou = (inter + self.smooth) / (card - inter + self.smooth).clamp_min(1e-12)
-        return _class_mean(1 - iou, present, self.class_weights)
+    def score(self, inter: torch.Tensor, card: torch.Tensor) -> torch.Tensor:
+        """IoU: intersection over union, smoothed."""
+        return (inter + self.smooth) / (card - inter + self.smooth).clamp_min(1e-12)
 
 
 def _lovasz_grad(sorted_truth: torch.Tensor) -> torch.Tensor:
