@@ -24,7 +24,7 @@ from geofm_core.errors import (
     UnknownComponentError,
 )
 from geofm_core.hookspecs import RegisterCallback, hookimpl
-from geofm_core.names import KINDS, ComponentName, parse_name
+from geofm_core.names import KINDS, ComponentName, Kind, parse_name
 from geofm_core.registry import ComponentSpec, Registry, get_registry, reset_registry
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "DuplicateComponentError",
     "GeofmError",
     "InvalidNameError",
+    "Kind",
     "Model",
     "ModelFactory",
     "ModelOutput",

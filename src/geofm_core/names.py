@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import re
+from enum import Enum
 from typing import NamedTuple
 
 from geofm_core.errors import InvalidNameError
 
-__all__ = ["KINDS", "ComponentName", "check_kind", "check_source", "parse_name"]
+__all__ = ["KINDS", "ComponentName", "Kind", "check_kind", "check_source", "parse_name"]
 
-#: Every kind of component a plugin can register.
-KINDS: tuple[str, ...] = ("backbone", "neck", "decoder", "head", "loss", "model_factory")
+
+class Kind(str, Enum):
+    """The kinds of component a plugin can register; each compares equal to its text."""
+
+    BACKBONE = "backbone"
+    NECK = "neck"
+    DECODER = "decoder"
+    HEAD = "head"
+    LOSS = "loss"
+    MODEL_FACTORY = "model_factory"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Every kind, as text, in listing order.
+KINDS: tuple[str, ...] = tuple(k.value for k in Kind)
 
 SOURCE_PATTERN = r"[a-z][a-z0-9_-]*"
 NAME_PATTERN = r"[a-z0-9_.-]+"
@@ -34,6 +50,17 @@ class ComponentName(NamedTuple):
 
     def __str__(self) -> str:
         return self.name if self.source is None else f"{self.source}:{self.name}"
+
+    @property
+    def strict(self) -> bool:
+        """Whether the name part follows the strict grammar (dynamic sources allow more)."""
+        return _NAME_RE.fullmatch(self.name) is not None
+
+    def require_strict(self) -> ComponentName:
+        """Return self, or raise :class:`InvalidNameError` if only the loose grammar fits."""
+        if not self.strict:
+            raise InvalidNameError(f"invalid component name {str(self)!r}; {_GRAMMAR}")
+        return self
 
 
 def parse_name(text: str, *, loose: bool = False) -> ComponentName:
@@ -59,11 +86,12 @@ def parse_name(text: str, *, loose: bool = False) -> ComponentName:
     return ComponentName(source or None, name)
 
 
-def check_kind(kind: str) -> str:
-    """Return ``kind`` if it is one of :data:`KINDS`, else raise :class:`InvalidNameError`."""
-    if kind not in KINDS:
-        raise InvalidNameError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}")
-    return kind
+def check_kind(kind: str) -> Kind:
+    """Return ``kind`` as a :class:`Kind`, or raise :class:`InvalidNameError` naming the kinds."""
+    try:
+        return Kind(kind)
+    except ValueError:
+        raise InvalidNameError(f"unknown kind {kind!r}; kinds are: {', '.join(KINDS)}") from None
 
 
 def check_source(source: str) -> str:

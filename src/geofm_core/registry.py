@@ -23,7 +23,6 @@ import pluggy
 
 from geofm_core.errors import (
     AmbiguousComponentError,
-    ComponentArgumentError,
     ComponentImportError,
     DuplicateComponentError,
     InvalidNameError,
@@ -34,8 +33,9 @@ from geofm_core.errors import (
 )
 from geofm_core.names import KINDS, ComponentName, check_kind, parse_name
 from geofm_core.plugins import CONFLICT, DISABLED, FAILED, PluginInfo
+from geofm_core.signatures import check_arguments, signature_text
 
-__all__ = ["ComponentSpec", "Registry", "check_arguments", "get_registry", "reset_registry"]
+__all__ = ["ComponentSpec", "Registry", "get_registry", "reset_registry"]
 
 Target = str | Callable[..., Any]
 _DYNAMIC_HOOKS = ("geofm_resolve_component", "geofm_list_components")
@@ -154,7 +154,7 @@ class Registry:
         def register(
             kind: str, name: str, target: Target, *, description: str = ""
         ) -> None:
-            check_kind(kind)
+            kind = check_kind(kind).value
             parsed = parse_name(name)
             if parsed.source is not None and parsed.source != info.source:
                 raise InvalidNameError(
@@ -250,10 +250,10 @@ class Registry:
             PluginLoadError: The source's plugin failed to load (chained to its error).
             DuplicateComponentError: The plugin registered the name twice.
         """
-        check_kind(kind)
+        kind = check_kind(kind)
         parsed = parse_name(name, loose=True)
         if parsed.source is None:
-            return self._get_bare(kind, parse_name(name).name)
+            return self._get_bare(kind, parsed.require_strict().name)
         source = parsed.source
         self._check_source_usable(source, name)
         key = (kind, source, parsed.name)
@@ -274,7 +274,7 @@ class Registry:
                 return ComponentSpec(kind, source, parsed.name, target, _first_line(doc),
                                      info.distribution, info.version)
         else:
-            parse_name(name)  # the strict grammar applies outside dynamic sources
+            parsed.require_strict()  # the strict grammar applies outside dynamic sources
         raise UnknownComponentError(self._unknown_message(kind, parsed))
 
     def _get_bare(self, kind: str, name: str) -> ComponentSpec:
@@ -388,118 +388,12 @@ class Registry:
         spec = self.get(kind, name)
         factory = spec.load()
         func = getattr(factory, "func", factory)
-        signature = _signature_text(factory)
+        signature = signature_text(factory)
         return {
             **spec.as_dict(),
             "signature": signature,
             "doc": inspect.cleandoc(func.__doc__ or "") or spec.description,
         }
-
-
-def _signature_text(factory: Callable[..., Any]) -> str:
-    try:
-        try:
-            sig = inspect.signature(factory, eval_str=True)
-        except Exception:  # annotations naming types that are not importable at run time
-            sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return "(...)"
-    return str(sig.replace(return_annotation=inspect.Signature.empty))
-
-
-def check_arguments(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
-    """Check ``kwargs`` against ``factory``'s signature; raise one clear error if they don't fit.
-
-    Args:
-        factory: A class or function.
-        kwargs: The keyword arguments about to be passed.
-        what: How to name the component in the message, e.g. ``"decoder 'upernet:upernet'"``.
-
-    Raises:
-        ComponentArgumentError: An unknown keyword (with close matches) or a missing
-            required argument.
-    """
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    params = sig.parameters
-    _check_types(factory, params, kwargs, what)
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [n for n, p in params.items()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for key in kwargs:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ComponentArgumentError(
-                f"{what} got an unknown argument {key!r}.{hint} "
-                f"It accepts: {', '.join(accepted) or 'no arguments'}"
-            )
-    missing = [n for n, p in params.items()
-               if p.default is p.empty and n not in kwargs
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if missing:
-        raise ComponentArgumentError(
-            f"{what} is missing required argument(s): {', '.join(missing)}"
-        )
-
-
-def _annotations(factory: Callable[..., Any]) -> dict[str, Any]:
-    """Resolved parameter annotations of a class or function; unresolvable ones left out."""
-    import typing
-
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
-    try:
-        return typing.get_type_hints(target)
-    except Exception:
-        pass
-    namespace = dict(getattr(inspect.getmodule(target), "__dict__", {}))
-    out: dict[str, Any] = {}
-    for name, annotation in getattr(target, "__annotations__", {}).items():
-        try:
-            out[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
-        except Exception:
-            continue
-    return out
-
-
-def _check_types(factory: Callable[..., Any], params: Any, kwargs: dict[str, Any],
-                 what: str) -> None:
-    """Raise for a value that cannot be its parameter's annotated type ("eight" for an int).
-
-    Values are validated with pydantic in lax mode (8.0 passes for an int) and never
-    converted; parameters whose annotation pydantic cannot check are left alone.
-    """
-    given = {k: v for k, v in kwargs.items() if k in params and v is not None}
-    if not given:
-        return
-    annotations = _annotations(factory)
-    if not annotations:
-        return
-    from pydantic import TypeAdapter, ValidationError
-
-    for key, value in given.items():
-        annotation = annotations.get(key)
-        if annotation is None or annotation is Any:
-            continue
-        try:
-            adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-        except Exception:  # classes such as nn.Module: nothing to check here
-            continue
-        try:
-            adapter.validate_python(value)
-        except ValidationError as exc:
-            expected = getattr(annotation, "__name__", None) or str(annotation).replace(
-                "typing.", "")
-            reason = exc.errors()[0].get("msg", "") if exc.errors() else ""
-            raise ComponentArgumentError(
-                f"{what} argument {key!r} expects {expected}, got {value!r} "
-                f"({type(value).__name__}): {reason}. Fix the value of {key!r}"
-            ) from None
-        except Exception:
-            continue
 
 
 _registry: Registry | None = None

@@ -11,7 +11,8 @@ from geofm_core.errors import (
     InvalidNameError,
     UnknownComponentError,
 )
-from geofm_core.registry import ComponentSpec, Registry, check_arguments
+from geofm_core.registry import ComponentSpec, Registry
+from geofm_core.signatures import check_arguments
 
 
 def test_timm_typo_suggests_the_real_name():

@@ -184,7 +184,7 @@ def datamodule_from_config(path: str | Path) -> Any:
     # statistics are computed on unnormalised values
     init_args.pop("means", None)
     init_args.pop("stds", None)
-    from geofm_core.registry import check_arguments
+    from geofm_core.signatures import check_arguments
 
     check_arguments(cls, init_args, f"data {section['class_path']}")
     return cls(**init_args)

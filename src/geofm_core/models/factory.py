@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch import nn
 
 from geofm_core.errors import ComponentArgumentError, ConfigurationError
-from geofm_core.registry import ComponentSpec, check_arguments, get_registry
+from geofm_core.registry import ComponentSpec, get_registry
+from geofm_core.signatures import check_arguments
 
 __all__ = ["AuxDecoderSpec", "EncoderDecoderArgs", "EncoderDecoderFactory", "NeckSpec"]
 

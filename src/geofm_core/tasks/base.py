@@ -22,7 +22,8 @@ from torch import nn
 
 from geofm_core.errors import ComponentArgumentError, ConfigurationError, GeofmError
 from geofm_core.models.contracts import ModelOutput
-from geofm_core.registry import check_arguments, get_registry
+from geofm_core.registry import get_registry
+from geofm_core.signatures import check_arguments
 from geofm_core.tasks.loss_handler import LossHandler
 
 __all__ = ["METADATA_KEYS", "GeofmTask"]

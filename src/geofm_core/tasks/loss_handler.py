@@ -16,7 +16,8 @@ from torch import nn
 
 from geofm_core.errors import ConfigurationError
 from geofm_core.models.contracts import ModelOutput
-from geofm_core.registry import check_arguments, get_registry
+from geofm_core.registry import get_registry
+from geofm_core.signatures import check_arguments
 
 __all__ = ["LossHandler", "build_loss", "normalize_loss_spec"]
 
