@@ -99,6 +99,6 @@ def test_stats_errors(chips, capsys, tmp_path):
     assert main(["stats", "-c", str(config)]) == 1
     assert "img_pattern" in capsys.readouterr().err
     with pytest.raises(ConfigurationError, match="either -c CONFIG or --data-root"):
-        from geofm_core.data.stats import main as stats_main
+        from geofm_core.cli.stats import main as stats_main
 
         stats_main([])

@@ -16,11 +16,9 @@ the registered components by the tests (``KNOWN_KWARGS``).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib.util
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,6 @@ __all__ = [
     "Conversion",
     "convert_config",
     "convert_file",
-    "main",
     "render",
 ]
 
@@ -1483,42 +1480,3 @@ def render(conversion: Conversion) -> str:
     body = str(yaml.safe_dump(conversion.config, sort_keys=False, default_flow_style=False,
                               width=100))
     return "\n".join(lines) + "\n\n" + body
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm convert",
-        description="Convert another framework's config to a geofm config.",
-    )
-    sub = parser.add_subparsers(dest="framework", metavar="FRAMEWORK", required=True)
-    p = sub.add_parser("terratorch", help="a TerraTorch LightningCLI YAML (terratorch fit -c)")
-    p.add_argument("config", help="the TerraTorch YAML config")
-    p.add_argument("-o", "--output", help="write the geofm YAML here (default: stdout)")
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    """``geofm convert terratorch CONFIG.yaml [-o OUT.yaml]``; returns the exit code.
-
-    Raises:
-        ConfigurationError: The input is not a readable TerraTorch config.
-    """
-    args = _parser().parse_args([a for a in argv if a != "--debug"])
-    conversion = convert_file(args.config)
-    text = render(conversion)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    err = sys.stderr
-    if conversion.unmapped:
-        err.write(f"{len(conversion.unmapped)} setting(s) of {args.config} not converted "
-                  "(also listed at the top of the output):\n")
-        err.writelines(f"  - {item}\n" for item in conversion.unmapped)
-    if conversion.notes:
-        err.write(f"{len(conversion.notes)} note(s):\n")
-        err.writelines(f"  - {item}\n" for item in conversion.notes)
-    if args.output:
-        err.write(f"wrote {args.output}\n")
-    return 0

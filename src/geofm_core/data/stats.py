@@ -1,9 +1,4 @@
-"""``geofm stats``: per-band means/stds (and class frequencies) of a training split.
-
-Usage::
-
-    geofm stats -c config.yaml            # the data: section of a geofm fit config
-    geofm stats --data-root DIR --img-pattern '*.tif' [--bands 1 2 3 8 11 12]
+"""Per-band means/stds (and class frequencies) of a training split, for ``geofm stats``.
 
 Statistics stream over the files, one chip (or scene block) at a time, merging per-band
 count / mean / sum of squared deviations in float64 (Chan et al.'s parallel update), so
@@ -14,20 +9,17 @@ the data modules apply ``means`` / ``stds``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from geofm_core.errors import ConfigurationError
 
-__all__ = ["BandStats", "compute_stats", "main"]
+__all__ = ["BandStats", "compute_stats", "datamodule_from_config", "stats_from_dataset"]
 
 
 @dataclass
@@ -83,7 +75,8 @@ class BandStats:
         return std
 
 
-def _stats_from_dataset(dataset: Any, with_labels: bool) -> BandStats:
+def stats_from_dataset(dataset: Any, with_labels: bool) -> BandStats:
+    """Statistics of every item of a chip dataset (``read_raw``; labels via ``load_mask``)."""
     stats: BandStats | None = None
     for i in range(len(dataset)):
         values, valid = dataset.read_raw(i)
@@ -195,110 +188,5 @@ def compute_stats(datamodule: Any) -> BandStats:
     if hasattr(datamodule, "describe_files"):
         return _stats_from_scenes(datamodule)
     dataset = datamodule.dataset("train")
-    return _stats_from_dataset(dataset, with_labels=getattr(datamodule, "task", "") ==
+    return stats_from_dataset(dataset, with_labels=getattr(datamodule, "task", "") ==
                                "segmentation")
-
-
-def _round(values: np.ndarray) -> list[float]:
-    return [float(f"{v:.6g}") for v in values.tolist()]
-
-
-def _report(stats: BandStats, names: Sequence[str] | None, class_names: Sequence[str] | None,
-            ignore_index: int | None, as_json: bool, out: TextIO) -> None:
-    result: dict[str, Any] = {
-        "files": stats.files,
-        "bands": list(names) if names else [str(i) for i in range(stats.bands)],
-        "means": _round(stats.mean),
-        "stds": _round(stats.std),
-        "min": _round(stats.minimum),
-        "max": _round(stats.maximum),
-        "valid_pixels": stats.count.tolist(),
-    }
-    if stats.class_counts:
-        total = sum(c for k, c in stats.class_counts.items() if k != ignore_index)
-        result["class_counts"] = {str(k): v for k, v in sorted(stats.class_counts.items())}
-        result["class_frequencies"] = {
-            str(k): (v / total if total else 0.0)
-            for k, v in sorted(stats.class_counts.items()) if k != ignore_index
-        }
-    if as_json:
-        json.dump(result, out, indent=2)
-        out.write("\n")
-        return
-    out.write(f"{stats.files} files\n")
-    rows: list[tuple[str, ...]] = [
-        ("BAND", "NAME", "MEAN", "STD", "MIN", "MAX", "VALID PIXELS")
-    ]
-    for i in range(stats.bands):
-        rows.append((str(i), result["bands"][i], f"{result['means'][i]:.6g}",
-                     f"{result['stds'][i]:.6g}", f"{result['min'][i]:.6g}",
-                     f"{result['max'][i]:.6g}", str(result["valid_pixels"][i])))
-    _table(rows, out)
-    if stats.class_counts:
-        out.write("\n")
-        rows = [("CLASS", "NAME", "PIXELS", "FREQUENCY")]
-        for key, count in sorted(stats.class_counts.items()):
-            name = "(ignored)" if key == ignore_index else (
-                class_names[key] if class_names and 0 <= key < len(class_names) else "")
-            freq = result["class_frequencies"].get(str(key))
-            rows.append((str(key), name, str(count), "-" if freq is None else f"{freq:.4f}"))
-        _table(rows, out)
-    out.write("\n# paste into the data module's init_args:\n")
-    out.write(f"means: {json.dumps(result['means'])}\nstds: {json.dumps(result['stds'])}\n")
-
-
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-
-
-def _parse_band(token: str) -> str | int:
-    return int(token) if token.isdigit() else token
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm stats",
-        description="Per-band means/stds (and class frequencies) of a training split.",
-    )
-    parser.add_argument("-c", "--config", help="YAML with a data: section (class_path, "
-                        "init_args) of a geofm_core.data data module")
-    parser.add_argument("--data-root", help="a plain folder of images (instead of -c)")
-    parser.add_argument("--img-pattern", default="*.tif", help="glob of the images (--data-root)")
-    parser.add_argument("--bands", nargs="+", type=_parse_band,
-                        help="bands by index, range '0-5' or name (with --dataset-bands)")
-    parser.add_argument("--dataset-bands", nargs="+", help="names of the bands in each file")
-    parser.add_argument("--constant-scale", type=float, default=1.0)
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``geofm stats``; returns the exit code."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if (args.config is None) == (args.data_root is None):
-        raise ConfigurationError("geofm stats: give either -c CONFIG or --data-root DIR")
-    names: list[str] | None = None
-    class_names: list[str] | None = None
-    ignore_index: int | None = None
-    if args.config is not None:
-        dm = datamodule_from_config(args.config)
-        stats = compute_stats(dm)
-        reference = dm.datasets.get("train") if hasattr(dm, "datasets") else None
-        names = getattr(reference, "output_band_names", None)
-        if getattr(dm, "task", "") == "segmentation":
-            class_names = list(dm.class_names)
-            ignore_index = dm.ignore_index
-    else:
-        from geofm_core.data.datasets import GeoTiffImageDataset
-
-        dataset = GeoTiffImageDataset(
-            args.data_root, img_pattern=args.img_pattern, output_bands=args.bands,
-            dataset_bands=args.dataset_bands, constant_scale=args.constant_scale,
-        )
-        stats = _stats_from_dataset(dataset, with_labels=False)
-        names = dataset.output_band_names
-    _report(stats, names, class_names, ignore_index, args.json, sys.stdout)
-    return 0

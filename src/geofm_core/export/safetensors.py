@@ -84,7 +84,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
                 f"{path} is not a readable safetensors file ({exc}); re-export it with "
                 "`geofm export safetensors`"
             ) from exc
-    from geofm_core.run_safety import checkpoint_error
+    from geofm_core.cli.run_checks import checkpoint_error
 
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)

@@ -34,7 +34,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from geofm_core.errors import ConfigurationError, GeofmError
 
-__all__ = ["SHORT_NAMES", "GeofmCLI", "fit", "main", "predict", "test", "validate"]
+__all__ = ["SHORT_NAMES", "GeofmCLI", "main"]
 
 #: Short class names usable in configs -> the module that defines them.
 SHORT_NAMES: dict[str, str] = {
@@ -160,8 +160,8 @@ class GeofmCLI(LightningCLI):
     launch_argv: ClassVar[list[str]] = ["geofm"]
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
-        """Resolve and check ``ckpt_path`` and the outputs (:mod:`geofm_core.run_safety`)."""
-        from geofm_core.run_safety import prepare_run
+        """Resolve and check ``ckpt_path`` and the outputs (:mod:`geofm_core.cli.run_checks`)."""
+        from geofm_core.cli.run_checks import prepare_run
 
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         # Lightning's DDP launcher starts the other ranks with this process's sys.argv.
@@ -426,23 +426,3 @@ def main(argv: Sequence[str]) -> int:
     finally:
         sys.argv = saved_argv
     return 0
-
-
-def fit(argv: Sequence[str]) -> int:
-    """``geofm fit ...`` (argv without the subcommand)."""
-    return main(["fit", *argv])
-
-
-def validate(argv: Sequence[str]) -> int:
-    """``geofm validate ...`` (argv without the subcommand)."""
-    return main(["validate", *argv])
-
-
-def test(argv: Sequence[str]) -> int:
-    """``geofm test ...`` (argv without the subcommand)."""
-    return main(["test", *argv])
-
-
-def predict(argv: Sequence[str]) -> int:
-    """``geofm predict ...`` (argv without the subcommand)."""
-    return main(["predict", *argv])

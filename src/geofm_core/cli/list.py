@@ -1,0 +1,56 @@
+"""``geofm list [KIND] [PATTERN]``: registered components (no torch import)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from geofm_core.cli._table import write_table
+from geofm_core.names import KINDS, check_kind
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="geofm list", description="List components, e.g. geofm list backbone 'prithvi:*'.")
+    parser.add_argument("kind", nargs="?", help=f"one of {', '.join(KINDS)} (default: all)")
+    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'timm:resnet*'")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``geofm list``; returns the exit code."""
+    from geofm_core.registry import get_registry
+
+    args = _parser().parse_args(list(argv))
+    out = sys.stdout
+    kind, pattern = args.kind, args.pattern
+    if kind is not None and kind not in KINDS:
+        if pattern is not None:
+            check_kind(kind)
+        kind, pattern = None, kind  # `geofm list 'prithvi:*'`
+    registry = get_registry()
+    specs = registry.list(kind, pattern)
+    if args.json:
+        json.dump([s.as_dict() for s in specs], out, indent=2)
+        out.write("\n")
+        return 0
+    rows = [("KIND", "NAME", "DESCRIPTION")]
+    rows += [(s.kind, s.qualified_name, s.description) for s in specs]
+    if len(rows) > 1:
+        write_table(rows, out)
+    else:
+        what = f"{kind or 'component'}s" + (f" matching {pattern!r}" if pattern else "")
+        out.write(f"no {what}; `geofm plugins` shows the installed plugins\n")
+    dynamic = [s for s in registry.dynamic_sources() if not (pattern or "").startswith(f"{s}:")]
+    if dynamic:
+        out.write(
+            f"\nDynamic sources resolve names on demand: {', '.join(dynamic)}. "
+            f"List them with a pattern, e.g. geofm list backbone '{dynamic[0]}:resnet*'\n"
+        )
+    return 0
