@@ -11,6 +11,8 @@ __all__ = [
     "DuplicateComponentError",
     "GeofmError",
     "InvalidNameError",
+    "OutputExistsError",
+    "OutputWriteError",
     "PluginConflictError",
     "PluginLoadError",
     "PluginLoadWarning",
@@ -68,6 +70,14 @@ class ComponentArgumentError(GeofmError, TypeError):
 
 class ConfigurationError(GeofmError, ValueError):
     """A configuration value is wrong; the message names the field and the fix."""
+
+
+class OutputExistsError(GeofmError, FileExistsError):
+    """An output file exists and overwriting was not asked for."""
+
+
+class OutputWriteError(GeofmError, OSError):
+    """Writing an output failed (a full disk, say); nothing is left at the final path."""
 
 
 class PluginWarning(UserWarning):

@@ -169,3 +169,34 @@ def test_predict_writes_one_georeferenced_file_per_input(trained, tmp_path, caps
     assert main(argv) == 1  # outputs exist: refused before anything is written
     assert "exists" in capsys.readouterr().err
     assert (out / "west" / "tile_pred.tif").stat().st_mtime_ns == before
+
+
+def test_a_checkpoint_of_the_python_api_works_with_infer(trained, tmp_path, capsys):
+    """Trainer.fit(task, datamodule) without LightningCLI: the task records its class."""
+    from lightning.pytorch import Trainer
+
+    from geofm_core.data import GeoTiffSegmentationDataModule
+    from geofm_core.io.checkpoints import TASK_CLASS_KEY
+    from geofm_core.tasks import SemanticSegmentationTask
+
+    root = trained["root"]
+    task = SemanticSegmentationTask(
+        num_classes=3, model_args={"backbone": "timm:test_resnet",
+                                   "backbone_kwargs": {"in_chans": 6}, "decoder": "geofm:fcn",
+                                   "decoder_kwargs": {"channels": 8, "num_convs": 1}})
+    data = GeoTiffSegmentationDataModule(
+        train_data_root=str(root / "img"), train_label_data_root=str(root / "lbl"),
+        batch_size=2, num_classes=3, constant_scale=0.01, no_data_replace=0)
+    trainer = Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path / "run")
+    trainer.fit(task, datamodule=data)
+    ckpt = tmp_path / "python.ckpt"
+    trainer.save_checkpoint(ckpt)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state[TASK_CLASS_KEY] == "geofm_core.tasks.segmentation.SemanticSegmentationTask"
+    assert "_class_path" not in (state.get("hyper_parameters") or {})  # no CLI was involved
+    out = tmp_path / "pred.tif"
+    assert main(["infer", "--ckpt", str(ckpt), str(trained["scene"]), str(out),
+                 "--crop", "32", "--no-progress"]) == 0, capsys.readouterr().err
+    with rasterio.open(out) as result:
+        assert result.crs.to_epsg() == 32633 and (result.read(1)[6:, 9:] < 3).all()

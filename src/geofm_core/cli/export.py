@@ -47,9 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm export``; returns the exit code."""
+    from geofm_core.io.atomic import check_output, temporary_path
+
     args = _parser().parse_args(list(argv))
-    if args.output.exists() and not args.overwrite:
-        raise ConfigurationError(f"{args.output} exists; pass --overwrite to replace it")
+    check_output(args.output, overwrite=args.overwrite)  # before any work
     if args.format == "safetensors":
         from geofm_core.export.safetensors import export_safetensors
 
@@ -63,14 +64,11 @@ def main(argv: Sequence[str]) -> int:
             "ONNX export needs onnx, onnxruntime and onnxscript: pip install 'geofm-core[export]'"
         ) from exc
     from geofm_core.export.onnx import export_onnx, input_channels_of
-    from geofm_core.inference.checkpoint import (
-        load_checkpoint,
-        load_task,
-        preprocessing_from_checkpoint,
-    )
+    from geofm_core.inference.checkpoint import load_task, preprocessing_from_checkpoint
+    from geofm_core.io.checkpoints import read_checkpoint
 
-    checkpoint = load_checkpoint(args.ckpt)
-    task = load_task(args.ckpt)
+    checkpoint = read_checkpoint(args.ckpt)
+    task = load_task(args.ckpt, checkpoint=checkpoint)
     prep = preprocessing_from_checkpoint(checkpoint)
     in_channels = (args.in_channels or (len(prep.bands) if prep.bands else None)
                    or input_channels_of(task.model))
@@ -85,11 +83,12 @@ def main(argv: Sequence[str]) -> int:
             "--int8 static needs --calibration GeoTIFFs (a few chips like the training "
             "data); or use --int8 dynamic"
         )
-    float_path = (args.output.with_name(f".{args.output.stem}.float.onnx") if args.int8
-                  else args.output)
+    # With --int8 the float model is an intermediate: a temporary of the output.
+    float_path = temporary_path(args.output, "float") if args.int8 else args.output
     report = export_onnx(task.model, float_path, in_channels=in_channels,
                          image_size=(size[0], size[1]), num_frames=frames,
-                         dynamic=not args.static, opset=args.opset, atol=args.atol)
+                         dynamic=not args.static, opset=args.opset, atol=args.atol,
+                         overwrite=args.overwrite or bool(args.int8))
     if args.int8:
         try:
             return _quantize(args, float_path, report, prep, (size[0], size[1]))
@@ -130,7 +129,8 @@ def _quantize(args: argparse.Namespace, float_path: Path, exported: Any, prep: A
 
     chips = _calibration_chips(args.calibration, prep, size) if args.calibration else None
     report = quantize_onnx(float_path, args.output, method=args.int8, calibration=chips,
-                           check_inputs=chips[:4] if chips else None)
+                           check_inputs=chips[:4] if chips else None,
+                           overwrite=args.overwrite)
     sys.stdout.write(
         f"wrote {report.path}: int8 ({report.method}), {report.size_mb:.1f} MB (float "
         f"{report.float_size_mb:.1f} MB); class agreement with the float model "

@@ -60,17 +60,14 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     import torch
 
-    from geofm_core.inference.checkpoint import (
-        load_checkpoint,
-        load_task,
-        preprocessing_from_checkpoint,
-    )
+    from geofm_core.inference.checkpoint import load_task, preprocessing_from_checkpoint
     from geofm_core.inference.raster import Kind, predict_raster
+    from geofm_core.io.checkpoints import read_checkpoint
 
-    checkpoint = load_checkpoint(args.ckpt)
+    checkpoint = read_checkpoint(args.ckpt)
     saved = (checkpoint.get("hyper_parameters") or {}).get("tiled_inference")
     tiling = tiling_settings(saved, args)
-    task = load_task(args.ckpt, overrides={"tiled_inference": tiling})
+    task = load_task(args.ckpt, overrides={"tiled_inference": tiling}, checkpoint=checkpoint)
     if not getattr(task, "pixelwise", False):
         raise ConfigurationError(
             f"{args.ckpt} holds a {type(task).__name__}, which predicts one label per image; "

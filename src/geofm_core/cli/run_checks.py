@@ -4,8 +4,10 @@
   newest ``last*.ckpt`` of *earlier* runs too (Lightning looks only in the current run's
   checkpoint folder, which with a logger is a new ``version_N`` each run, so a plain
   ``--ckpt_path last`` would silently start from scratch).
-* Checkpoints are read with ``torch.load(weights_only=True)``; an unsafe pickle, a
-  truncated file or the weights of another model give one error naming the file.
+* The checkpoint is read (memory-mapped, ``weights_only=True``) and its weights are
+  compared with the model this config builds before Lightning starts: an unsafe pickle,
+  a truncated file or the weights of another model give one error naming the file
+  (:mod:`geofm_core.io.checkpoints`). Lightning then loads it with ``weights_only=True``.
 * Outputs: folders that cannot be written stop the run before training; ``geofm fit``
   refuses to write into a checkpoint folder that already holds checkpoints of an
   earlier run unless it resumes (``--ckpt_path``) or ``--overwrite`` is given.
@@ -14,75 +16,18 @@
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
-import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from geofm_core.errors import ConfigurationError
+from geofm_core.io.checkpoints import check_state_dict, checkpoint_error, read_checkpoint
 
-__all__ = [
-    "checkpoint_error",
-    "guard_checkpoint_loading",
-    "prepare_run",
-    "resolve_last_checkpoint",
-]
+__all__ = ["check_checkpoint_fits", "prepare_run", "resolve_last_checkpoint"]
 
 #: ``--ckpt_path`` values Lightning resolves itself.
 _SPECIAL = ("best", "hpc")
-
-
-def checkpoint_error(path: Any, exc: BaseException) -> ConfigurationError:
-    """One clear error for a checkpoint that could not be read."""
-    first = (str(exc).splitlines() or [""])[0][:200]
-    if isinstance(exc, FileNotFoundError):
-        return ConfigurationError(
-            f"checkpoint {path} does not exist; give the .ckpt written by `geofm fit` "
-            "(--ckpt_path PATH, or --ckpt_path last to resume the newest run)"
-        )
-    if isinstance(exc, pickle.UnpicklingError):
-        return ConfigurationError(
-            f"refused to load {path}: it contains Python objects that would run code when "
-            f"unpickled ({first}). geofm loads checkpoints with weights_only=True (tensors and "
-            "plain values only); re-save the weights as a state dict or safetensors"
-        )
-    return ConfigurationError(
-        f"{path} is not a readable checkpoint (truncated or corrupted?): "
-        f"{type(exc).__name__}: {first}. Use another checkpoint, e.g. the previous last.ckpt"
-    )
-
-
-def guard_checkpoint_loading(trainer: Any) -> None:
-    """Make the trainer's strategy load checkpoints with ``weights_only=True`` and clear errors."""
-    strategy = trainer.strategy
-    if getattr(strategy, "_geofm_guarded", False):
-        return
-    load_checkpoint = strategy.load_checkpoint
-    load_model_state_dict = strategy.load_model_state_dict
-
-    def guarded_load_checkpoint(checkpoint_path: Any, weights_only: bool | None = None) -> Any:
-        try:
-            return load_checkpoint(checkpoint_path, weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
-                ValueError) as exc:
-            raise checkpoint_error(checkpoint_path, exc) from exc
-
-    def guarded_load_model_state_dict(checkpoint: Mapping[str, Any], strict: bool = True) -> None:
-        try:
-            load_model_state_dict(checkpoint, strict=strict)
-        except (RuntimeError, KeyError) as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            raise ConfigurationError(
-                f"{trainer.ckpt_path or 'the checkpoint'} holds weights of another model than "
-                f"this config builds ({'; '.join(lines)[:400]}); use the checkpoint written "
-                "with this config, or fix model.init_args to match it"
-            ) from exc
-
-    strategy.load_checkpoint = guarded_load_checkpoint
-    strategy.load_model_state_dict = guarded_load_model_state_dict
-    strategy._geofm_guarded = True
 
 
 def _checkpoint_dirs(trainer: Any) -> list[Path]:
@@ -150,16 +95,33 @@ def _is_rank_zero(trainer: Any) -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(trainer.global_rank) == 0
 
 
+def check_checkpoint_fits(path: str | Path, model: Any) -> None:
+    """Read the checkpoint at ``path`` and check its weights fit ``model`` (a LightningModule).
+
+    Raises:
+        ConfigurationError: The file is missing, unreadable or unsafe, or holds the
+            weights of another model (missing/unexpected keys, other shapes).
+    """
+    checkpoint = read_checkpoint(path, mmap=True)
+    if model is None:
+        return
+    check_state_dict(
+        model.state_dict(), checkpoint["state_dict"], path,
+        strict=bool(getattr(model, "strict_loading", True)),
+        fix="use the checkpoint written with this config, or fix model.init_args to match it",
+    )
+
+
 def prepare_run(trainer: Any, subcommand: str, kwargs: dict[str, Any],
-                overwrite: bool = False) -> dict[str, Any]:
+                overwrite: bool = False, model: Any = None) -> dict[str, Any]:
     """Check outputs and ``ckpt_path`` of a subcommand; returns its keyword arguments.
 
     Raises:
-        ConfigurationError: A missing checkpoint, an unwritable output folder, or (``fit``)
-            a checkpoint folder holding an earlier run's checkpoints without ``--overwrite``.
+        ConfigurationError: A missing, unreadable or unsafe checkpoint, one of another
+            model than ``model``, an unwritable output folder, or (``fit``) a checkpoint
+            folder holding an earlier run's checkpoints without ``--overwrite``.
     """
     kwargs = dict(kwargs)
-    guard_checkpoint_loading(trainer)
     kwargs["weights_only"] = True
     ckpt = kwargs.get("ckpt_path")
     if ckpt == "last":
@@ -181,6 +143,8 @@ def prepare_run(trainer: Any, subcommand: str, kwargs: dict[str, Any],
     elif isinstance(ckpt, str | Path) and str(ckpt) not in _SPECIAL and "://" not in str(ckpt):
         if not Path(ckpt).is_file():
             raise checkpoint_error(ckpt, FileNotFoundError(ckpt))
+    if kwargs.get("ckpt_path") is not None and Path(str(kwargs["ckpt_path"])).is_file():
+        check_checkpoint_fits(kwargs["ckpt_path"], model)
     if not _is_rank_zero(trainer):
         return kwargs
     for path, what in _output_dirs(trainer, subcommand):

@@ -166,7 +166,8 @@ class GeofmCLI(LightningCLI):
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         # Lightning's DDP launcher starts the other ranks with this process's sys.argv.
         sys.argv = list(GeofmCLI.launch_argv)
-        return prepare_run(self.trainer, subcommand, kwargs, overwrite=GeofmCLI.overwrite)
+        return prepare_run(self.trainer, subcommand, kwargs, overwrite=GeofmCLI.overwrite,
+                           model=self.model)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = config.get("callbacks") or []
@@ -361,19 +362,6 @@ def _argument_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
     )
 
 
-def _checkpoint_error(exc: Exception, args: Sequence[str]) -> ConfigurationError:
-    ckpt = next((a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
-                 for i, a in enumerate(args) if a.split("=")[0] == "--ckpt_path"), "")
-    first = re.sub(r"\s+", " ", str(exc))
-    if len(first) > 600:
-        first = first[:600] + " ..."
-    return ConfigurationError(
-        f"the checkpoint {ckpt or '(ckpt_path)'} does not fit the model of this config: "
-        f"{first}. Use the config the checkpoint was trained with (its config.yaml is saved "
-        "next to the logs), or a checkpoint of this model"
-    )
-
-
 def _run_cli(args: list[str]) -> None:
     GeofmCLI(
         model_class=None,
@@ -420,8 +408,6 @@ def main(argv: Sequence[str]) -> int:
             raise located from found.__cause__
         if isinstance(exc, ArgumentError):
             raise _argument_error(exc, args) from (exc if debug else None)
-        if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
-            raise _checkpoint_error(exc, args) from (exc if debug else None)
         raise
     finally:
         sys.argv = saved_argv

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from geofm_core.errors import GeofmError
+from geofm_core.io.atomic import atomic_output
 
 __all__ = [
     "ExportReport", "ExportVerificationError", "OnnxForward", "export_onnx", "input_channels_of",
@@ -118,6 +118,7 @@ def export_onnx(
     opset: int = 18,
     atol: float = 1e-4,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export ``model`` to ONNX and verify it with onnxruntime.
 
@@ -131,9 +132,11 @@ def export_onnx(
         opset: ONNX opset.
         atol: Largest allowed absolute difference between onnxruntime and PyTorch.
         seed: Seed of the random verification inputs.
+        overwrite: Replace an existing ``output`` instead of refusing.
 
     Raises:
         ExportVerificationError: onnxruntime disagrees with PyTorch beyond ``atol``.
+        OutputExistsError: ``output`` exists and ``overwrite`` is False.
     """
     output = Path(output)
     model = model.eval()
@@ -144,11 +147,10 @@ def export_onnx(
     generator = torch.Generator().manual_seed(seed)
     # Batch 2: torch.export specialises dimensions of size 1.
     example = torch.randn(2, *lead, h, w, generator=generator)
-    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     notes: list[str] = []
     attempts = [(True, True), (True, False)] if dynamic else []
     attempts.append((False, False))
-    try:
+    with atomic_output(output, overwrite=overwrite) as partial:
         for batch_dyn, spatial_dyn in attempts:
             shapes = [tuple(example.shape)]
             if batch_dyn:
@@ -181,11 +183,9 @@ def export_onnx(
                     "uses an operation onnxruntime computes differently. Nothing was "
                     f"written to {output}"
                 )
-            os.replace(partial, output)
-            return ExportReport(output, batch_dyn, spatial_dyn, worst, shapes, notes)
-    finally:
-        partial.unlink(missing_ok=True)
-    raise AssertionError("unreachable: the fixed-shape attempt either returns or raises")
+            report = ExportReport(output, batch_dyn, spatial_dyn, worst, shapes, notes)
+            break
+    return report
 
 
 def input_channels_of(model: nn.Module) -> int | None:

@@ -19,7 +19,6 @@ falls below ``min_agreement`` is not written.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from geofm_core.errors import ConfigurationError, GeofmError
+from geofm_core.io.atomic import atomic_output
 
 __all__ = ["QuantizationReport", "QuantizationVerificationError", "agreement", "quantize_onnx"]
 
@@ -130,6 +130,7 @@ def quantize_onnx(
     per_channel: bool = True,
     min_agreement: float = 0.9,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> QuantizationReport:
     """Quantize the ONNX model at ``model_path`` to int8 and write it to ``output``.
 
@@ -145,10 +146,12 @@ def quantize_onnx(
             closer to float).
         min_agreement: Smallest share of agreeing pixel classes accepted.
         seed: Seed of the random check inputs.
+        overwrite: Replace an existing ``output`` instead of refusing.
 
     Raises:
         ConfigurationError: ``static`` without calibration data, or bad inputs.
         QuantizationVerificationError: Agreement below ``min_agreement``.
+        OutputExistsError: ``output`` exists and ``overwrite`` is False.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -185,12 +188,12 @@ def quantize_onnx(
         rng = np.random.default_rng(seed)
         checks = [rng.standard_normal((2, *shape[1:])).astype(np.float32) for _ in range(2)]
 
-    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     quant_logger = logging.getLogger("root")
     level = quant_logger.level
     quant_logger.setLevel(logging.ERROR)  # the quantizers log every skipped node
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with atomic_output(output, overwrite=overwrite) as partial, \
+                tempfile.TemporaryDirectory() as tmp:
             prepared = _preprocess(source, Path(tmp) / "prepared.onnx", notes)
             if method == "dynamic":
                 quantize_dynamic(str(prepared), str(partial), weight_type=QuantType.QInt8,
@@ -204,25 +207,23 @@ def quantize_onnx(
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                 )
-        int8_session = _session(partial)
-        agreements, diffs = [], []
-        for batch in checks:
-            want = float_session.run(None, {input_name: batch})[0]
-            got = int8_session.run(None, {input_name: batch})[0]
-            agreements.append(agreement(want, got))
-            diffs.append(float(np.abs(want - got).max()))
-        share = float(np.mean(agreements))
-        if share < min_agreement:
-            raise QuantizationVerificationError(
-                f"{method} int8 quantization of {source} keeps the float model's class on "
-                f"only {share:.1%} of pixels (< {min_agreement:.0%}); try method='static' "
-                "with more representative calibration chips, or keep the float model. "
-                f"Nothing was written to {output}"
-            )
-        os.replace(partial, output)
+            int8_session = _session(partial)
+            agreements, diffs = [], []
+            for batch in checks:
+                want = float_session.run(None, {input_name: batch})[0]
+                got = int8_session.run(None, {input_name: batch})[0]
+                agreements.append(agreement(want, got))
+                diffs.append(float(np.abs(want - got).max()))
+            share = float(np.mean(agreements))
+            if share < min_agreement:
+                raise QuantizationVerificationError(
+                    f"{method} int8 quantization of {source} keeps the float model's class on "
+                    f"only {share:.1%} of pixels (< {min_agreement:.0%}); try method='static' "
+                    "with more representative calibration chips, or keep the float model. "
+                    f"Nothing was written to {output}"
+                )
     finally:
         quant_logger.setLevel(level)
-        partial.unlink(missing_ok=True)
     return QuantizationReport(
         path=output, method=method, agreement=share, max_abs_diff=max(diffs),
         size_mb=output.stat().st_size / 1e6, float_size_mb=source.stat().st_size / 1e6,

@@ -13,7 +13,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +23,9 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from geofm_core.errors import ConfigurationError, GeofmError
+from geofm_core.errors import ConfigurationError, GeofmError, OutputExistsError, OutputWriteError
 from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
+from geofm_core.io.atomic import atomic_outputs, temporary_path, verify_raster
 
 __all__ = [
     "OutputExistsError",
@@ -37,33 +38,6 @@ __all__ = [
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Kind = Literal["segmentation", "regression"]
 CLASS_NODATA = {np.dtype("uint8"): 255, np.dtype("uint16"): 65535}
-
-
-class OutputExistsError(GeofmError, FileExistsError):
-    """The output file exists and overwriting was not asked for."""
-
-
-class OutputWriteError(GeofmError, OSError):
-    """Writing the output failed (disk full, say); nothing is left at the final path."""
-
-
-def _verify_written(temps: Sequence[Path], finals: Sequence[Path]) -> None:
-    """Read every block of the finished files back before they are renamed into place.
-
-    GDAL reports a full disk only on stderr (``_tiffWriteProc: No space left on device``)
-    while it flushes blocks, without an error rasterio could raise, so a truncated file
-    would otherwise be renamed to the final path and reported as written.
-    """
-    for temp, final in zip(temps, finals, strict=False):
-        try:
-            with rasterio.open(temp) as check:
-                for _, window in check.block_windows(1):
-                    check.read(window=window)
-        except (rasterio.errors.RasterioError, OSError) as exc:
-            raise OutputWriteError(
-                f"writing {final} failed ({exc}); the disk may be full. Nothing was written "
-                "at the output path: free space or choose another output folder, and run again"
-            ) from exc
 
 
 @dataclass
@@ -153,55 +127,6 @@ def _output_dtype(kind: Kind, num_classes: int) -> np.dtype[Any]:
     return np.dtype("uint8") if num_classes < 255 else np.dtype("uint16")
 
 
-def _temporary(final: Path, tag: str) -> Path:
-    return final.with_name(f".{final.name}.{tag}-{os.getpid()}.partial.tif")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_partials(final: Path) -> None:
-    """Delete temporary files a killed run left next to ``final`` (its process is gone)."""
-    for stale in final.parent.glob(f".{final.name}.*-*.partial.tif"):
-        pid = stale.name.rsplit("-", 1)[-1].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            stale.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _atomic_outputs(finals: Sequence[Path], overwrite: bool) -> Iterator[list[Path]]:
-    for final in finals:
-        if final.exists() and not overwrite:
-            raise OutputExistsError(
-                f"{final} exists; pass overwrite=True (--overwrite) to replace it or choose "
-                "another output path"
-            )
-        if not final.parent.is_dir():
-            raise ConfigurationError(f"output folder {final.parent} does not exist; create it")
-        if not os.access(final.parent, os.W_OK):
-            raise ConfigurationError(
-                f"output folder {final.parent} is not writable; choose another output path"
-            )
-    for final in finals:
-        _remove_stale_partials(final)
-    temps = [_temporary(f, "tmp") for f in finals]
-    try:
-        yield temps
-    except BaseException:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
-        raise
-    for temp, final in zip(temps, finals, strict=True):
-        os.replace(temp, final)
-
-
 def _progress(total: int, enabled: bool, label: str) -> Any:
     if not enabled:
         return contextlib.nullcontext(None)
@@ -210,13 +135,14 @@ def _progress(total: int, enabled: bool, label: str) -> Any:
     return tqdm(total=total, desc=label, unit="tile", file=sys.stderr, leave=False)
 
 
-def _to_cog(path: Path) -> None:
+def _to_cog(temp: Path, final: Path) -> None:
+    """Rewrite the finished temporary ``temp`` of ``final`` as a Cloud-Optimized GeoTIFF."""
     from rasterio.shutil import copy as rio_copy
 
-    cog = _temporary(path, "cog")
+    cog = temporary_path(final, "cog")
     try:
-        rio_copy(path, cog, driver="COG", compress="DEFLATE", BIGTIFF="IF_SAFER")
-        os.replace(cog, path)
+        rio_copy(temp, cog, driver="COG", compress="DEFLATE", BIGTIFF="IF_SAFER")
+        os.replace(cog, temp)
     finally:
         cog.unlink(missing_ok=True)
 
@@ -296,7 +222,9 @@ def _predict_open(
         raise ConfigurationError(
             f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
         ) from exc
-    with src, _atomic_outputs(finals, overwrite) as temps:
+    outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
+                             verify=verify_raster)
+    with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(
                 f"{input_path} has no CRS, so the prediction could not be georeferenced; "
@@ -312,7 +240,6 @@ def _predict_open(
                 f"writing {finals[0]} failed ({exc}); the disk may be full. Nothing was "
                 "written at the output path: free space or choose another output folder"
             ) from exc
-        _verify_written(temps, finals)
         return result
 
 
@@ -393,8 +320,8 @@ def _stream(
             _write_rows(dst, dst_probs, total[:, :n, :width], weight_sum[:n, :width],
                         invalid[:n, :width], strip_top, kind, dtype, out_nodata)
     if cog:
-        for temp in temps:
-            _to_cog(temp)
+        for temp, final in zip(temps, finals, strict=True):
+            _to_cog(temp, final)
     return RasterPrediction(finals[0], finals[1] if len(finals) > 1 else None, n_tiles,
                             (height, width))
 

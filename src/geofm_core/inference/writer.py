@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from geofm_core.errors import ConfigurationError
 from geofm_core.inference.raster import CLASS_NODATA
+from geofm_core.io.atomic import atomic_output, check_output, verify_raster
 
 __all__ = ["GeoTiffPredictionWriter"]
+
+_HINT = "overwrite: true to the prediction writer (or choose another output_dir)"
 
 
 class GeoTiffPredictionWriter(BasePredictionWriter):
@@ -75,11 +76,7 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         while target in self._written:  # two inputs with one name: never overwrite
             target = target.with_name(f"{stem}_{n}.tif")
             n += 1
-        if target.exists() and not self.overwrite:
-            raise ConfigurationError(
-                f"{target} exists; pass overwrite: true to the prediction writer "
-                "(or choose another output_dir) to replace it"
-            )
+        check_output(target, overwrite=self.overwrite, hint=_HINT, folder=False)
         self._written.add(target)
         return target
 
@@ -128,27 +125,21 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
             out[:, ~valid] = nodata
         profile.update(dtype=dtype.name, nodata=nodata, compress="deflate")
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}.tif")
-        try:
-            with rasterio.open(partial, "w", **profile) as dst:
-                dst.write(out)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_output(target, overwrite=self.overwrite, hint=_HINT,
+                           verify=verify_raster) as partial, \
+                rasterio.open(partial, "w", **profile) as dst:
+            dst.write(out)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the CSV of classification predictions, if any."""
         if not self._rows:
             return
         target = self.output_dir / "predictions.csv"
-        if target.exists() and not self.overwrite:
-            raise ConfigurationError(f"{target} exists; pass overwrite: true to replace it")
         names = list(getattr(pl_module, "class_names", []) or [])
         width = max(len(r) for r in self._rows) - 2
         header = ["filename", "prediction", *[f"p_{n}" for n in names][:width]]
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-        with open(partial, "w", newline="") as f:
+        with atomic_output(target, overwrite=self.overwrite, hint=_HINT) as partial, \
+                open(partial, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
             writer.writerows(self._rows)
-        os.replace(partial, target)

@@ -21,6 +21,8 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import nn
 
 from geofm_core.errors import ComponentArgumentError, ConfigurationError, GeofmError
+from geofm_core.io.checkpoints import TASK_CLASS_KEY
+from geofm_core.io.weights import load_weights
 from geofm_core.models.contracts import ModelOutput
 from geofm_core.registry import get_registry
 from geofm_core.signatures import check_arguments
@@ -136,8 +138,6 @@ class GeofmTask(LightningModule):
             self._check_tiling(tiled_inference)
         self.configure_models()
         if weights_path is not None:
-            from geofm_core.export.safetensors import load_weights
-
             load_weights(self.model, weights_path)
         self.configure_losses()
         self.configure_metrics()
@@ -274,6 +274,14 @@ class GeofmTask(LightningModule):
             for module in getattr(self, "_frozen", []):
                 module.eval()
         return self
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the task class, so ``geofm infer`` rebuilds the task from any checkpoint.
+
+        LightningCLI also saves ``_class_path`` in the hyper-parameters, but a task trained
+        from Python (``Trainer.fit(task)``) has no CLI to do it.
+        """
+        checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     # -- optimisation ---------------------------------------------------------------
 

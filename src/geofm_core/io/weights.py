@@ -1,0 +1,106 @@
+"""Model weights as safetensors (no pickle, so loading a file can never run code).
+
+:func:`save_weights` writes tensors and string metadata atomically;
+:func:`read_state_dict` reads a ``.safetensors`` file or a state dict / Lightning
+checkpoint (``torch.load(weights_only=True)``); :func:`load_weights` loads either into a
+module, strictly, with one message for weights of another model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from geofm_core.errors import ConfigurationError
+from geofm_core.io.atomic import atomic_output
+from geofm_core.io.checkpoints import load_state_dict_checked, read_tensors
+
+__all__ = ["MODEL_PREFIX", "load_weights", "read_state_dict", "save_weights"]
+
+#: Prefix of the model's parameters in a task's (Lightning) state dict.
+MODEL_PREFIX = "model."
+
+
+def _verify_safetensors(temp: Path, final: Path) -> None:
+    from safetensors import safe_open
+
+    from geofm_core.errors import OutputWriteError
+
+    try:
+        with safe_open(str(temp), framework="pt") as handle:
+            list(handle.keys())
+    except Exception as exc:  # safetensors raises its own SafetensorError
+        raise OutputWriteError(f"writing {final} failed ({exc}); the disk may be full") from exc
+
+
+def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | Path, *,
+                 metadata: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
+    """Write tensors to ``path`` as safetensors, atomically (temporary file, then rename).
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        ConfigurationError: Its folder is missing or not writable.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    # safetensors refuses shared or non-contiguous storage: give each tensor its own copy.
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()
+               if isinstance(v, torch.Tensor)}
+    with atomic_output(path, overwrite=overwrite, verify=_verify_safetensors) as temp:
+        save_file(tensors, str(temp), metadata=dict(metadata or {}))
+    return path
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a ``.safetensors`` file, or tensors of a ``.pt``/``.ckpt`` file.
+
+    ``.pt``/``.pth``/``.ckpt`` files are read with ``torch.load(weights_only=True)``; a
+    Lightning checkpoint gives its ``state_dict``.
+
+    Raises:
+        ConfigurationError: The file is missing, unreadable, or holds no tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = dict(handle.metadata() or {})
+            return load_file(str(path)), metadata
+        except Exception as exc:  # safetensors raises its own SafetensorError
+            raise ConfigurationError(
+                f"{path} is not a readable safetensors file ({exc}); re-export it with "
+                "`geofm export safetensors`"
+            ) from exc
+    loaded = read_tensors(path)
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor)
+                                               for v in loaded.values()):
+        raise ConfigurationError(f"{path} holds no state dict of tensors")
+    return dict(loaded), {}
+
+
+def load_weights(module: nn.Module, path: str | Path, *, strict: bool = True) -> nn.Module:
+    """Load weights saved by :func:`save_weights` (or a state dict file) into ``module``.
+
+    Keys with the task prefix ``model.`` are accepted for a bare model.
+
+    Raises:
+        ConfigurationError: Unreadable file, or keys (``strict``) or shapes that do not
+            match the module.
+    """
+    state, _ = read_state_dict(path)
+    own = module.state_dict()
+    if not set(state) & set(own) and all(k.startswith(MODEL_PREFIX) for k in state):
+        state = {k.removeprefix(MODEL_PREFIX): v for k, v in state.items()}
+    load_state_dict_checked(module, state, path, strict=strict)
+    return module

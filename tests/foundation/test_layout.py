@@ -1,0 +1,102 @@
+"""The layout rules of the source tree, read off the code: no import cycles, short modules.
+
+Read with ``ast`` (nothing is imported), so a cycle held apart only by function-level
+imports is found too. Package ``__init__`` files are left out of the graph: their lazy
+re-exports name their children by string, and importing a child always imports them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOTS = [ROOT / "src", *sorted((ROOT / "plugins").glob("*/src")),
+                *sorted((ROOT / "examples").glob("*/src"))]
+MAX_LINES = 650
+
+
+def _modules(base: Path) -> dict[str, Path]:
+    return {".".join(p.relative_to(base).with_suffix("").parts): p
+            for p in base.rglob("*.py") if p.name != "__init__.py"}
+
+
+def _imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Modules of ``known`` that ``module`` imports anywhere in its body."""
+    package = module.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        found.update(t for t in targets if t in known and t != module)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("base", SOURCE_ROOTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_import_cycles(base: Path) -> None:
+    modules = _modules(base)
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    assert _cycles(graph) == []
+
+
+def test_no_source_file_is_too_long() -> None:
+    long = [f"{p.relative_to(ROOT)}: {n} lines" for base in SOURCE_ROOTS
+            for p in base.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    assert long == []
