@@ -38,7 +38,7 @@ _DYNAMIC_NAME_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
 
 _GRAMMAR = (
     "names are 'source:name' or a bare 'name', with source matching "
-    f"{SOURCE_PATTERN!r} and name matching {NAME_PATTERN!r} (e.g. 'prithvi:prithvi_eo_v2_300')"
+    f"{SOURCE_PATTERN!r} and name matching {NAME_PATTERN!r} (e.g. 'timm:resnet18', 'geofm:fcn')"
 )
 
 

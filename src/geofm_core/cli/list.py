@@ -15,7 +15,7 @@ __all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="geofm list", description="List components, e.g. geofm list backbone 'prithvi:*'.")
+        prog="geofm list", description="List components, e.g. geofm list decoder 'geofm:*'.")
     parser.add_argument("kind", nargs="?", help=f"one of {', '.join(KINDS)} (default: all)")
     parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'timm:resnet*'")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -33,7 +33,7 @@ def main(argv: Sequence[str]) -> int:
     if kind is not None and kind not in KINDS:
         if pattern is not None:
             check_kind(kind)
-        kind, pattern = None, kind  # `geofm list 'prithvi:*'`
+        kind, pattern = None, kind  # `geofm list 'geofm:*'`
     registry = get_registry()
     specs = registry.list(kind, pattern)
     if args.json:

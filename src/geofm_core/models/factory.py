@@ -254,7 +254,7 @@ class EncoderDecoderFactory:
             if pixelwise:
                 raise ConfigurationError(
                     f"geofm:encoder_decoder: task {task!r} needs a decoder (e.g. "
-                    "'upernet:upernet', 'geofm:fcn'; `geofm list decoder` shows them)"
+                    "'geofm:fcn'; `geofm list decoder` shows the installed ones)"
                 )
             decoder_name = _DEFAULT_SCALAR_DECODER
         names = {a.name for a in args.aux_decoders}
