@@ -388,7 +388,10 @@ class Registry:
         spec = self.get(kind, name)
         factory = spec.load()
         func = getattr(factory, "func", factory)
-        signature = signature_text(factory)
+        build = getattr(factory, "build_model", None) if inspect.isclass(factory) else None
+        # A model factory is used through build_model: its arguments are what users write.
+        signature = (signature_text(build, skip_first=True) if callable(build)
+                     else signature_text(factory))
         return {
             **spec.as_dict(),
             "signature": signature,

@@ -62,16 +62,28 @@ def accepted_arguments(factory: Callable[..., Any]) -> Accepted | None:
     )
 
 
-def signature_text(factory: Callable[..., Any]) -> str:
-    """The signature as ``(a: int = 1, ...)``, annotations resolved where possible."""
-    try:
-        try:
-            sig = inspect.signature(factory, eval_str=True)
-        except Exception:  # annotations naming types that are not importable at run time
-            sig = inspect.signature(factory)
-    except (TypeError, ValueError):
+def signature_text(factory: Callable[..., Any], *, skip_first: bool = False) -> str:
+    """The signature as ``(a: int = 1, ...)``, annotations resolved where possible.
+
+    Args:
+        factory: The callable.
+        skip_first: Leave out the first parameter (``self`` of a method read off its class).
+    """
+    sig = _signature(factory)
+    if sig is None:
         return "(...)"
-    return str(sig.replace(return_annotation=inspect.Signature.empty))
+    params = list(sig.parameters.values())[1 if skip_first else 0:]
+    # Annotations as written in the source (``x: Bands``), not their expansion.
+    params = [p.replace(annotation=_Source(p.annotation)) if isinstance(p.annotation, str)
+              else p for p in params]
+    return str(sig.replace(parameters=params, return_annotation=inspect.Signature.empty))
+
+
+class _Source(str):
+    """An annotation's source text, shown unquoted in a signature."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def check_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:

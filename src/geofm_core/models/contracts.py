@@ -16,16 +16,21 @@
   ``ComponentArgumentError`` (or ``ValueError``), which the factory re-raises naming the
   component before it.
 * A **head** is built as ``head(in_channels: int, num_classes: int, **kwargs)``.
+
+:class:`Backbone`, :class:`Neck`, :class:`Decoder` and :class:`Head` spell these out as
+typing Protocols (runtime-checkable); the model factory checks built components with
+them, so a module missing ``out_channels`` is named at build time, not at the first batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["Model", "ModelFactory", "ModelOutput"]
+__all__ = ["Backbone", "Decoder", "Head", "Model", "ModelFactory", "ModelOutput", "Neck"]
 
 
 @dataclass
@@ -56,3 +61,45 @@ class ModelFactory(Protocol):
 
     def build_model(self, task: str, **kwargs: Any) -> Model:
         """Build the model for ``task`` (segmentation, regression, classification, ...)."""
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """What a backbone module provides (checked when a model is built)."""
+
+    #: Channels of each returned feature, in order.
+    out_channels: Sequence[int]
+
+    def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
+        """Feature maps (B, C, H, W) or token sequences (B, N, C) of the input."""
+
+
+@runtime_checkable
+class Neck(Protocol):
+    """What a neck module provides, once built as ``neck(in_channels, **kwargs)``."""
+
+    #: Channels of each returned feature, in order.
+    out_channels: Sequence[int]
+
+    def forward(self, features: list[torch.Tensor], *,
+                image_size: tuple[int, int]) -> list[torch.Tensor]:
+        """Transform the feature list; ``image_size`` is the padded input's (H, W)."""
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """What a decoder module provides, once built as ``decoder(in_channels, **kwargs)``."""
+
+    #: Channels of the one feature map it returns.
+    out_channels: int
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Decode the feature list into one feature map (B, out_channels, H, W)."""
+
+
+@runtime_checkable
+class Head(Protocol):
+    """What a head module provides, once built as ``head(in_channels, num_classes, **kwargs)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores or values from the decoder's output."""

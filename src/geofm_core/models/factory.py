@@ -10,17 +10,24 @@ composition that does not fit fails at build time naming the components on both 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, validate_call
 from torch import nn
 
 from geofm_core.errors import ComponentArgumentError, ConfigurationError
+from geofm_core.models.contracts import Backbone, Decoder, Neck
+
+if TYPE_CHECKING:
+    from geofm_core.models.pixelwise import AuxiliaryHead
 from geofm_core.registry import ComponentSpec, get_registry
 from geofm_core.signatures import check_arguments
 
-__all__ = ["AuxDecoderSpec", "EncoderDecoderArgs", "EncoderDecoderFactory", "NeckSpec"]
+__all__ = ["AuxDecoderSpec", "EncoderDecoderFactory", "NeckSpec"]
 
 TASKS = ("segmentation", "regression", "classification", "multilabel")
 _TASK_ALIASES = {"multi_label": "multilabel", "multi-label": "multilabel",
@@ -55,48 +62,55 @@ class AuxDecoderSpec(BaseModel):
     head_kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-class EncoderDecoderArgs(BaseModel):
-    """The validated arguments of :meth:`EncoderDecoderFactory.build_model`."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    task: str
-    backbone: str | nn.Module
-    decoder: str | None = None
-    num_classes: int | None = Field(default=None, ge=1)
-    backbone_kwargs: dict[str, Any] = Field(default_factory=dict)
-    necks: list[NeckSpec] = Field(default_factory=list)
-    decoder_kwargs: dict[str, Any] = Field(default_factory=dict)
-    head_kwargs: dict[str, Any] = Field(default_factory=dict)
-    aux_decoders: list[AuxDecoderSpec] = Field(default_factory=list)
-    rescale: bool = True
-    pooling: str = "avg"
-    input_multiple: int | None = Field(default=None, ge=1)
-
-    @field_validator("task")
-    @classmethod
-    def _known_task(cls, value: str) -> str:
-        task = _TASK_ALIASES.get(value, value)
-        if task not in TASKS:
-            close = difflib.get_close_matches(value, TASKS, n=2, cutoff=0.5)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            raise ValueError(f"unknown task {value!r}{hint}; choose one of {', '.join(TASKS)}")
-        return task
-
-    @field_validator("pooling")
-    @classmethod
-    def _known_pooling(cls, value: str) -> str:
-        if value not in ("avg", "max", "cls"):
-            raise ValueError(f"pooling must be 'avg', 'max' or 'cls', got {value!r}")
-        return value
+def _known_task(value: str) -> str:
+    task = _TASK_ALIASES.get(value, value)
+    if task not in TASKS:
+        close = difflib.get_close_matches(value, TASKS, n=2, cutoff=0.5)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise ValueError(f"unknown task {value!r}{hint}; choose one of {', '.join(TASKS)}")
+    return task
 
 
-def _describe_validation_error(exc: ValidationError) -> str:
+#: A task name (aliases such as ``semantic_segmentation`` accepted).
+TaskName = Annotated[str, AfterValidator(_known_task)]
+#: A count of at least one.
+Positive = Annotated[int, Field(ge=1)]
+
+
+def _describe_validation_error(exc: ValidationError, positional: Sequence[str] = ()) -> str:
+    """``field.path: message`` per error; a positional argument is named, not numbered."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = [positional[p] if isinstance(p, int) and i == 0 and p < len(positional) else p
+               for i, p in enumerate(err["loc"])]
+        parts.append(f"{'.'.join(str(p) for p in loc) or 'arguments'}: {err['msg']}")
     return "; ".join(parts)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _validated(method: _F) -> _F:
+    """Validate a method's arguments against its own signature (pydantic, lax mode).
+
+    The signature is the one declaration of the arguments: pydantic checks the values
+    (and builds :class:`NeckSpec` / :class:`AuxDecoderSpec` from mappings) before the
+    body runs; a mistake becomes one :class:`ConfigurationError` naming the field.
+    """
+    checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(method)
+    positional = list(inspect.signature(method).parameters)
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return checked(*args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                "geofm:encoder_decoder got invalid arguments: "
+                f"{_describe_validation_error(exc, positional)}"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class _Planned:
@@ -177,20 +191,21 @@ class EncoderDecoderFactory:
         input_multiple: null                  # default: the backbone's
     """
 
+    @_validated
     def build_model(
         self,
-        task: str,
+        task: TaskName,
         backbone: str | nn.Module,
         decoder: str | None = None,
-        num_classes: int | None = None,
+        num_classes: Positive | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
-        necks: list[dict[str, Any]] | None = None,
+        necks: list[NeckSpec] | None = None,
         decoder_kwargs: dict[str, Any] | None = None,
         head_kwargs: dict[str, Any] | None = None,
-        aux_decoders: list[dict[str, Any]] | None = None,
+        aux_decoders: list[AuxDecoderSpec] | None = None,
         rescale: bool = True,
-        pooling: str = "avg",
-        input_multiple: int | None = None,
+        pooling: Literal["avg", "max", "cls"] = "avg",
+        input_multiple: Positive | None = None,
     ) -> nn.Module:
         """Build the model for ``task``.
 
@@ -218,71 +233,97 @@ class EncoderDecoderFactory:
                 two components do not fit together (the message names both).
             UnknownComponentError: A name no installed plugin provides.
         """
-        try:
-            args = EncoderDecoderArgs.model_validate({
-                "task": task, "backbone": backbone, "decoder": decoder,
-                "num_classes": num_classes, "backbone_kwargs": backbone_kwargs or {},
-                "necks": necks or [], "decoder_kwargs": decoder_kwargs or {},
-                "head_kwargs": head_kwargs or {}, "aux_decoders": aux_decoders or [],
-                "rescale": rescale, "pooling": pooling, "input_multiple": input_multiple,
-            })
-        except ValidationError as exc:
-            raise ConfigurationError(
-                f"geofm:encoder_decoder got invalid arguments: {_describe_validation_error(exc)}"
-            ) from exc
-        return self._build(args)
-
-    def _build(self, args: EncoderDecoderArgs) -> nn.Module:
-        task = args.task
         pixelwise = task in ("segmentation", "regression")
-        if task == "regression":
-            if args.num_classes not in (None, 1):
-                raise ConfigurationError(
-                    f"geofm:encoder_decoder: regression predicts one value per pixel; "
-                    f"num_classes={args.num_classes} is not supported (leave it unset)"
-                )
-            num_classes = 1
-        elif args.num_classes is None:
+        classes = _class_count(task, num_classes)
+        if decoder is None and pixelwise:
             raise ConfigurationError(
-                f"geofm:encoder_decoder: task {task!r} needs num_classes (the number of "
-                f"{'labels' if task == 'multilabel' else 'classes'})"
+                f"geofm:encoder_decoder: task {task!r} needs a decoder (e.g. "
+                "'geofm:fcn'; `geofm list decoder` shows the installed ones)"
             )
-        else:
-            num_classes = args.num_classes
-        decoder_name = args.decoder
-        if decoder_name is None:
-            if pixelwise:
-                raise ConfigurationError(
-                    f"geofm:encoder_decoder: task {task!r} needs a decoder (e.g. "
-                    "'geofm:fcn'; `geofm list decoder` shows the installed ones)"
-                )
-            decoder_name = _DEFAULT_SCALAR_DECODER
-        names = {a.name for a in args.aux_decoders}
-        if len(names) != len(args.aux_decoders):
-            raise ConfigurationError(
-                "geofm:encoder_decoder: aux_decoders names must be unique, got "
-                f"{[a.name for a in args.aux_decoders]}"
-            )
+        plan = _Plan.resolve(task, backbone, backbone_kwargs or {}, necks or [],
+                             decoder or _DEFAULT_SCALAR_DECODER, decoder_kwargs or {},
+                             head_kwargs or {}, aux_decoders or [])
+        parts = plan.build(classes)
+        if pixelwise:
+            from geofm_core.models.pixelwise import PixelWiseModel
 
-        # resolve and check every component before building any of them
-        backbone_plan = None
-        if isinstance(args.backbone, str):
-            backbone_plan = _Planned("backbone", args.backbone, args.backbone_kwargs)
-            backbone_plan.check({})
-        elif args.backbone_kwargs:
+            return PixelWiseModel(task, *parts.modules, necks=parts.necks,
+                                  auxiliary_heads=parts.aux_heads, rescale=rescale,
+                                  input_multiple=input_multiple)
+        from geofm_core.models.scalar import ScalarOutputModel
+
+        return ScalarOutputModel(task, *parts.modules, necks=parts.necks,
+                                 auxiliary_heads=parts.aux_heads, pooling=pooling,
+                                 input_multiple=input_multiple)
+
+
+def _class_count(task: str, num_classes: int | None) -> int:
+    """Outputs per pixel or sample: one for regression, else ``num_classes`` (required)."""
+    if task == "regression":
+        if num_classes not in (None, 1):
+            raise ConfigurationError(
+                f"geofm:encoder_decoder: regression predicts one value per pixel; "
+                f"num_classes={num_classes} is not supported (leave it unset)"
+            )
+        return 1
+    if num_classes is None:
+        raise ConfigurationError(
+            f"geofm:encoder_decoder: task {task!r} needs num_classes (the number of "
+            f"{'labels' if task == 'multilabel' else 'classes'})"
+        )
+    return num_classes
+
+
+@dataclass
+class _Parts:
+    """The built components, in the order the model classes take them."""
+
+    modules: tuple[nn.Module, nn.Module, nn.Module]  # backbone, decoder, head
+    necks: list[nn.Module]
+    aux_heads: dict[str, AuxiliaryHead]
+
+
+@dataclass
+class _Plan:
+    """Every component of a model resolved and argument-checked, none built yet."""
+
+    head_name: str
+    backbone: _Planned | nn.Module
+    necks: list[_Planned]
+    decoder: _Planned
+    head: _Planned
+    aux: list[tuple[str, _Planned, _Planned]]
+
+    @classmethod
+    def resolve(cls, task: str, backbone: str | nn.Module, backbone_kwargs: dict[str, Any],
+                necks: list[NeckSpec], decoder: str, decoder_kwargs: dict[str, Any],
+                head_kwargs: dict[str, Any], aux_decoders: list[AuxDecoderSpec]) -> _Plan:
+        """Look every name up and check every component's keywords, before building any."""
+        names = [a.name for a in aux_decoders]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(
+                f"geofm:encoder_decoder: aux_decoders names must be unique, got {names}"
+            )
+        planned_backbone: _Planned | nn.Module
+        if isinstance(backbone, str):
+            planned_backbone = _Planned("backbone", backbone, backbone_kwargs)
+            planned_backbone.check({})
+        elif backbone_kwargs:
             raise ConfigurationError(
                 "geofm:encoder_decoder: backbone_kwargs given with a ready backbone module"
             )
-        neck_plans = [_Planned("neck", n.name, n.kwargs) for n in args.necks]
+        else:
+            planned_backbone = backbone
+        neck_plans = [_Planned("neck", n.name, n.kwargs) for n in necks]
         for plan in neck_plans:
             plan.check({"in_channels": [1]})
-        decoder_plan = _Planned("decoder", decoder_name, args.decoder_kwargs)
+        decoder_plan = _Planned("decoder", decoder, decoder_kwargs)
         decoder_plan.check({"in_channels": [1]})
         head_name = _HEADS[task]
-        head_plan = _Planned("head", head_name, args.head_kwargs)
+        head_plan = _Planned("head", head_name, head_kwargs)
         head_plan.check({"in_channels": 1, "num_classes": 1})
         aux_plans = []
-        for aux in args.aux_decoders:
+        for aux in aux_decoders:
             aux_decoder = _Planned("decoder", aux.decoder, aux.decoder_kwargs)
             aux_decoder.what = f"aux decoder {aux.name!r} ({aux_decoder.what})"
             aux_decoder.check({"in_channels": [1]})
@@ -290,57 +331,49 @@ class EncoderDecoderFactory:
             aux_head.what = f"aux decoder {aux.name!r} ({aux_head.what})"
             aux_head.check({"in_channels": 1, "num_classes": 1})
             aux_plans.append((aux.name, aux_decoder, aux_head))
+        return cls(head_name, planned_backbone, neck_plans, decoder_plan, head_plan, aux_plans)
 
-        # build, threading the channels
-        if backbone_plan is not None:
-            backbone = backbone_plan.factory(**backbone_plan.kwargs)
-            producer = backbone_plan.what
+    def build(self, num_classes: int) -> _Parts:
+        """Build the components, threading the channel list backbone → necks → decoders."""
+        if isinstance(self.backbone, _Planned):
+            backbone = self.backbone.factory(**self.backbone.kwargs)
+            producer = self.backbone.what
         else:
-            assert isinstance(args.backbone, nn.Module)
-            backbone = args.backbone
+            backbone = self.backbone
             producer = f"backbone {type(backbone).__name__}"
-        channels = _channel_list(getattr(backbone, "out_channels", None), producer)
+        channels = _feature_channels(backbone, Backbone, producer)
         built_necks = []
-        for plan in neck_plans:
+        for plan in self.necks:
             neck = plan.build_on(producer, channels)
-            channels = _channel_list(getattr(neck, "out_channels", None), plan.what)
+            channels = _feature_channels(neck, Neck, plan.what)
             producer = plan.what
             built_necks.append(neck)
-        main_decoder = decoder_plan.build_on(producer, channels)
-        head = head_plan.factory(
-            in_channels=self._decoder_channels(main_decoder, decoder_plan.what),
-            num_classes=num_classes, **head_plan.kwargs,
-        )
+        decoder = self.decoder.build_on(producer, channels)
+        head = self.head.factory(in_channels=_decoder_channels(decoder, self.decoder.what),
+                                 num_classes=num_classes, **self.head.kwargs)
         from geofm_core.models.pixelwise import AuxiliaryHead
 
-        aux_heads = {}
-        for name, dec_plan, aux_head_plan in aux_plans:
+        aux_heads: dict[str, AuxiliaryHead] = {}
+        for name, dec_plan, head_plan in self.aux:
             aux_decoder = dec_plan.build_on(producer, channels)
-            aux_heads[name] = AuxiliaryHead(aux_decoder, aux_head_plan.factory(
-                in_channels=self._decoder_channels(aux_decoder, dec_plan.what),
-                num_classes=num_classes, **aux_head_plan.kwargs,
+            aux_heads[name] = AuxiliaryHead(aux_decoder, head_plan.factory(
+                in_channels=_decoder_channels(aux_decoder, dec_plan.what),
+                num_classes=num_classes, **head_plan.kwargs,
             ))
-        if pixelwise:
-            from geofm_core.models.pixelwise import PixelWiseModel
+        return _Parts((backbone, decoder, head), built_necks, aux_heads)
 
-            return PixelWiseModel(
-                task, backbone, main_decoder, head, necks=built_necks,
-                auxiliary_heads=aux_heads, rescale=args.rescale,
-                input_multiple=args.input_multiple,
-            )
-        from geofm_core.models.scalar import ScalarOutputModel
 
-        return ScalarOutputModel(
-            task, backbone, main_decoder, head, necks=built_necks, auxiliary_heads=aux_heads,
-            pooling=args.pooling, input_multiple=args.input_multiple,
+def _feature_channels(module: Any, contract: type[Backbone] | type[Neck], what: str) -> list[int]:
+    """The ``out_channels`` list a backbone or neck declares (its contract), checked."""
+    value = module.out_channels if isinstance(module, contract) else None
+    return _channel_list(value, what)
+
+
+def _decoder_channels(decoder: Any, what: str) -> int:
+    value = decoder.out_channels if isinstance(decoder, Decoder) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ComponentArgumentError(
+            f"{what} declares out_channels={value!r}; the geofm decoder contract needs "
+            "one int"
         )
-
-    @staticmethod
-    def _decoder_channels(decoder: Any, what: str) -> int:
-        value = getattr(decoder, "out_channels", None)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ComponentArgumentError(
-                f"{what} declares out_channels={value!r}; the geofm decoder contract needs "
-                "one int"
-            )
-        return value
+    return value
