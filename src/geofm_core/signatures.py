@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,15 @@ from typing import Any
 
 from geofm_core.errors import ComponentArgumentError
 
-__all__ = ["Accepted", "accepted_arguments", "check_arguments", "signature_text"]
+__all__ = [
+    "Accepted",
+    "TypeMismatch",
+    "accepted_arguments",
+    "check_arguments",
+    "class_annotations",
+    "signature_text",
+    "type_mismatches",
+]
 
 
 @dataclass(frozen=True)
@@ -48,17 +57,41 @@ def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def accepted_arguments(factory: Callable[..., Any]) -> Accepted | None:
-    """The keywords ``factory`` takes, or ``None`` when its signature cannot be read."""
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def accepted_arguments(factory: Callable[..., Any], *,
+                       follow_kwargs: bool = False) -> Accepted | None:
+    """The keywords ``factory`` takes, or ``None`` when its signature cannot be read.
+
+    Args:
+        factory: A class, function, ``functools.partial`` or callable object.
+        follow_kwargs: For a class whose ``__init__`` passes ``**kwargs`` on to its base
+            class (as jsonargparse assumes), add the keywords of the bases, up to the first
+            one without ``**kwargs``.
+    """
     sig = _signature(factory)
     if sig is None:
         return None
-    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    params = [p for p in sig.parameters.values() if p.kind in keyword_kinds]
+    params = [p for p in sig.parameters.values() if p.kind in _KEYWORD_KINDS]
+    any_keyword = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    if follow_kwargs and any_keyword and inspect.isclass(factory):
+        for base in factory.__mro__[1:]:
+            if "__init__" not in vars(base):
+                continue
+            base_sig = _signature(vars(base)["__init__"])
+            if base_sig is None:
+                break
+            own = {p.name for p in params}
+            params += [p for p in list(base_sig.parameters.values())[1:]
+                       if p.kind in _KEYWORD_KINDS and p.name not in own]
+            any_keyword = any(p.kind is p.VAR_KEYWORD for p in base_sig.parameters.values())
+            if not any_keyword:
+                break
     return Accepted(
         names=tuple(p.name for p in params),
         required=tuple(p.name for p in params if p.default is p.empty),
-        any_keyword=any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()),
+        any_keyword=any_keyword,
     )
 
 
@@ -147,23 +180,56 @@ def _annotations(factory: Callable[..., Any]) -> dict[str, Any]:
     return out
 
 
-def _check_types(factory: Callable[..., Any], accepted: Accepted, kwargs: Mapping[str, Any],
-                 what: str) -> None:
-    """Raise for a value that cannot be its parameter's annotated type ("eight" for an int).
+@dataclass(frozen=True)
+class TypeMismatch:
+    """A value that cannot be its parameter's annotated type.
+
+    Attributes:
+        key: The parameter.
+        value: The value given.
+        expected: The annotation, readable (``float``, ``list[int]``; ``None`` left out).
+        reason: pydantic's reason.
+    """
+
+    key: str
+    value: Any
+    expected: str
+    reason: str
+
+
+def _readable(annotation: Any) -> str:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]  # "int", not "int | None": None is always accepted
+    name = getattr(annotation, "__name__", None)
+    return name if isinstance(name, str) and not typing.get_args(annotation) else (
+        str(annotation).replace("typing.", ""))
+
+
+def type_mismatches(factory: Callable[..., Any], kwargs: Mapping[str, Any],
+                    annotations: Mapping[str, Any] | None = None) -> list[TypeMismatch]:
+    """The keywords of ``kwargs`` whose values cannot be ``factory``'s annotated types.
 
     Values are validated with pydantic in lax mode (8.0 passes for an int) and never
-    converted; parameters whose annotation pydantic cannot check are left alone.
+    converted; parameters whose annotation pydantic cannot check (classes such as
+    ``nn.Module``) and ``None`` values are left alone.
+
+    Args:
+        factory: The callable whose parameters are annotated.
+        kwargs: The values.
+        annotations: Resolved annotations to use instead of ``factory``'s own (e.g.
+            those of the base classes as well).
     """
-    given = {k: v for k, v in kwargs.items() if k in accepted.names and v is not None}
-    if not given:
-        return
-    annotations = _annotations(factory)
-    if not annotations:
-        return
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    hints = dict(annotations) if annotations is not None else (
+        _annotations(factory) if given else {})
+    if not given or not hints:
+        return []
     from pydantic import TypeAdapter, ValidationError
 
+    found = []
     for key, value in given.items():
-        annotation = annotations.get(key)
+        annotation = hints.get(key)
         if annotation is None or annotation is Any:
             continue
         try:
@@ -173,12 +239,29 @@ def _check_types(factory: Callable[..., Any], accepted: Accepted, kwargs: Mappin
         try:
             adapter.validate_python(value)
         except ValidationError as exc:
-            expected = getattr(annotation, "__name__", None) or str(annotation).replace(
-                "typing.", "")
             reason = exc.errors()[0].get("msg", "") if exc.errors() else ""
-            raise ComponentArgumentError(
-                f"{what} argument {key!r} expects {expected}, got {value!r} "
-                f"({type(value).__name__}): {reason}. Fix the value of {key!r}"
-            ) from None
+            found.append(TypeMismatch(key, value, _readable(annotation), reason))
         except Exception:
             continue
+    return found
+
+
+def class_annotations(cls: type) -> dict[str, Any]:
+    """Resolved ``__init__`` annotations of ``cls`` and of its bases (the class's own win)."""
+    merged: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        if "__init__" in vars(base) and base is not object:
+            merged.update(_annotations(base))
+    return merged
+
+
+def _check_types(factory: Callable[..., Any], accepted: Accepted, kwargs: Mapping[str, Any],
+                 what: str) -> None:
+    """Raise for a value that cannot be its parameter's annotated type ("eight" for an int)."""
+    known = {k: v for k, v in kwargs.items() if k in accepted.names}
+    for problem in type_mismatches(factory, known)[:1]:
+        raise ComponentArgumentError(
+            f"{what} argument {problem.key!r} expects {problem.expected}, got "
+            f"{problem.value!r} ({type(problem.value).__name__}): {problem.reason}. "
+            f"Fix the value of {problem.key!r}"
+        )

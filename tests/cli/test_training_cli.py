@@ -325,3 +325,68 @@ def test_fit_help_is_light_and_errors_have_no_traceback(make_config: MakeConfig,
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "model.init_args.model_args.backbone: unknown backbone 'acme:vit'" in done.stderr
+
+
+# -- the config, read before and after parsing --------------------------------------------
+
+
+def test_short_names_are_geofm_classes_even_beside_torchgeo_trainers(
+        make_config: MakeConfig, tmp_path: Path) -> None:
+    """torchgeo.trainers has a SemanticSegmentationTask too; the short name means geofm's."""
+    config = make_config("segmentation")
+    code = (
+        "import sys, torchgeo.trainers\n"
+        "from geofm_core.cli import main\n"
+        f"sys.exit(main(['fit', '-c', {str(config)!r}, '--print_config']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = yaml.safe_load(done.stdout)
+    assert printed["model"]["class_path"] == "geofm_core.tasks.SemanticSegmentationTask"
+    assert printed["data"]["class_path"] == "geofm_core.data.GeoTiffSegmentationDataModule"
+    # ... and on the command line, in both option spellings
+    code = code.replace("'--print_config'", "'--model=SemanticSegmentationTask', "
+                        "'--data', 'GeoTiffSegmentationDataModule', '--print_config'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "geofm_core.tasks.SemanticSegmentationTask" in done.stdout
+
+
+def test_a_bad_value_given_on_the_command_line_is_named(
+        make_config: MakeConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not in a file, so jsonargparse finds it; its error still becomes one paragraph."""
+    config = make_config("segmentation")
+    assert geofm(["fit", "-c", str(config), "--model.init_args.lr", "slow"]) == 1
+    error = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1 and "at model.init_args.lr" in error[0], error
+    assert "expected a float, got slow" in error[0]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), [
+    ("model.init_args.model_args.necks", [{"name": "geofm:select_indices", "indices": [0]},
+                                          {"name": "geofm:reshape_tokns"}],
+     "model.init_args.model_args.necks[1].name: unknown neck 'geofm:reshape_tokns'"),
+    ("model.init_args.model_factory", "geofm:encoder_decodr",
+     "model.init_args.model_factory: unknown model_factory 'geofm:encoder_decodr'"),
+    ("model.init_args.loss", {"ce": 1.0, "dicee": 0.5},
+     "model.init_args.loss.dicee: unknown loss 'dicee'"),
+])
+def test_unknown_registry_names_are_reported_at_their_exact_path_before_building(
+        make_config: MakeConfig, capsys: pytest.CaptureFixture[str], path: str, value: Any,
+        expected: str) -> None:
+    config = make_config("segmentation")
+    _edit(config, path, value)
+    assert geofm(["fit", "-c", str(config)]) == 1
+    error = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1 and expected in error[0], error
+
+
+def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- model\n- data\n")
+    assert geofm(["fit", "-c", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad} is not a valid config: it holds a list" in err and "Traceback" not in err
