@@ -112,6 +112,19 @@ def _import_target(target: str) -> Callable[..., Any]:
         return _import_cache[target]
 
 
+def _factory_doc(factory: Callable[..., Any]) -> str | None:
+    """The docstring of a factory; a ``functools.partial`` shows its function's.
+
+    A docstring set on the object itself wins (a plugin documenting each partial of
+    one builder, such as one per model variant): a partial's own class docstring says
+    nothing about the component.
+    """
+    own = getattr(factory, "__dict__", {}).get("__doc__")
+    if own:
+        return str(own)
+    return getattr(factory, "func", factory).__doc__
+
+
 def _first_line(doc: str | None) -> str:
     return inspect.cleandoc(doc).splitlines()[0] if doc else ""
 
@@ -387,12 +400,10 @@ class Registry:
         """
         spec = self.get(kind, name)
         factory = spec.load()
-        func = getattr(factory, "func", factory)
-        signature = signature_text(factory)
         return {
             **spec.as_dict(),
-            "signature": signature,
-            "doc": inspect.cleandoc(func.__doc__ or "") or spec.description,
+            "signature": signature_text(factory),
+            "doc": inspect.cleandoc(_factory_doc(factory) or "") or spec.description,
         }
 
 
