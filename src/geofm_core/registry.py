@@ -112,6 +112,19 @@ def _import_target(target: str) -> Callable[..., Any]:
         return _import_cache[target]
 
 
+def _factory_doc(factory: Callable[..., Any]) -> str | None:
+    """The docstring of a factory; a ``functools.partial`` shows its function's.
+
+    A docstring set on the object itself wins (a plugin documenting each partial of
+    one builder, such as one per model variant): a partial's own class docstring says
+    nothing about the component.
+    """
+    own = getattr(factory, "__dict__", {}).get("__doc__")
+    if own:
+        return str(own)
+    return getattr(factory, "func", factory).__doc__
+
+
 def _first_line(doc: str | None) -> str:
     return inspect.cleandoc(doc).splitlines()[0] if doc else ""
 
@@ -387,7 +400,6 @@ class Registry:
         """
         spec = self.get(kind, name)
         factory = spec.load()
-        func = getattr(factory, "func", factory)
         build = getattr(factory, "build_model", None) if inspect.isclass(factory) else None
         # A model factory is used through build_model: its arguments are what users write.
         signature = (signature_text(build, skip_first=True) if callable(build)
@@ -395,7 +407,7 @@ class Registry:
         return {
             **spec.as_dict(),
             "signature": signature,
-            "doc": inspect.cleandoc(func.__doc__ or "") or spec.description,
+            "doc": inspect.cleandoc(_factory_doc(factory) or "") or spec.description,
         }
 
 

@@ -70,6 +70,22 @@ def test_describe_imports_the_component_and_reports_its_signature():
     assert "features_only" in info["doc"]
 
 
+def test_describe_shows_the_own_docstring_of_a_partial():
+    import functools
+
+    def build(variant: str, *, depth: int = 2) -> None:
+        """Build any variant."""
+
+    documented = functools.partial(build, "small")
+    documented.__doc__ = "The small variant."
+    registry = Registry()
+    registry.add(ComponentSpec("backbone", "mine", "small", documented))
+    registry.add(ComponentSpec("backbone", "mine", "any", functools.partial(build, "any")))
+    info = registry.describe("backbone", "mine:small")
+    assert info["doc"] == "The small variant." and info["signature"] == "(*, depth: int = 2)"
+    assert registry.describe("backbone", "mine:any")["doc"] == "Build any variant."
+
+
 def test_timm_backbone_builds_with_any_band_count():
     net = get_registry().build("backbone", "timm:resnet18", in_chans=6, out_indices=[1, 2, 3, 4])
     features = net(torch.randn(1, 6, 64, 96))

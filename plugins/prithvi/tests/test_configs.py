@@ -87,6 +87,33 @@ def test_registry_lists_and_builds_every_variant():
         assert argument in described["signature"] and argument in described["doc"]
 
 
+def test_every_variant_is_one_documented_factory_of_the_table():
+    registry = get_registry()
+    for name, spec in VARIANTS.items():
+        factory = getattr(configs, name)
+        assert factory is configs.FACTORIES[name] and factory.args == (name,)
+        doc = registry.describe("backbone", f"prithvi:{name}")["doc"]
+        patch = spec.patch_size[-1]
+        assert f"embed {spec.embed_dim}, depth {spec.depth}, {spec.num_heads} heads, " \
+               f"patch {patch}" in doc
+        assert spec.weights.repo_id in doc and "PRITHVI_V" in doc and "variant:" not in doc
+        assert ("temporal_coords" in doc) is spec.coords_encoding
+    assert set(configs.FACTORIES) == set(VARIANTS)
+    with pytest.raises(AttributeError, match="prithvi_eo_v9"):
+        configs.prithvi_eo_v9  # noqa: B018
+
+
+def test_type_errors_name_the_argument():
+    with pytest.raises(ComponentArgumentError, match=r"'num_frames' expects int"):
+        get_registry().build("backbone", "prithvi:prithvi_eo_v1_100", num_frames="three")
+
+
+def test_hls_band_names_are_the_cores():
+    from geofm_core.data.bands import band_names
+
+    assert geofm_prithvi.HLS_BANDS == tuple(band_names())
+
+
 def _geofm() -> str:
     exe = Path(sys.executable).with_name("geofm")
     return str(exe) if exe.exists() else (shutil.which("geofm") or "geofm")

@@ -16,6 +16,9 @@
   ``ComponentArgumentError`` (or ``ValueError``), which the factory re-raises naming the
   component before it.
 * A **head** is built as ``head(in_channels: int, num_classes: int, **kwargs)``.
+* A **model factory** has ``build_model(task, **kwargs)`` returning a :class:`Model`; it
+  may declare ``tasks: tuple[str, ...]``, the tasks it builds (the contract tests of
+  :mod:`geofm_core.testing` build each).
 
 :class:`Backbone`, :class:`Neck`, :class:`Decoder` and :class:`Head` spell these out as
 typing Protocols (runtime-checkable); the model factory checks built components with

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,9 @@ class TinySegmenter(nn.Module):
 class TinySegmenterFactory:
     """Builds :class:`TinySegmenter` for segmentation (``num_classes``) or regression."""
 
+    #: The tasks ``build_model`` accepts (geofm's contract tests build each).
+    tasks: ClassVar[tuple[str, ...]] = ("segmentation", "regression")
+
     def build_model(
         self,
         task: str,
@@ -62,5 +65,6 @@ class TinySegmenterFactory:
         if task == "regression":
             return TinySegmenter(in_chans, 1, widths)
         raise ValueError(
-            f"example:tiny_segmenter builds 'segmentation' or 'regression' models, not {task!r}"
+            f"example:tiny_segmenter builds {' or '.join(map(repr, self.tasks))} models, "
+            f"not {task!r}"
         )

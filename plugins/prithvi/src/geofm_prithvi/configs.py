@@ -1,46 +1,38 @@
 """The registered Prithvi EO backbones (``prithvi:<name>``), one factory per official model.
 
-Every factory takes the same arguments:
+Each row of :data:`~geofm_prithvi.constants.VARIANTS` gives one factory:
+:func:`build_prithvi` with the variant's name bound (a ``functools.partial``), named
+after the variant in this module (``geofm_prithvi.configs:prithvi_eo_v2_300``, the
+target ``_plugin.py`` registers) and documented with the variant's architecture,
+weights and normalisation followed by the arguments every factory shares (those of
+:func:`build_prithvi` but ``variant``). ``FACTORIES`` holds them by name.
 
-* ``bands``: the input's bands, in order: HLS names (``BLUE``, ``RED_EDGE_1``, ...),
-  other names (new bands) or ints (positions in the six pre-trained bands). Default:
-  the six pre-trained bands ``BLUE, GREEN, RED, NIR_NARROW, SWIR_1, SWIR_2``. With
-  weights, matching bands get their pre-trained channels and new bands are initialised
-  from the mean of the pre-trained channels (with a warning naming them).
-* ``num_frames``: frames per sample; ``out_channels`` is ``embed_dim * num_frames``.
-* ``img_size``: default input size (any multiple of the patch size works at run time).
-* ``out_indices``: which blocks' tokens to return (default all).
-* ``pretrained``: load the official weights through ``huggingface_hub``.
-* ``ckpt_path``: load a local ``.pt``/``.pth``/``.safetensors`` file (official layout)
-  instead; it wins over ``pretrained``.
-* ``pretrained_bands``: the bands of the checkpoint's patch embedding, in order
-  (default the six pre-trained bands); only for a non-official file.
-* ``drop_path_rate``: stochastic depth of the last block.
-* ``embed_dim``, ``depth``, ``num_heads``: architecture overrides for small test
-  models; not allowed with ``pretrained=True`` (the official file would not fit).
+With weights, the input's bands that match pre-trained bands get their pre-trained
+patch-embedding channels; new bands start from the mean of the pre-trained channels,
+with a warning naming them. ``embed_dim``, ``depth`` and ``num_heads`` make small test
+models and are refused with ``pretrained=True`` (the official file would not fit).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from geofm_core.errors import ConfigurationError
-from geofm_prithvi.constants import PRETRAINED_BANDS, VARIANTS
+from geofm_prithvi.constants import (
+    PRETRAINED_BANDS,
+    PRITHVI_V1_MEAN,
+    PRITHVI_V1_STD,
+    VARIANTS,
+    PrithviVariant,
+)
 from geofm_prithvi.vit import PrithviViT
 from geofm_prithvi.weights import find_pretrained_file, load_checkpoint, resolve_bands
 
-__all__ = [
-    "build_prithvi",
-    "prithvi_eo_v1_100",
-    "prithvi_eo_v2_100_tl",
-    "prithvi_eo_v2_300",
-    "prithvi_eo_v2_300_tl",
-    "prithvi_eo_v2_600",
-    "prithvi_eo_v2_600_tl",
-    "prithvi_eo_v2_tiny_tl",
-]
+__all__ = ["FACTORIES", "build_prithvi", *VARIANTS]
 
 Bands = Sequence[str | int] | None
 
@@ -60,7 +52,31 @@ def build_prithvi(
     depth: int | None = None,
     num_heads: int | None = None,
 ) -> PrithviViT:
-    """Build the Prithvi variant ``variant`` (a key of ``VARIANTS``); see the module docstring."""
+    """Build the Prithvi variant ``variant``; every ``prithvi:<name>`` factory calls this.
+
+    Args:
+        variant: A key of ``VARIANTS`` (bound by each registered factory).
+        bands: Input bands in order: HLS names, other names (new bands) or indices into
+            the six pre-trained bands. Default: BLUE, GREEN, RED, NIR_NARROW, SWIR_1,
+            SWIR_2. New bands get the mean pre-trained weights and a warning.
+        num_frames: Frames per sample; out_channels is embed_dim * num_frames.
+        img_size: Default input size; any multiple of the patch size works.
+        out_indices: Blocks whose tokens are returned (default all; negative from the end).
+        pretrained: Load the official weights via huggingface_hub (cache and
+            HF_HUB_OFFLINE respected; $GEOFM_PRITHVI_WEIGHTS_DIR checked first).
+        ckpt_path: Local .pt/.pth/.safetensors file in an official layout; wins over
+            pretrained.
+        pretrained_bands: Bands of the checkpoint's patch embedding (default the six
+            pre-trained bands); only for non-official files.
+        drop_path_rate: Stochastic depth of the last block (linear from 0).
+        embed_dim: Architecture override for small test models (not with pretrained).
+        depth: Architecture override for small test models (not with pretrained).
+        num_heads: Architecture override for small test models (not with pretrained).
+
+    Raises:
+        ConfigurationError: An unknown variant, architecture overrides with official
+            weights, or bands that do not resolve.
+    """
     if variant not in VARIANTS:
         raise ConfigurationError(f"unknown Prithvi variant {variant!r}; known: {list(VARIANTS)}")
     spec = VARIANTS[variant]
@@ -97,141 +113,61 @@ def build_prithvi(
     return model
 
 
-def prithvi_eo_v1_100(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-1.0 100M: embed 768, depth 12, 12 heads, patch 16 (HLS, US).
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-1.0-100M. Normalise inputs with
-    ``PRITHVI_V1_MEAN`` / ``PRITHVI_V1_STD``.
-    """
-    return build_prithvi("prithvi_eo_v1_100", **_args(locals()))
-
-
-def prithvi_eo_v2_tiny_tl(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 tiny TL: embed 192, depth 12, 3 heads, patch 16, time + location.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-tiny-TL. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``. ``forward`` takes ``temporal_coords``
-    (B, T, 2) and ``location_coords`` (B, 2).
-    """
-    return build_prithvi("prithvi_eo_v2_tiny_tl", **_args(locals()))
+def _shared_args() -> str:
+    """The Args section of :func:`build_prithvi` without ``variant``, which a factory binds."""
+    lines = inspect.cleandoc(build_prithvi.__doc__ or "").splitlines()
+    start = lines.index("Args:")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
+               len(lines))
+    kept, skipping = ["Args:"], False
+    for line in lines[start + 1:end]:
+        if line.startswith("    ") and not line.startswith("     "):  # a new entry
+            skipping = line.lstrip().startswith("variant:")
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept).rstrip()
 
 
-def prithvi_eo_v2_100_tl(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 100M TL: embed 768, depth 12, 12 heads, patch 16, time + location.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-100M-TL. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``. ``forward`` takes ``temporal_coords``
-    (B, T, 2) and ``location_coords`` (B, 2).
-    """
-    return build_prithvi("prithvi_eo_v2_100_tl", **_args(locals()))
-
-
-def prithvi_eo_v2_300(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 300M: embed 1024, depth 24, 16 heads, patch 16.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-300M. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``.
-    """
-    return build_prithvi("prithvi_eo_v2_300", **_args(locals()))
+def _variant_doc(spec: PrithviVariant, shared_args: str) -> str:
+    """What ``geofm describe`` shows for a variant: its facts, then the shared arguments."""
+    title = spec.weights.repo_id.rpartition("/")[2]
+    patch = spec.patch_size[-1]
+    coords = ", time + location" if spec.coords_encoding else ""
+    generation = "V1" if (spec.mean, spec.std) == (PRITHVI_V1_MEAN, PRITHVI_V1_STD) else "V2"
+    constants = f"PRITHVI_{generation}_MEAN`` / ``PRITHVI_{generation}_STD"
+    details = (
+        f"Weights: {spec.weights.repo_id} ({spec.weights.filename}). Normalise inputs with "
+        f"``{constants}`` (mean {list(spec.mean)}, std {list(spec.std)})."
+    )
+    if spec.coords_encoding:
+        details += (" ``forward`` takes ``temporal_coords`` (B, T, 2) and "
+                    "``location_coords`` (B, 2).")
+    summary = (f"{title}: embed {spec.embed_dim}, depth {spec.depth}, {spec.num_heads} heads, "
+               f"patch {patch}{coords}.")
+    return "\n\n".join([summary, textwrap.fill(details, width=88), shared_args])
 
 
-def prithvi_eo_v2_300_tl(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 300M TL: embed 1024, depth 24, 16 heads, patch 16, time + location.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``. ``forward`` takes ``temporal_coords``
-    (B, T, 2) and ``location_coords`` (B, 2).
-    """
-    return build_prithvi("prithvi_eo_v2_300_tl", **_args(locals()))
+def _factories() -> dict[str, functools.partial[PrithviViT]]:
+    shared = _shared_args()
+    factories = {}
+    for name, spec in VARIANTS.items():
+        factory = functools.partial(build_prithvi, name)
+        # geofm describe shows a partial's own docstring (Registry.describe)
+        factory.__doc__ = _variant_doc(spec, shared)
+        factories[name] = factory
+    return factories
 
 
-def prithvi_eo_v2_600(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 600M: embed 1280, depth 32, 16 heads, patch 14.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-600M. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``.
-    """
-    return build_prithvi("prithvi_eo_v2_600", **_args(locals()))
+#: The registered factories by variant name: ``build_prithvi`` with the variant bound.
+FACTORIES: dict[str, functools.partial[PrithviViT]] = _factories()
 
 
-def prithvi_eo_v2_600_tl(
-    bands: Bands = None, num_frames: int = 1, img_size: int | Sequence[int] = 224,
-    out_indices: Sequence[int] | None = None, pretrained: bool = False,
-    ckpt_path: str | None = None, pretrained_bands: Sequence[str] | None = None,
-    drop_path_rate: float = 0.0, embed_dim: int | None = None, depth: int | None = None,
-    num_heads: int | None = None,
-) -> PrithviViT:
-    """Prithvi-EO-2.0 600M TL: embed 1280, depth 32, 16 heads, patch 14, time + location.
-
-    Weights: ibm-nasa-geospatial/Prithvi-EO-2.0-600M-TL. Normalise inputs with
-    ``PRITHVI_V2_MEAN`` / ``PRITHVI_V2_STD``. ``forward`` takes ``temporal_coords``
-    (B, T, 2) and ``location_coords`` (B, 2).
-    """
-    return build_prithvi("prithvi_eo_v2_600_tl", **_args(locals()))
+def __getattr__(name: str) -> functools.partial[PrithviViT]:
+    # ``geofm_prithvi.configs:<variant>`` targets and ``configs.<variant>`` resolve here
+    if name in FACTORIES:
+        return FACTORIES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_ARGS_DOC = """
-    Args:
-        bands: Input bands in order: HLS names, other names (new bands) or indices into
-            the six pre-trained bands. Default: BLUE, GREEN, RED, NIR_NARROW, SWIR_1,
-            SWIR_2. New bands get the mean pre-trained weights and a warning.
-        num_frames: Frames per sample; out_channels is embed_dim * num_frames.
-        img_size: Default input size; any multiple of the patch size works.
-        out_indices: Blocks whose tokens are returned (default all; negative from the end).
-        pretrained: Load the official weights via huggingface_hub (cache and
-            HF_HUB_OFFLINE respected; $GEOFM_PRITHVI_WEIGHTS_DIR checked first).
-        ckpt_path: Local .pt/.pth/.safetensors file in an official layout; wins over
-            pretrained.
-        pretrained_bands: Bands of the checkpoint's patch embedding (default the six
-            pre-trained bands); only for non-official files.
-        drop_path_rate: Stochastic depth of the last block (linear from 0).
-        embed_dim: Architecture override for small test models (not with pretrained).
-        depth: Architecture override for small test models (not with pretrained).
-        num_heads: Architecture override for small test models (not with pretrained).
-"""
-
-
-def _args(local_vars: dict[str, Any]) -> dict[str, Any]:
-    # Each factory forwards exactly its own parameters.
-    return dict(local_vars)
-
-
-for _factory in (prithvi_eo_v1_100, prithvi_eo_v2_tiny_tl, prithvi_eo_v2_100_tl, prithvi_eo_v2_300,
-                 prithvi_eo_v2_300_tl, prithvi_eo_v2_600, prithvi_eo_v2_600_tl):
-    _factory.__doc__ = (_factory.__doc__ or "").rstrip() + "\n" + _ARGS_DOC
+def __dir__() -> list[str]:
+    return sorted([*globals(), *FACTORIES])

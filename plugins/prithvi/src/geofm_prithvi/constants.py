@@ -1,11 +1,14 @@
 """Published facts about the Prithvi EO models: bands, normalisation, official weight files.
 
-A light module (no torch): configs and the CLI may read it cheaply.
+A light module (no torch; the core's band names are torch-free too): configs and the
+CLI may read it cheaply.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from geofm_core.data.bands import HLSBands
 
 __all__ = [
     "HLS_BANDS",
@@ -19,24 +22,9 @@ __all__ = [
     "WeightsFile",
 ]
 
-#: Every Harmonized Landsat Sentinel-2 band name a ``bands`` list may use.
-HLS_BANDS: tuple[str, ...] = (
-    "COASTAL_AEROSOL",
-    "BLUE",
-    "GREEN",
-    "RED",
-    "RED_EDGE_1",
-    "RED_EDGE_2",
-    "RED_EDGE_3",
-    "NIR_BROAD",
-    "NIR_NARROW",
-    "SWIR_1",
-    "SWIR_2",
-    "WATER_VAPOR",
-    "CIRRUS",
-    "THERMAL_INFRARED_1",
-    "THERMAL_INFRARED_2",
-)
+#: Every Harmonized Landsat Sentinel-2 band name a ``bands`` list may use: the core's
+#: band names (:class:`geofm_core.data.bands.HLSBands`), so data and model agree.
+HLS_BANDS: tuple[str, ...] = tuple(band.value for band in HLSBands)
 
 #: The six HLS bands every Prithvi EO model was pre-trained on, in the checkpoints' order.
 PRETRAINED_BANDS: tuple[str, ...] = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")

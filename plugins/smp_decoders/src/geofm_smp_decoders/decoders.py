@@ -244,13 +244,16 @@ class SmpFPN(SmpDecoder):
             raise ComponentArgumentError(
                 f"smp:fpn: merge_policy must be 'add' or 'cat', got {merge_policy!r}"
             )
-        self.decoder = FPNDecoder(
+        decoder = FPNDecoder(
             encoder_channels=self.in_channels, encoder_depth=len(self.in_channels) - 1,
             pyramid_channels=pyramid_channels, segmentation_channels=segmentation_channels,
-            dropout=dropout, merge_policy=merge_policy,  # type: ignore[arg-type]
+            dropout=dropout, merge_policy=merge_policy,
             interpolation_mode=interpolation_mode,
         )
-        self.out_channels = int(self.decoder.out_channels)  # type: ignore[arg-type]
+        self.decoder = decoder
+        # read from smp's decoder (which knows what ``cat`` does), not from the nn.Module
+        # attribute, which mypy can only type as Tensor | Module
+        self.out_channels = int(decoder.out_channels)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Decode the last 4 levels."""
@@ -473,7 +476,7 @@ class SmpPAN(SmpDecoder):
         super().__init__(in_channels)
         used = self.in_channels[-4:]
         self.decoder = PANDecoder(
-            encoder_channels=[0, 0, *used], encoder_depth=len(used) + 1,  # type: ignore[arg-type]
+            encoder_channels=[0, 0, *used], encoder_depth=len(used) + 1,
             decoder_channels=decoder_channels, interpolation_mode=interpolation_mode,
         )
         self.out_channels = decoder_channels
@@ -589,7 +592,7 @@ class SmpDPT(SmpDecoder):
             )
         self.decoder = DPTDecoder(
             encoder_out_channels=self.in_channels, encoder_output_strides=strides,
-            encoder_has_prefix_tokens=False, readout=readout,  # type: ignore[arg-type]
+            encoder_has_prefix_tokens=False, readout=readout,
             intermediate_channels=widths, fusion_channels=fusion_channels,
         )
         self.out_channels = fusion_channels

@@ -56,7 +56,7 @@ class PyramidPoolingModule(nn.ModuleList):
         )
         self.align_corners = align_corners
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The upsampled branch outputs, one per pool scale."""
         return [
             F.interpolate(branch(x), size=x.shape[2:], mode="bilinear",

@@ -1,245 +1,29 @@
-"""Contract tests for plugin components: subclass them and every registered component is tested.
-
-A plugin's test module subclasses :class:`BackboneContract`, :class:`NeckContract` or
-:class:`DecoderContract`, sets ``source`` to its plugin source and gives tiny keyword
-arguments where the defaults would be slow. The contract parametrizes its tests over
-``get_registry().list(kind, f"{source}:*")``, so a component is tested by being
-registered, without editing the tests::
-
-    # plugins/acme/tests/test_contracts.py
-    from typing import ClassVar
-
-    from geofm_core.testing import BackboneContract, DecoderContract
-
-    class TestAcmeBackbones(BackboneContract):
-        source = "acme"
-        in_chans = 4                                     # bands of the test input
-        default_kwargs: ClassVar[dict] = {"in_chans": 4}  # for every backbone
-        kwargs: ClassVar[dict] = {"acme:big_vit": {"in_chans": 4, "depth": 1}}
-
-    class TestAcmeDecoders(DecoderContract):
-        source = "acme"
-        kwargs: ClassVar[dict] = {"fancy": {"channels": 16}}   # bare or qualified names
-        skip: ClassVar[dict] = {"acme:needs_gpu": "needs CUDA"}  # shown as skips
-
-What the contracts check, at a tiny size (64 x 96 pixels: non-square on purpose):
-forward and backward run and gradients reach the parameters; the declared channels
-(``out_channels``) match the real outputs; a batch of one works (in eval mode, since
-batch norm cannot train on one value per channel); and :class:`DecoderContract` trains
-one step of a whole model (segmentation and regression) on a CNN and a ViT-style
-backbone built by ``geofm:encoder_decoder``.
-
-This module imports pytest and torch; it is meant for test suites only.
-"""
+"""Contracts for the components of a feature pipeline: backbones, necks and decoders."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from geofm_core.registry import get_registry
+from geofm_core.testing._base import ComponentContract
+from geofm_core.testing._tools import (
+    TinyViT,
+    assert_grads,
+    assert_round_trip,
+    backward,
+    channels_of,
+    make_features,
+    train_step,
+)
 
-__all__ = [
-    "BackboneContract",
-    "ComponentContract",
-    "DecoderContract",
-    "NeckContract",
-    "TinyViT",
-    "make_features",
-    "train_step",
-]
-
-
-class TinyViT(nn.Module):
-    """A very small ViT-style backbone for tests: token sequences with a CLS token.
-
-    Returns the tokens (B, 1 + h*w, embed_dim) after each block listed in
-    ``out_indices``; ``out_channels`` is ``embed_dim`` per output and ``input_multiple``
-    the patch size, like a real ViT backbone (e.g. Prithvi) under the geofm contract.
-
-    Args:
-        in_chans: Number of input bands.
-        embed_dim: Token width.
-        depth: Number of transformer blocks.
-        num_heads: Attention heads per block.
-        patch_size: Patch size in pixels.
-        out_indices: Which blocks' outputs to return (default: every block).
-    """
-
-    def __init__(
-        self,
-        in_chans: int = 6,
-        embed_dim: int = 32,
-        depth: int = 4,
-        num_heads: int = 2,
-        patch_size: int = 16,
-        out_indices: Sequence[int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.patch_embed = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(embed_dim, num_heads, dim_feedforward=2 * embed_dim,
-                                       dropout=0.0, batch_first=True, norm_first=True)
-            for _ in range(depth)
-        )
-        self.out_indices = list(range(depth)) if out_indices is None else list(out_indices)
-        #: geofm backbone contract: channels of each output once reshaped to an image.
-        self.out_channels = [embed_dim] * len(self.out_indices)
-        #: geofm backbone contract: inputs are padded to a multiple of the patch size.
-        self.input_multiple = patch_size
-
-    def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
-        """Token sequences with a leading CLS token; metadata is ignored."""
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        out = []
-        for i, block in enumerate(self.blocks):
-            tokens = block(tokens)
-            if i in self.out_indices:
-                out.append(tokens)
-        return out
-
-
-def make_features(
-    channels: Sequence[int],
-    layout: str,
-    batch_size: int,
-    image_size: tuple[int, int],
-) -> list[torch.Tensor]:
-    """Random features like a backbone's, requiring grad.
-
-    Layouts: ``pyramid`` (maps at strides 4, 8, 16, 32, ... like a CNN), ``flat`` (all
-    maps at stride 16, like a ViT reshaped), ``tokens`` (ViT token sequences at stride
-    16 with a CLS token: (B, 1 + h*w, C)).
-    """
-    height, width = image_size
-    features = []
-    for i, c in enumerate(channels):
-        if layout == "pyramid":
-            stride = 4 * 2**i
-            shape: tuple[int, ...] = (batch_size, c, math.ceil(height / stride),
-                                      math.ceil(width / stride))
-        elif layout == "flat":
-            shape = (batch_size, c, height // 16, width // 16)
-        elif layout == "tokens":
-            shape = (batch_size, 1 + (height // 16) * (width // 16), c)
-        else:
-            raise ValueError(f"unknown feature layout {layout!r}: pyramid, flat or tokens")
-        features.append(torch.randn(*shape, requires_grad=True))
-    return features
-
-
-def train_step(model: nn.Module, task: str, image: torch.Tensor, num_classes: int) -> float:
-    """One optimisation step of ``model`` (forward, loss, backward, SGD step); the loss.
-
-    Checks the output shape of ``task`` and that gradients reach the parameters.
-    """
-    model.train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    out = model(image)
-    batch, height, width = image.shape[0], image.shape[-2], image.shape[-1]
-    y = out.output
-    if task == "segmentation":
-        assert tuple(y.shape) == (batch, num_classes, height, width), tuple(y.shape)
-        target = torch.randint(0, num_classes, (batch, height, width))
-        loss = F.cross_entropy(y, target)
-    elif task == "regression":
-        assert tuple(y.shape) == (batch, height, width), tuple(y.shape)
-        loss = F.mse_loss(y, torch.randn(batch, height, width))
-    elif task == "classification":
-        assert tuple(y.shape) == (batch, num_classes), tuple(y.shape)
-        loss = F.cross_entropy(y, torch.randint(0, num_classes, (batch,)))
-    elif task == "multilabel":
-        assert tuple(y.shape) == (batch, num_classes), tuple(y.shape)
-        loss = F.binary_cross_entropy_with_logits(
-            y, torch.randint(0, 2, (batch, num_classes)).float()
-        )
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    optimizer.zero_grad()
-    loss.backward()  # type: ignore[no-untyped-call]
-    assert torch.isfinite(loss), f"non-finite loss {loss.item()}"
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), "no gradient"
-    optimizer.step()
-    return float(loss.item())
-
-
-def _assert_grads(module: nn.Module, what: str) -> None:
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        return
-    assert any(p.grad is not None for p in params), f"{what}: no parameter received a gradient"
-    for name, p in module.named_parameters():
-        if p.grad is not None:
-            assert torch.isfinite(p.grad).all(), f"{what}: non-finite gradient in {name}"
-
-
-def _channels_of(x: torch.Tensor) -> int:
-    """The channel count of a feature: dim 1 of a map, the last dim of a token sequence."""
-    return int(x.shape[-1] if x.ndim == 3 else x.shape[1])
-
-
-class ComponentContract:
-    """What the contracts share: parametrization over a source's listing, per-name kwargs.
-
-    Class attributes a subclass sets:
-
-    * ``source``: the plugin source whose components are tested (required).
-    * ``kwargs``: tiny keyword arguments per component, keyed by bare or qualified name.
-    * ``default_kwargs``: keyword arguments for every component (``kwargs`` wins).
-    * ``skip``: components to skip, name → reason (reported as pytest skips).
-    * ``image_size``: the (padded) input size the features correspond to.
-    """
-
-    kind: ClassVar[str] = ""
-    source: ClassVar[str] = ""
-    kwargs: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    default_kwargs: ClassVar[Mapping[str, Any]] = {}
-    skip: ClassVar[Mapping[str, str]] = {}
-    image_size: ClassVar[tuple[int, int]] = (64, 96)
-    batch_size: ClassVar[int] = 2
-
-    @classmethod
-    def component_names(cls) -> list[str]:
-        """Qualified names of every component of ``kind`` the source registers."""
-        if not cls.source:
-            raise TypeError(f"{cls.__name__} must set `source` to the plugin source to test")
-        return [s.qualified_name for s in get_registry().list(cls.kind, f"{cls.source}:*")]
-
-    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """Parametrize ``component_name`` over the source's components (pytest hook)."""
-        if "component_name" not in metafunc.fixturenames:
-            return
-        params = []
-        for name in self.component_names():
-            reason = self._lookup(self.skip, name)
-            marks = [pytest.mark.skip(reason=reason)] if reason else []
-            params.append(pytest.param(name, id=name, marks=marks))
-        metafunc.parametrize("component_name", params)
-
-    @staticmethod
-    def _lookup(table: Mapping[str, Any], name: str) -> Any:
-        if name in table:
-            return table[name]
-        return table.get(name.partition(":")[2])
-
-    def component_kwargs(self, name: str) -> dict[str, Any]:
-        """The keyword arguments used to build ``name``."""
-        return {**self.default_kwargs, **(self._lookup(self.kwargs, name) or {})}
-
-    def test_source_registers_components(self) -> None:
-        """The source registers at least one component of this kind."""
-        assert self.component_names(), (
-            f"source {self.source!r} registers no {self.kind}; is the plugin installed?"
-        )
+__all__ = ["BackboneContract", "DecoderContract", "NeckContract"]
 
 
 class BackboneContract(ComponentContract):
@@ -295,7 +79,7 @@ class BackboneContract(ComponentContract):
         out = backbone(self.make_input(backbone, self.batch_size))
         self.check_outputs(backbone, out, self.batch_size)
         sum(x.float().mean() for x in out).backward()
-        _assert_grads(backbone, component_name)
+        assert_grads(backbone, component_name)
 
     def test_batch_of_one(self, component_name: str) -> None:
         """One image goes through in eval mode."""
@@ -303,6 +87,13 @@ class BackboneContract(ComponentContract):
         with torch.no_grad():
             out = backbone(self.make_input(backbone, 1))
         self.check_outputs(backbone, out, 1)
+
+    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
+        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
+        backbone = self.build(component_name)
+        x = self.make_input(backbone, self.batch_size)
+        assert_round_trip(backbone, lambda: self.build(component_name), lambda m: m(x),
+                          tmp_path / "backbone.pt", component_name)
 
 
 class NeckContract(ComponentContract):
@@ -341,10 +132,10 @@ class NeckContract(ComponentContract):
         assert len(out) == len(declared), f"{len(out)} outputs, out_channels {declared}"
         for i, (x, c) in enumerate(zip(out, declared, strict=True)):
             assert x.shape[0] == batch_size
-            assert _channels_of(x) == c, f"output {i}: {tuple(x.shape)}, declared {c}"
+            assert channels_of(x) == c, f"output {i}: {tuple(x.shape)}, declared {c}"
         if train:
             sum(x.float().mean() for x in out).backward()
-            _assert_grads(neck, name)
+            assert_grads(neck, name)
             assert any(f.grad is not None for f in features), "no gradient reached the inputs"
 
     def test_forward_backward(self, component_name: str) -> None:
@@ -355,6 +146,15 @@ class NeckContract(ComponentContract):
         """One image's features go through in eval mode."""
         with torch.no_grad():
             self._run(component_name, 1, train=False)
+
+    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
+        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
+        channels, features = self.inputs_for(component_name, self.batch_size)
+        assert_round_trip(
+            self.build(component_name, channels), lambda: self.build(component_name, channels),
+            lambda m: m(list(features), image_size=self.image_size),
+            tmp_path / "neck.pt", component_name,
+        )
 
 
 def _default_setups() -> dict[str, dict[str, Any]]:
@@ -433,8 +233,8 @@ class DecoderContract(ComponentContract):
             f"output {tuple(out.shape)} but out_channels declares {declared}"
         )
         if train:
-            out.float().mean().backward()  # type: ignore[no-untyped-call]
-            _assert_grads(decoder, name)
+            backward(out.float().mean())
+            assert_grads(decoder, name)
 
     def test_forward_backward(self, component_name: str) -> None:
         """Non-square features go forward and backward; the output matches ``out_channels``."""
@@ -444,6 +244,14 @@ class DecoderContract(ComponentContract):
         """One image's features go through in eval mode."""
         with torch.no_grad():
             self._run(component_name, 1, train=False)
+
+    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
+        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
+        channels, features = self.inputs_for(component_name, self.batch_size)
+        assert_round_trip(
+            self.build(component_name, channels), lambda: self.build(component_name, channels),
+            lambda m: m(list(features)), tmp_path / "decoder.pt", component_name,
+        )
 
     def test_trains_in_model(self, component_name: str, setup_name: str, task: str) -> None:
         """A whole model with this decoder trains one step (forward, loss, backward)."""
