@@ -96,7 +96,53 @@ class BackboneContract(ComponentContract):
                           tmp_path / "backbone.pt", component_name)
 
 
-class NeckContract(ComponentContract):
+class _FeatureContract(ComponentContract):
+    """Shared by necks and decoders: both are built on a channel list and fed features."""
+
+    input_channels: ClassVar[Mapping[str, Sequence[int]]] = {}
+    layouts: ClassVar[Mapping[str, str]] = {}
+    default_input_channels: ClassVar[Sequence[int]] = (16, 16, 16, 16)
+    default_layout: ClassVar[str] = "flat"
+
+    def inputs_for(self, name: str, batch_size: int) -> tuple[list[int], list[torch.Tensor]]:
+        """The channel list and random features ``name`` is tested on."""
+        channels = list(self._lookup(self.input_channels, name) or self.default_input_channels)
+        layout = self._lookup(self.layouts, name) or self.default_layout
+        return channels, make_features(channels, layout, batch_size, self.image_size)
+
+    def build(self, name: str, in_channels: list[int]) -> nn.Module:
+        """Build the component ``name`` on ``in_channels`` with its tiny kwargs."""
+        module: nn.Module = get_registry().build(
+            self.kind, name, in_channels=in_channels, **self.component_kwargs(name)
+        )
+        return module
+
+    def forward(self, module: nn.Module, features: list[torch.Tensor]) -> Any:
+        """Run ``module`` on ``features`` (subclasses)."""
+        raise NotImplementedError
+
+    def _run(self, name: str, batch_size: int, train: bool) -> None:
+        raise NotImplementedError
+
+    def test_forward_backward(self, component_name: str) -> None:
+        """Non-square features go forward and backward; outputs match ``out_channels``."""
+        self._run(component_name, self.batch_size, train=True)
+
+    def test_batch_of_one(self, component_name: str) -> None:
+        """One image's features go through in eval mode."""
+        with torch.no_grad():
+            self._run(component_name, 1, train=False)
+
+    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
+        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
+        channels, features = self.inputs_for(component_name, self.batch_size)
+        assert_round_trip(
+            self.build(component_name, channels), lambda: self.build(component_name, channels),
+            lambda m: self.forward(m, features), tmp_path / f"{self.kind}.pt", component_name,
+        )
+
+
+class NeckContract(_FeatureContract):
     """Contract tests for the necks of a source.
 
     Extra class attributes: ``input_channels`` and ``layouts`` per component name (the
@@ -110,23 +156,10 @@ class NeckContract(ComponentContract):
     default_input_channels: ClassVar[Sequence[int]] = (16, 16, 16, 16)
     default_layout: ClassVar[str] = "flat"
 
-    def inputs_for(self, name: str, batch_size: int) -> tuple[list[int], list[torch.Tensor]]:
-        """The channel list and random features ``name`` is tested on."""
-        channels = list(self._lookup(self.input_channels, name) or self.default_input_channels)
-        layout = self._lookup(self.layouts, name) or self.default_layout
-        return channels, make_features(channels, layout, batch_size, self.image_size)
-
-    def build(self, name: str, in_channels: list[int]) -> nn.Module:
-        """Build the neck ``name`` on ``in_channels`` with its tiny kwargs."""
-        module: nn.Module = get_registry().build(
-            "neck", name, in_channels=in_channels, **self.component_kwargs(name)
-        )
-        return module
-
     def _run(self, name: str, batch_size: int, train: bool) -> None:
         channels, features = self.inputs_for(name, batch_size)
         neck = self.build(name, channels).train(train)
-        out = neck(list(features), image_size=self.image_size)
+        out = self.forward(neck, features)
         declared = list(getattr(neck, "out_channels", None) or [])
         assert isinstance(out, list), f"a neck returns a list, got {type(out)}"
         assert len(out) == len(declared), f"{len(out)} outputs, out_channels {declared}"
@@ -138,23 +171,9 @@ class NeckContract(ComponentContract):
             assert_grads(neck, name)
             assert any(f.grad is not None for f in features), "no gradient reached the inputs"
 
-    def test_forward_backward(self, component_name: str) -> None:
-        """Features go forward and backward; outputs match ``out_channels``."""
-        self._run(component_name, self.batch_size, train=True)
-
-    def test_batch_of_one(self, component_name: str) -> None:
-        """One image's features go through in eval mode."""
-        with torch.no_grad():
-            self._run(component_name, 1, train=False)
-
-    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
-        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
-        channels, features = self.inputs_for(component_name, self.batch_size)
-        assert_round_trip(
-            self.build(component_name, channels), lambda: self.build(component_name, channels),
-            lambda m: m(list(features), image_size=self.image_size),
-            tmp_path / "neck.pt", component_name,
-        )
+    def forward(self, module: nn.Module, features: list[torch.Tensor]) -> Any:
+        """Run the neck on ``features``."""
+        return module(list(features), image_size=self.image_size)
 
 
 def _default_setups() -> dict[str, dict[str, Any]]:
@@ -176,7 +195,7 @@ def _default_setups() -> dict[str, dict[str, Any]]:
     }
 
 
-class DecoderContract(ComponentContract):
+class DecoderContract(_FeatureContract):
     """Contract tests for the decoders of a source.
 
     Decoders get a 4-level pyramid at strides 4, 8, 16, 32 (``default_input_channels``)
@@ -209,25 +228,12 @@ class DecoderContract(ComponentContract):
         if "task" in metafunc.fixturenames:
             metafunc.parametrize("task", list(self.tasks))
 
-    def inputs_for(self, name: str, batch_size: int) -> tuple[list[int], list[torch.Tensor]]:
-        """The channel list and random features ``name`` is tested on."""
-        channels = list(self._lookup(self.input_channels, name) or self.default_input_channels)
-        layout = self._lookup(self.layouts, name) or self.default_layout
-        return channels, make_features(channels, layout, batch_size, self.image_size)
-
-    def build(self, name: str, in_channels: list[int]) -> nn.Module:
-        """Build the decoder ``name`` on ``in_channels`` with its tiny kwargs."""
-        module: nn.Module = get_registry().build(
-            "decoder", name, in_channels=in_channels, **self.component_kwargs(name)
-        )
-        return module
-
     def _run(self, name: str, batch_size: int, train: bool) -> None:
         channels, features = self.inputs_for(name, batch_size)
         decoder = self.build(name, channels).train(train)
         declared = decoder.out_channels
         assert isinstance(declared, int) and declared > 0, f"out_channels {declared!r}"
-        out = decoder(list(features))
+        out = self.forward(decoder, features)
         assert isinstance(out, torch.Tensor) and out.ndim == 4, "a decoder returns (B, C, h, w)"
         assert out.shape[0] == batch_size and out.shape[1] == declared, (
             f"output {tuple(out.shape)} but out_channels declares {declared}"
@@ -236,22 +242,9 @@ class DecoderContract(ComponentContract):
             backward(out.float().mean())
             assert_grads(decoder, name)
 
-    def test_forward_backward(self, component_name: str) -> None:
-        """Non-square features go forward and backward; the output matches ``out_channels``."""
-        self._run(component_name, self.batch_size, train=True)
-
-    def test_batch_of_one(self, component_name: str) -> None:
-        """One image's features go through in eval mode."""
-        with torch.no_grad():
-            self._run(component_name, 1, train=False)
-
-    def test_save_load_round_trip(self, component_name: str, tmp_path: Path) -> None:
-        """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
-        channels, features = self.inputs_for(component_name, self.batch_size)
-        assert_round_trip(
-            self.build(component_name, channels), lambda: self.build(component_name, channels),
-            lambda m: m(list(features)), tmp_path / "decoder.pt", component_name,
-        )
+    def forward(self, module: nn.Module, features: list[torch.Tensor]) -> Any:
+        """Run the decoder on ``features``."""
+        return module(list(features))
 
     def test_trains_in_model(self, component_name: str, setup_name: str, task: str) -> None:
         """A whole model with this decoder trains one step (forward, loss, backward)."""
