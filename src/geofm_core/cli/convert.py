@@ -11,16 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from geofm_core.cli._common import command_parser
 from geofm_core.convert.terratorch import convert_file, render
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm convert",
-        description="Convert another framework's config to a geofm config.",
-    )
+    parser = command_parser("convert", "Convert another framework's config to a geofm config.")
     sub = parser.add_subparsers(dest="framework", metavar="FRAMEWORK", required=True)
     p = sub.add_parser("terratorch", help="a TerraTorch LightningCLI YAML (terratorch fit -c)")
     p.add_argument("config", help="the TerraTorch YAML config")
@@ -34,6 +32,7 @@ def main(argv: Sequence[str]) -> int:
     Raises:
         ConfigurationError: The input is not a readable TerraTorch config.
     """
+    # --debug may follow the framework's arguments, where the top parser does not see it.
     args = _parser().parse_args([a for a in argv if a != "--debug"])
     conversion = convert_file(args.config)
     text = render(conversion)

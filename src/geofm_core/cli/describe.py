@@ -10,18 +10,17 @@ import json
 import sys
 from collections.abc import Sequence
 
+from geofm_core.cli._common import command_parser
 from geofm_core.names import KINDS, check_kind
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm describe", description="Signature and documentation of one component.")
+    parser = command_parser("describe", "Signature and documentation of one component.",
+                            json_output=True)
     parser.add_argument("kind", help=f"one of {', '.join(KINDS)}")
     parser.add_argument("name", help="source:name (or a bare name)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

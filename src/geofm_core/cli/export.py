@@ -8,17 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from geofm_core.cli._common import command_parser
 from geofm_core.errors import ConfigurationError
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm export",
-        description="Export a trained checkpoint; the file is verified in onnxruntime "
-        "(max abs difference to PyTorch <= --atol) before it is kept.",
-    )
+    parser = command_parser(
+        "export", "Export a trained checkpoint; the file is verified in onnxruntime "
+        "(max abs difference to PyTorch <= --atol) before it is kept.")
     parser.add_argument("format", choices=["onnx", "safetensors"],
                         help="onnx (verified in onnxruntime) or safetensors (the model's "
                         "weights and settings, loadable without pickle)")
@@ -41,7 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--calibration", type=Path, nargs="+", default=[],
                         help="GeoTIFFs whose centre crops (--image-size) calibrate --int8 "
                         "static; read with the checkpoint's bands and normalisation")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

@@ -10,17 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from geofm_core.cli._common import command_parser
 from geofm_core.errors import ConfigurationError
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm infer",
-        description="Predict a whole GeoTIFF of any size with a trained checkpoint; memory "
-        "stays flat. Tiling given here wins over what the checkpoint saved.",
-    )
+    parser = command_parser(
+        "infer", "Predict a whole GeoTIFF of any size with a trained checkpoint; memory "
+        "stays flat. Tiling given here wins over what the checkpoint saved.")
     parser.add_argument("input", type=Path, help="input GeoTIFF")
     parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
     parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint from geofm fit")
@@ -39,7 +38,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing-crs", action="store_true",
                         help="accept an input without a CRS")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

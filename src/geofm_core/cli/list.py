@@ -7,19 +7,17 @@ import json
 import sys
 from collections.abc import Sequence
 
-from geofm_core.cli._table import write_table
+from geofm_core.cli._common import command_parser, write_table
 from geofm_core.names import KINDS, check_kind
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm list", description="List components, e.g. geofm list decoder 'geofm:*'.")
+    parser = command_parser("list", "List components, e.g. geofm list decoder 'geofm:*'.",
+                            json_output=True)
     parser.add_argument("kind", nargs="?", help=f"one of {', '.join(KINDS)} (default: all)")
     parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'timm:resnet*'")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

@@ -7,17 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 
-from geofm_core.cli._table import write_table
+from geofm_core.cli._common import command_parser, write_table
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="geofm plugins",
-                                     description="List installed plugins and their state.")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    return parser
+    return command_parser("plugins", "List installed plugins and their state.",
+                          json_output=True)
 
 
 def main(argv: Sequence[str]) -> int:

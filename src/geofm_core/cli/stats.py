@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from geofm_core.cli._table import write_table
+from geofm_core.cli._common import command_parser, write_table
 from geofm_core.data.stats import (
     BandStats,
     compute_stats,
@@ -84,10 +84,9 @@ def _parse_band(token: str) -> str | int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="geofm stats",
-        description="Per-band means/stds (and class frequencies) of a training split.",
-    )
+    parser = command_parser(
+        "stats", "Per-band means/stds (and class frequencies) of a training split.",
+        json_output=True)
     parser.add_argument("-c", "--config", help="YAML with a data: section (class_path, "
                         "init_args) of a geofm_core.data data module")
     parser.add_argument("--data-root", help="a plain folder of images (instead of -c)")
@@ -96,8 +95,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="bands by index, range '0-5' or name (with --dataset-bands)")
     parser.add_argument("--dataset-bands", nargs="+", help="names of the bands in each file")
     parser.add_argument("--constant-scale", type=float, default=1.0)
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
