@@ -8,9 +8,12 @@ components by ``"module:attr"`` strings and imports nothing heavy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    from geofm_core.convert.rules import ConversionRules
 
 __all__ = ["PROJECT_NAME", "RegisterCallback", "hookimpl", "hookspec"]
 
@@ -58,4 +61,19 @@ def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | N
     Called only on the plugin that owns ``source``, when a user lists into it
     (``geofm list backbone 'timm:resnet*'``). Return ``None`` for a kind the source
     does not provide.
+    """
+
+
+@hookspec
+def geofm_conversion_rules(framework: str) -> ConversionRules | None:
+    """Declare how another framework names the plugin's components, for ``geofm convert``.
+
+    ``framework`` is the converter asking (``"terratorch"``). Return a
+    :class:`~geofm_core.convert.rules.ConversionRules` (foreign names and aliases ->
+    this plugin's registry names, argument renames, defaults that differ, facts such as
+    a backbone's depth), or ``None`` for a framework the plugin knows nothing about.
+    Bare target names are stamped with the plugin's source. Rules are plain data: build
+    them in a light module (no torch); logic that cannot be data is a ``"module:attr"``
+    function, imported only when a config uses it. A foreign name claimed by two plugins
+    is converted by neither, and the report names both.
     """

@@ -221,6 +221,41 @@ class Registry:
         """Every plugin source found, loaded or not."""
         return list(self._plugins)
 
+    def call_each(
+        self, hook_name: str, failed: builtins.list[str] | None = None, **kwargs: Any
+    ) -> builtins.list[tuple[PluginInfo, Any]]:
+        """Call the hook ``hook_name`` on each loaded plugin on its own, in source order.
+
+        For hooks whose answers must be stamped with the plugin that gave them (as
+        ``geofm_conversion_rules``). Returns ``(plugin, answer)`` pairs for the answers
+        that are not ``None``. A plugin whose hook raises is left out with a
+        :class:`PluginLoadWarning` (and its source appended to ``failed``); the others
+        answer.
+        """
+        if self._pm is None:
+            return []
+        implementers = {impl.plugin_name for impl in
+                        getattr(self._pm.hook, hook_name).get_hookimpls()}
+        answers = []
+        for info in sorted(self._plugins, key=lambda p: p.source):
+            if info.status != "loaded" or info.source not in implementers:
+                continue
+            try:
+                answer = self._hook_for_source(hook_name, info.source)(**kwargs)
+            except Exception as exc:  # one broken plugin must not stop the others
+                warnings.warn(
+                    f"geofm plugin {info.source!r} from {info.distribution} failed in "
+                    f"{hook_name} ({type(exc).__name__}: {exc}); the other plugins keep "
+                    "working", PluginLoadWarning, stacklevel=2,
+                )
+                if failed is not None:
+                    failed.append(info.source)
+                continue
+            # A non-firstresult hook answers with a list of each implementation's result.
+            for result in answer if isinstance(answer, list) else [answer]:
+                answers.append((info, result))
+        return answers
+
     def sources(self) -> list[str]:
         """Sources whose plugin loaded."""
         return sorted({p.source for p in self._plugins if p.status == "loaded"})

@@ -8,7 +8,7 @@ TerraTorch Prithvi kwargs too) so the four fits stay fast on two cores.
 
 from __future__ import annotations
 
-import inspect
+import copy
 import subprocess
 import sys
 import textwrap
@@ -22,11 +22,20 @@ import yaml
 from affine import Affine
 
 from geofm_core.cli import main as geofm
+from geofm_core.convert.book import Claim, rule_problems
+from geofm_core.convert.rules import ComponentRule
 from geofm_core.convert.terratorch import (
-    KNOWN_KWARGS,
     convert_config,
     convert_file,
     render,
+    rule_book,
+)
+from geofm_core.convert.terratorch.tables import (
+    CORE_RULES,
+    FACTORY_FILLED,
+    HEAD_ARGS,
+    HEADS,
+    TASKS,
 )
 from geofm_core.errors import ConfigurationError
 
@@ -729,39 +738,137 @@ def test_convert_command_does_not_import_torch(data_root: Path, tmp_path: Path) 
 # ------------------------------------------------------------------------- signatures
 
 
-@pytest.mark.parametrize("kind_name", sorted(KNOWN_KWARGS))
-def test_written_kwargs_exist_in_the_real_component_signatures(
-        kind_name: tuple[str, str]) -> None:
-    """Every kwarg the converter may write is a parameter of the registered component."""
+def _sample(rule: ComponentRule, foreign: str) -> Any:
+    """A value the rule converts for the foreign keyword (an activation, a mapped value)."""
+    new = rule.args.get(foreign, foreign)
+    if new in rule.activations:
+        return "torch.nn.ReLU"
+    pairs = rule.values.get(new)
+    return pairs[0][0] if pairs else 1
+
+
+def _model(model_args: dict[str, Any], factory: str = "EncoderDecoderFactory",
+           task: str = "SemanticSegmentationTask") -> dict[str, Any]:
+    return {"model": {"class_path": f"terratorch.tasks.{task}",
+                      "init_args": {"model_factory": factory, "model_args": model_args}}}
+
+
+def _rule_config(rule: ComponentRule, name: str) -> dict[str, Any]:
+    """A config using the foreign ``name`` with every keyword the rule renames or flags."""
+    args: dict[str, Any] = {"backbone": "timm_resnet18", "decoder": "IdentityDecoder",
+                            "num_classes": 2}
+    if rule.kind == "backbone":
+        args["backbone"] = name
+        args.update({f"backbone_{k}": _sample(rule, k) for k in rule.args})
+    elif rule.kind == "decoder":
+        args["decoder"] = name
+        args.update({f"decoder_{k}": _sample(rule, k) for k in rule.args})
+        args.update({f"decoder_{k}": True for k in rule.neck_flags})
+    else:
+        args["necks"] = [{"name": name, **{k: _sample(rule, k) for k in rule.args}}]
+    return _model(args)
+
+
+RULES: list[Claim[ComponentRule]] = sorted(
+    rule_book().component_claims(), key=lambda c: (c.source, c.rule.kind, c.rule.names))
+
+
+def _factory_configs() -> list[dict[str, Any]]:
+    """Each declared encoder-decoder style factory with every argument it moves."""
+    book = rule_book()
+    configs = []
+    for claim in book.factory_claims():
+        if claim.rule.convert:
+            continue
+        backbone = next(c.rule.names[0] for c in RULES
+                        if c.source == claim.source and c.rule.kind == "backbone")
+        args = {"backbone": backbone, "decoder": "UperNetDecoder", "num_classes": 2,
+                **{k: claim.rule.backbone_defaults.get(k, 1) for k in claim.rule.backbone_args}}
+        configs.append(_model(args, factory=claim.rule.names[0]))
+    return configs
+
+
+#: Configs converted for the signature check: the fixtures above, every rule's names with
+#: every keyword it renames, every factory, and the core's timm paths.
+WRITING_CONFIGS: list[dict[str, Any]] = [
+    *(terratorch_config(t, Path("/data"), Path("/out"))
+      for t in (SEG_PRITHVI_UPERNET, SEG_TIMM_SMP, REG_PRITHVI_FACTORY, CLS_TIMM)),
+    *(_rule_config(c.rule, name) for c in RULES for name in c.rule.names),
+    *_factory_configs(),
+    _model({"model": "UnetPlusPlus", "backbone": "resnet18", "pretrained": True, "bands": [1, 2],
+            "smp_encoder_depth": 4, "smp_encoder_output_stride": 16, "backbone_output_stride": 8,
+            "smp_decoder_use_batchnorm": True, "smp_decoder_attention_type": "scse",
+            "num_classes": 2}, factory="SMPModelFactory"),
+    _model({"model": "FPN", "backbone": "resnet18", "regression_relu": True,
+            "smp_decoder_dropout": 0.2}, factory="SMPModelFactory",
+           task="PixelwiseRegressionTask"),
+    _model({"backbone": "resnet18", "pretrained": False, "in_channels": 4,
+            "backbone_drop_rate": 0.1, "num_classes": 3}, factory="TimmModelFactory",
+           task="ClassificationTask"),
+    _model({"backbone": "resnet50", "backbone_features_only": True,
+            "backbone_model_kwargs": {"drop_rate": 0.1}, "backbone_bands": [1, 2, 3],
+            "backbone_out_indices": [1, 2], "backbone_checkpoint_path": "/c.pth",
+            "decoder": "FCNDecoder", "decoder_channels": 8, "decoder_num_convs": 1,
+            "head_channel_list": [4], "head_dropout": 0.1, "num_classes": 2,
+            "necks": [{"name": "SelectIndices", "indices": [-1]}],
+            "aux_decoders": [{"name": "aux", "decoder": "MLPDecoder",
+                              "decoder_args": {"decoder_activation": "torch.nn.GELU",
+                                               "head_dropout": 0.1}}]}),
+]
+
+
+def _written(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (kind, registry name, kwargs) a converted geofm config builds."""
+    model = config["model"]
+    head = HEADS[TASKS[model["class_path"]][1]]
+    args = model["init_args"]["model_args"]
+    found = [("backbone", args["backbone"], args.get("backbone_kwargs", {}))]
+    found += [("neck", n["name"], {k: v for k, v in n.items() if k != "name"})
+              for n in args.get("necks", [])]
+    if args.get("decoder"):
+        found.append(("decoder", args["decoder"], args.get("decoder_kwargs", {})))
+    found.append(("head", head, args.get("head_kwargs", {})))
+    for aux in args.get("aux_decoders", []):
+        found.append(("decoder", aux["decoder"], aux.get("decoder_kwargs", {})))
+        found.append(("head", head, aux.get("head_kwargs", {})))
+    return found
+
+
+@pytest.mark.parametrize("config", WRITING_CONFIGS)
+def test_written_kwargs_exist_in_the_real_component_signatures(config: dict[str, Any]) -> None:
+    """Every kwarg the converter writes is accepted by the registered component."""
     from geofm_core.registry import get_registry
-
-    kind, name = kind_name
-    factory = get_registry().get(kind, name).load()
-    params = inspect.signature(factory).parameters
-    missing = [k for k in KNOWN_KWARGS[kind_name] if k not in params]
-    assert not missing, f"{kind} {name} has no parameters {missing}"
-
-
-def test_mapping_tables_only_write_checked_kwargs_and_registered_names() -> None:
-    from geofm_core.convert import terratorch as tt
-    from geofm_core.registry import get_registry
+    from geofm_core.signatures import accepted_arguments
 
     registry = get_registry()
-    prithvi = set(KNOWN_KWARGS[("backbone", "prithvi:prithvi_eo_v1_100")])
-    assert set(tt.PRITHVI_ARGS.values()) <= prithvi
-    for variant in {*tt.PRITHVI_BACKBONES.values(), *(v for v, _ in
-                                                     tt.PRITHVI_SUBSTITUTES.values())}:
-        registry.get("backbone", f"prithvi:{variant}")
-    for name in tt.NECKS.values():
-        registry.get("neck", name)
-        assert ("neck", name) in KNOWN_KWARGS
-    for table in (tt.DECODER_ARGS, tt.SMP_DECODER_ARGS):
-        for name, renames in table.items():
-            registry.get("decoder", name)
-            assert set(renames.values()) <= set(KNOWN_KWARGS[("decoder", name)]), name
-    assert set(tt.DECODERS.values()) <= set(tt.DECODER_ARGS)
-    assert set(tt.SMP_DECODERS.values()) == set(tt.SMP_DECODER_ARGS)
-    heads = {"segmentation": "geofm:segmentation", "regression": "geofm:regression",
-             "classification": "geofm:classification", "multilabel": "geofm:classification"}
-    for task, renames in tt.HEAD_ARGS.items():
-        assert set(renames.values()) <= set(KNOWN_KWARGS[("head", heads[task])]), task
+    conversion = convert_config(copy.deepcopy(config))
+    for kind, name, kwargs in _written(conversion.config):
+        accepted = accepted_arguments(registry.get(kind, name).load())
+        assert accepted is not None and not accepted.any_keyword, (kind, name)
+        bad = [k for k in kwargs if k in FACTORY_FILLED[kind] or not accepted.accepts(k)]
+        assert not bad, f"{kind} {name} has no parameters {bad}"
+
+
+@pytest.mark.parametrize("claim", RULES, ids=lambda c: f"{c.source}-{c.rule.names[0]}")
+def test_every_rule_converts_its_names_to_its_registered_target(
+        claim: Claim[ComponentRule]) -> None:
+    for name in claim.rule.names:
+        conversion = convert_config(_rule_config(claim.rule, name))
+        args = conversion.config["model"]["init_args"]["model_args"]
+        written = {"backbone": args["backbone"], "decoder": args["decoder"],
+                   "neck": args.get("necks", [{}])[0].get("name")}[claim.rule.kind]
+        assert written == claim.rule.target, (name, conversion.unmapped)
+        assert not [u for u in conversion.unmapped if name in u], conversion.unmapped
+
+
+def test_rules_and_tables_only_write_checked_kwargs_and_registered_names() -> None:
+    from geofm_core.registry import get_registry
+    from geofm_core.signatures import accepted_arguments
+
+    # every rule's target is registered and every keyword it declares is accepted
+    assert rule_problems("terratorch", core=CORE_RULES) == []
+    registry = get_registry()
+    for task, renames in HEAD_ARGS.items():
+        accepted = accepted_arguments(registry.get("head", HEADS[task]).load())
+        assert accepted is not None
+        assert set(renames.values()) <= set(accepted.names), task

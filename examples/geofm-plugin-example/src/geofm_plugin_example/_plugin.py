@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from geofm_core import RegisterCallback, hookimpl
+
+if TYPE_CHECKING:
+    from geofm_core.convert.rules import ConversionRules
 
 
 @hookimpl
@@ -16,3 +21,16 @@ def geofm_register_components(register: RegisterCallback) -> None:
         "model_factory", "tiny_segmenter", "geofm_plugin_example.factory:TinySegmenterFactory",
         description="TinyCNN + a light FPN-style decoder for segmentation and regression",
     )
+
+
+@hookimpl
+def geofm_conversion_rules(framework: str) -> ConversionRules | None:
+    """TerraTorch names of this plugin's components, for ``geofm convert``.
+
+    Example_tiny_cnn: plain data, imported only when a conversion asks.
+    """
+    if framework != "terratorch":
+        return None
+    from geofm_plugin_example._conversion import TERRATORCH
+
+    return TERRATORCH

@@ -7,9 +7,12 @@ The decoders and a few encoders are registered up front; any other smp encoder n
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geofm_core import RegisterCallback, hookimpl
+
+if TYPE_CHECKING:
+    from geofm_core.convert.rules import ConversionRules
 
 _D = "geofm_smp_decoders.decoders:"
 _E = "geofm_smp_decoders.encoders:"
@@ -57,3 +60,16 @@ def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., 
     from geofm_smp_decoders.encoders import encoder_factory
 
     return encoder_factory(name)
+
+
+@hookimpl
+def geofm_conversion_rules(framework: str) -> ConversionRules | None:
+    """TerraTorch names of this plugin's components, for ``geofm convert``.
+
+    Smp decoders, UNetDecoder, SMPModelFactory: plain data, imported only when a conversion asks.
+    """
+    if framework != "terratorch":
+        return None
+    from geofm_smp_decoders._conversion import TERRATORCH
+
+    return TERRATORCH

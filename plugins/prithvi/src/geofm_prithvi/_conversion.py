@@ -1,0 +1,75 @@
+"""How TerraTorch names the Prithvi backbones and their arguments (plain data, no torch).
+
+Read by ``geofm convert terratorch`` through the plugin's ``geofm_conversion_rules`` hook.
+"""
+
+from __future__ import annotations
+
+from geofm_core.convert.rules import (
+    BackboneFacts,
+    ComponentRule,
+    ConversionRules,
+    FactoryRule,
+    Fixed,
+    Unconvertible,
+)
+from geofm_prithvi.constants import VARIANTS
+
+__all__ = ["TERRATORCH"]
+
+#: TerraTorch's older names of registered variants.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "prithvi_eo_v1_100": ("prithvi_vit_100",),
+    "prithvi_eo_v2_300": ("prithvi_vit_300",),
+}
+
+#: TerraTorch variants with no registered geofm name: the registered variant with the
+#: same layout (without time/location encoding) and the architecture that differs.
+_SUBSTITUTES: dict[tuple[str, ...], tuple[str, dict[str, int]]] = {
+    ("prithvi_eo_tiny", "prithvi_vit_tiny"): (
+        "prithvi_eo_v1_100", {"embed_dim": 256, "depth": 4, "num_heads": 4}),
+    ("prithvi_eo_v2_100",): ("prithvi_eo_v1_100", {}),
+}
+
+_ENCODING = ("geofm's *_tl variants always encode time and location (when the batch has "
+             "them), the others never; pick the variant instead")
+
+
+def _rule(names: tuple[str, ...], variant: str, overrides: dict[str, int]) -> ComponentRule:
+    spec = VARIANTS[variant]
+    return ComponentRule(
+        "backbone", names, variant,
+        args={"drop_path": "drop_path_rate"},
+        overrides=overrides,
+        fixed={"coords_encoding": Fixed(["location", "time"] if spec.coords_encoding else [],
+                                        "encoding", otherwise=_ENCODING, unordered=True)},
+        # TerraTorch loads ckpt_path only with pretrained: true; geofm loads it always.
+        ignored_unless={"ckpt_path": "pretrained"},
+        facts=BackboneFacts(tokens=True, depth=spec.depth, patch_size=spec.patch_size[-1],
+                            takes_bands=True, label="Prithvi backbone"),
+    )
+
+
+#: The Prithvi plugin's TerraTorch rules.
+TERRATORCH = ConversionRules(
+    components=(
+        *(_rule((name, *_ALIASES.get(name, ())), name, {}) for name in VARIANTS),
+        *(_rule(names, variant, overrides)
+          for names, (variant, overrides) in _SUBSTITUTES.items()),
+    ),
+    factories=(
+        # TerraTorch's legacy factory: EncoderDecoderFactory with backbone arguments at
+        # the top level (and its own defaults for them).
+        FactoryRule(
+            ("PrithviModelFactory",),
+            backbone_args=("bands", "pretrained", "num_frames"),
+            backbone_defaults={"pretrained": True, "num_frames": 1},
+            notes={"in_channels": "dropped: the Prithvi backbone takes its input channels "
+                                  "from its bands"},
+            dropped={"prepare_features_for_image_model": "TerraTorch itself no longer "
+                                                         "supports it; express it as necks"},
+        ),
+    ),
+    # TerraTorch's Swin-based Prithvi models: no geofm equivalent, and not timm names.
+    unconvertible=(Unconvertible("backbone", ("prithvi_swin",)),),
+)

@@ -1,0 +1,141 @@
+"""Converting a whole TerraTorch config: detection, the sections in order, and the YAML text."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geofm_core.convert.book import RuleBook
+from geofm_core.convert.terratorch.data import convert_data
+from geofm_core.convert.terratorch.names import rule_book
+from geofm_core.convert.terratorch.report import (
+    Conversion,
+    Report,
+    class_name,
+    is_terratorch_path,
+)
+from geofm_core.convert.terratorch.tables import (
+    DATAMODULES,
+    ENCODER_DECODER_FACTORIES,
+    OTHER_TERRATORCH_FACTORIES,
+    TOP_LEVEL_COPIED,
+)
+from geofm_core.convert.terratorch.task import convert_model
+from geofm_core.convert.terratorch.trainer import convert_trainer
+from geofm_core.errors import ConfigurationError
+from geofm_core.registry import Registry
+
+__all__ = ["convert_config", "convert_file", "is_terratorch_config", "render"]
+
+
+def is_terratorch_config(config: Any, book: RuleBook | None = None) -> bool:
+    """Whether ``config`` looks like a TerraTorch LightningCLI config.
+
+    Args:
+        config: The parsed YAML.
+        book: The rules in use (their factory names count as TerraTorch's); by default
+            those of the installed plugins.
+    """
+    if not isinstance(config, dict):
+        return False
+    model = config.get("model")
+    data = config.get("data")
+    paths = [s.get("class_path") for s in (model, data) if isinstance(s, dict)]
+    if any(is_terratorch_path(p) for p in paths):
+        return True
+    if any(isinstance(p, str) and p in DATAMODULES for p in paths):
+        return True
+    factory = (model or {}).get("init_args", {}) if isinstance(model, dict) else {}
+    factory_name = class_name(factory.get("model_factory")) if isinstance(factory, dict) else ""
+    if factory_name in ENCODER_DECODER_FACTORIES + OTHER_TERRATORCH_FACTORIES:
+        return True
+    return bool(factory_name) and factory_name in (book or rule_book()).factory_names()
+
+
+def convert_config(config: dict[str, Any], source: str = "<config>", *,
+                   registry: Registry | None = None) -> Conversion:
+    """Convert a parsed TerraTorch config.
+
+    Args:
+        config: The parsed YAML.
+        source: Where it came from (for messages).
+        registry: Whose plugins' rules and components to use (default: the installed ones).
+
+    Raises:
+        ConfigurationError: ``config`` is not a TerraTorch config.
+    """
+    book = rule_book(registry)
+    if not is_terratorch_config(config, book):
+        raise ConfigurationError(
+            f"{source} is not a TerraTorch config: it has no terratorch.* model or data "
+            "class_path, no generic TerraTorch datamodule and no TerraTorch model_factory "
+            "(EncoderDecoderFactory, ...). `geofm convert terratorch` converts configs "
+            "written for `terratorch fit`"
+        )
+    report = Report()
+    out: dict[str, Any] = {}
+    task: str | None = None
+    task_args: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("model", "data"):
+            continue
+        if key == "trainer":
+            out[key] = convert_trainer(value, report)
+        elif key in TOP_LEVEL_COPIED:
+            out[key] = copy.deepcopy(value)
+        else:
+            report.drop(key, value, "not a `geofm fit` setting")
+    model = config.get("model")
+    if isinstance(model, dict):
+        converted, task = convert_model(model, report, book, cli_optimizer="optimizer" in config)
+        out["model"] = converted
+        task_args = dict(converted.get("init_args") or {})
+    elif model is not None:
+        report.drop("model", model, "expected a class_path / init_args mapping")
+    data = config.get("data")
+    if isinstance(data, dict):
+        out["data"] = convert_data(data, task, task_args, report)
+    elif data is not None:
+        report.drop("data", data, "expected a class_path / init_args mapping")
+    first: tuple[str, ...] = ("seed_everything", "trainer", "model", "data")
+    ordered: dict[str, Any] = {k: out[k] for k in first if k in out}
+    ordered.update({k: v for k, v in out.items() if k not in ordered})
+    return Conversion(ordered, report.unmapped, report.notes, source)
+
+
+def convert_file(path: str | Path, *, registry: Registry | None = None) -> Conversion:
+    """Read and convert a TerraTorch YAML config file.
+
+    Raises:
+        ConfigurationError: The file is missing, not YAML, or not a TerraTorch config.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path} is not valid YAML: {exc}") from exc
+    return convert_config(config, str(path), registry=registry)
+
+
+def render(conversion: Conversion) -> str:
+    """The converted config as YAML text, with the unmapped keys and notes as a header."""
+    lines = [f"# Converted from the TerraTorch config {conversion.source} by "
+             "`geofm convert terratorch`."]
+    if conversion.unmapped:
+        lines.append("#")
+        lines.append("# NOT CONVERTED (no geofm equivalent; review before training):")
+        lines += [f"#   - {item}" for item in conversion.unmapped]
+    if conversion.notes:
+        lines.append("#")
+        lines.append("# Converted with a difference, or a TerraTorch default written out:")
+        lines += [f"#   - {item}" for item in conversion.notes]
+    body = str(yaml.safe_dump(conversion.config, sort_keys=False, default_flow_style=False,
+                              width=100))
+    return "\n".join(lines) + "\n\n" + body

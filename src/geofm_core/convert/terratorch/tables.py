@@ -1,0 +1,190 @@
+"""TerraTorch facts and the core's own conversion tables.
+
+Plugins declare their components' TerraTorch names through ``geofm_conversion_rules``;
+only the core's components (``geofm:*`` necks, decoders and heads, ``timm:*``
+backbones) and TerraTorch's task, data and trainer vocabulary are tabled here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geofm_core.convert.rules import ComponentRule, ConversionRules, DecoderFacts, FactoryRule
+from geofm_core.data.bands import band_names
+
+__all__ = [
+    "ACTIVATIONS",
+    "CHANNEL_KEYWORDS",
+    "CORE_RULES",
+    "DATAMODULES",
+    "DATA_ONLY_ARGS",
+    "ENCODER_DECODER_FACTORIES",
+    "FACTORY_FILLED",
+    "FRAMEWORK",
+    "HEADS",
+    "HEAD_ARGS",
+    "HLS_NAMES",
+    "LOSSES",
+    "OTHER_TERRATORCH_FACTORIES",
+    "SAME_DATA_ARGS",
+    "SAME_TASK_ARGS",
+    "TASKS",
+    "TASK_ONLY_ARGS",
+    "TERRATORCH_ONLY_BACKBONES",
+    "TOP_LEVEL_COPIED",
+]
+
+#: The framework name plugins are asked about.
+FRAMEWORK = "terratorch"
+
+#: TerraTorch task class names -> (geofm short class name, geofm task).
+TASKS: dict[str, tuple[str, str]] = {
+    "SemanticSegmentationTask": ("SemanticSegmentationTask", "segmentation"),
+    "PixelwiseRegressionTask": ("PixelwiseRegressionTask", "regression"),
+    "ClassificationTask": ("ClassificationTask", "classification"),
+    "MultiLabelClassificationTask": ("MultiLabelClassificationTask", "multilabel"),
+}
+
+#: TerraTorch generic datamodules -> (geofm datamodule, task family).
+DATAMODULES: dict[str, tuple[str, str]] = {
+    "GenericNonGeoSegmentationDataModule": ("GeoTiffSegmentationDataModule", "segmentation"),
+    "GenericNonGeoPixelwiseRegressionDataModule": ("GeoTiffRegressionDataModule", "regression"),
+    "GenericNonGeoClassificationDataModule": ("GeoTiffClassificationDataModule",
+                                              "classification"),
+}
+
+#: TerraTorch's composing factory (converted by the core).
+ENCODER_DECODER_FACTORIES = ("EncoderDecoderFactory",)
+#: Other TerraTorch factories: a config naming one is a TerraTorch config, even when no
+#: plugin converts the factory (plugins' factory rules add to these).
+OTHER_TERRATORCH_FACTORIES = (
+    "TimmModelFactory", "GenericUnetModelFactory", "ClayModelFactory", "Clay1_5ModelFactory",
+    "SatMAEModelFactory", "WxCModelFactory", "FullModelFactory", "GenericModelFactory",
+    "ObjectDetectionModelFactory",
+)
+
+#: Losses TerraTorch names per geofm task family -> geofm loss names.
+LOSSES: dict[str, dict[str, str]] = {
+    "segmentation": {"ce": "ce", "jaccard": "jaccard", "dice": "dice", "focal": "focal",
+                     "lovasz": "lovasz"},
+    "regression": {"mse": "mse", "mae": "mae", "rmse": "rmse", "huber": "huber"},
+    "classification": {"ce": "ce", "bce": "bce", "jaccard": "jaccard", "focal": "focal"},
+    "multilabel": {"bce": "bce", "ce": "ce", "jaccard": "jaccard", "focal": "focal"},
+}
+
+#: Name prefixes of TerraTorch's own backbones that no installed plugin may convert; they
+#: are never taken for timm names (plugins add theirs with ``Unconvertible``).
+TERRATORCH_ONLY_BACKBONES = (
+    "terramind", "clay", "satlas", "dofa", "ssl4eo", "galileo", "croma", "decur", "scalemae",
+    "satmae", "remoteclip", "unet", "multimae", "terrafm", "copernicus",
+)
+
+#: TerraTorch keywords giving a backbone's number of input channels.
+CHANNEL_KEYWORDS = ("in_chans", "in_channels")
+
+#: Arguments geofm:encoder_decoder fills in itself, per kind: never passed through.
+FACTORY_FILLED: dict[str, tuple[str, ...]] = {
+    "backbone": (), "neck": ("in_channels",), "decoder": ("in_channels",),
+    "head": ("in_channels", "num_classes"),
+}
+
+_NECK_NAMES = {
+    "SelectIndices": "select_indices",
+    "ReshapeTokensToImage": "reshape_tokens_to_image",
+    "InterpolateToPyramidal": "interpolate_to_pyramidal",
+    "LearnedInterpolateToPyramidal": "learned_interpolate_to_pyramidal",
+    "MaxpoolToPyramidal": "maxpool_to_pyramidal",
+    "PermuteDims": "permute_dims",
+    "AddBottleneckLayer": "add_bottleneck_layer",
+}
+
+#: The core's TerraTorch rules (source ``geofm``): its necks and decoders, and timm's
+#: TimmModelFactory (a whole timm classifier, written as a timm backbone and geofm's head).
+CORE_RULES = ConversionRules(factories=(
+    FactoryRule(("TimmModelFactory",), tasks=("classification", "multilabel"),
+                convert="geofm_core.convert.terratorch.factories:convert_timm"),
+), components=(
+    *(ComponentRule("neck", (tt,), f"geofm:{name}") for tt, name in _NECK_NAMES.items()),
+    ComponentRule(
+        "decoder", ("FCNDecoder",), "geofm:fcn",
+        note="geofm:fcn is MMSeg's FCN head (conv blocks, no upsampling), not TerraTorch's "
+             "transposed-conv FCNDecoder; the output is rescaled to the input size",
+        facts=DecoderFacts(upsamples_itself=True)),
+    ComponentRule("decoder", ("IdentityDecoder",), "geofm:identity"),
+    ComponentRule(
+        "decoder", ("LinearDecoder",), "geofm:linear", args={"upsampling_size": "upsampling"},
+        note="TerraTorch's LinearDecoder includes the class layer; geofm adds its "
+             "segmentation head after geofm:linear"),
+    ComponentRule(
+        "decoder", ("MLPDecoder",), "geofm:mlp", args={"out_index": "in_index"},
+        activations=("activation",),
+        note="geofm:mlp is a per-pixel MLP on one level; TerraTorch's MLPDecoder "
+             "concatenates all inputs"),
+))
+
+#: geofm head of each task.
+HEADS: dict[str, str] = {
+    "segmentation": "geofm:segmentation", "regression": "geofm:regression",
+    "classification": "geofm:classification", "multilabel": "geofm:classification",
+}
+
+#: TerraTorch head kwargs per geofm task -> geofm head kwargs. Listed in full rather than
+#: read off the head's signature: heads are not named in TerraTorch configs, and reading
+#: the signature would import torch for every conversion.
+HEAD_ARGS: dict[str, dict[str, str]] = {
+    "segmentation": {"channel_list": "channel_list", "dropout": "dropout"},
+    "regression": {"channel_list": "channel_list", "dropout": "dropout",
+                   "final_act": "final_act", "learned_upscale_layers": "learned_upscale_layers"},
+    "classification": {"dim_list": "dim_list", "dropout": "dropout"},
+    "multilabel": {"dim_list": "dim_list", "dropout": "dropout"},
+}
+
+#: timm backbone keywords TerraTorch and geofm's timm backbone share; the others go to
+#: timm.create_model through model_kwargs.
+TIMM_ARGS = ("pretrained", "in_chans", "out_indices", "checkpoint_path")
+
+#: torch activation class names -> geofm activation names.
+ACTIVATIONS: dict[str, str] = {
+    "relu": "relu", "gelu": "gelu", "silu": "silu", "leakyrelu": "leaky_relu", "tanh": "tanh",
+    "sigmoid": "sigmoid", "identity": "identity",
+}
+
+#: Task arguments with the same name and meaning in both.
+SAME_TASK_ARGS = ("aux_loss", "class_weights", "ignore_index", "lr", "optimizer_hparams",
+                  "scheduler_hparams", "freeze_backbone", "freeze_decoder", "freeze_head",
+                  "class_names", "lr_overrides")
+
+#: TerraTorch task arguments without a geofm counterpart, with their TerraTorch defaults.
+TASK_ONLY_ARGS: dict[str, Any] = {
+    "test_dataloaders_names": None, "output_on_inference": "prediction",
+    "output_most_probable": True, "path_to_record_metrics": None,
+    "tiled_inference_on_testing": False, "tiled_inference_on_validation": False,
+}
+
+_PATHS = ("train_data_root", "val_data_root", "test_data_root", "predict_data_root")
+_LABEL_PATHS = ("train_label_data_root", "val_label_data_root", "test_label_data_root")
+_COMMON = ("train_split", "val_split", "test_split", "batch_size", "num_workers", "means",
+           "stds", "constant_scale", "no_data_replace")
+_PIXELWISE = (*_PATHS, *_LABEL_PATHS, *_COMMON, "no_label_replace",
+              "expand_temporal_dimension", "rgb_indices", "drop_last", "pin_memory")
+
+#: Datamodule arguments with the same name and meaning in both (per family).
+SAME_DATA_ARGS: dict[str, tuple[str, ...]] = {
+    "segmentation": (*_PIXELWISE, "num_classes", "reduce_zero_label"),
+    "regression": _PIXELWISE,
+    "classification": (*_PATHS, *_COMMON, "expand_temporal_dimension", "rgb_indices",
+                       "drop_last", "pin_memory", "num_classes"),
+}
+
+#: TerraTorch datamodule arguments without a geofm counterpart, with their defaults.
+DATA_ONLY_ARGS: dict[str, Any] = {
+    "ignore_split_file_extensions": True, "allow_substring_split_file": True,
+    "check_stackability": True, "predict_dataset_bands": None, "predict_output_bands": None,
+}
+
+#: Top-level LightningCLI keys copied unchanged.
+TOP_LEVEL_COPIED = ("seed_everything", "trainer", "optimizer", "lr_scheduler", "ckpt_path",
+                    "return_predictions")
+
+#: The band names geofm's dataset_bands takes.
+HLS_NAMES = frozenset(band_names())
