@@ -100,3 +100,41 @@ def test_no_source_file_is_too_long() -> None:
     long = [f"{p.relative_to(ROOT)}: {n} lines" for base in SOURCE_ROOTS
             for p in base.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES]
     assert long == []
+
+
+def _plugin_mentions(path: Path, words: tuple[str, ...]) -> list[str]:
+    """Names and strings (docstrings left out) of ``path`` that mention one of ``words``."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        text = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings:
+            text = node.value
+        elif isinstance(node, ast.Name):
+            text = node.id
+        elif isinstance(node, ast.Attribute):
+            text = node.attr
+        if text and any(word in text.lower() for word in words):
+            found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}: {text!r}")
+    return found
+
+
+def test_the_core_names_no_plugin() -> None:
+    """Plugins declare their facts (names, variants, conversions); the core's code never does.
+
+    Docstrings and comments may give a plugin's component as an example; code and messages
+    may not.
+    """
+    words = tuple(p.name.split("_")[0] for p in (ROOT / "plugins").iterdir()
+                  if (p / "pyproject.toml").is_file())
+    assert "prithvi" in words and "upernet" in words and "smp" in words
+    found = [hit for p in sorted((ROOT / "src" / "geofm_core").rglob("*.py"))
+             for hit in _plugin_mentions(p, words)]
+    assert found == []
