@@ -6,9 +6,7 @@ contracts (``Model``, ``ModelOutput``, ...) are loaded on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from geofm_core._lazy import lazy_exports
 from geofm_core.errors import (
     AmbiguousComponentError,
     ComponentArgumentError,
@@ -70,7 +68,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'geofm_core' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=__all__)

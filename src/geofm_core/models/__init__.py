@@ -6,31 +6,35 @@ first access: ``from geofm_core.models import PixelWiseModel``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from geofm_core._lazy import lazy_exports
 
 __all__ = [
     "AuxiliaryHead",
+    "Backbone",
+    "Decoder",
     "EncoderDecoderFactory",
+    "Head",
     "Model",
     "ModelFactory",
     "ModelOutput",
+    "Neck",
     "PixelWiseModel",
     "ScalarOutputModel",
 ]
 
 _LAZY = {
     "AuxiliaryHead": "geofm_core.models.pixelwise",
+    "Backbone": "geofm_core.models.contracts",
+    "Decoder": "geofm_core.models.contracts",
     "EncoderDecoderFactory": "geofm_core.models.factory",
+    "Head": "geofm_core.models.contracts",
     "Model": "geofm_core.models.contracts",
     "ModelFactory": "geofm_core.models.contracts",
     "ModelOutput": "geofm_core.models.contracts",
+    "Neck": "geofm_core.models.contracts",
     "PixelWiseModel": "geofm_core.models.pixelwise",
     "ScalarOutputModel": "geofm_core.models.scalar",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'geofm_core.models' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
