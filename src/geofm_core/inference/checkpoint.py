@@ -18,9 +18,8 @@ from typing import Any
 import torch
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.inference.raster import Preprocessing
 
-__all__ = ["TASK_CLASS_KEY", "load_checkpoint", "load_task", "preprocessing_from_checkpoint"]
+__all__ = ["TASK_CLASS_KEY", "load_checkpoint", "load_task"]
 
 #: Where geofm's tasks record their class in a checkpoint.
 TASK_CLASS_KEY = "geofm_task_class"
@@ -116,24 +115,3 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None) -> A
         ) from exc
     task.eval()
     return task
-
-
-def preprocessing_from_checkpoint(checkpoint: Mapping[str, Any]) -> Preprocessing:
-    """The input preprocessing the training datamodule used, from its saved hyper-parameters.
-
-    Falls back to no preprocessing when the checkpoint has no datamodule settings.
-    """
-    from geofm_core.data.bands import check_dataset_bands, resolve_bands
-    from geofm_core.data.files import load_band_values
-
-    hp = checkpoint.get("datamodule_hyper_parameters") or {}
-    frames = int(hp.get("num_frames") or 1) if hp.get("expand_temporal_dimension") else 1
-    return Preprocessing(
-        bands=resolve_bands(hp.get("output_bands"),
-                            dataset_bands=check_dataset_bands(hp.get("dataset_bands"))),
-        constant_scale=float(hp.get("constant_scale", 1.0)),
-        means=load_band_values(hp.get("means"), "means"),
-        stds=load_band_values(hp.get("stds"), "stds"),
-        no_data_replace=hp.get("no_data_replace"),
-        num_frames=frames,
-    )
