@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from geofm_core.data.bands import PRITHVI_BANDS, SENTINEL2_L1C_BANDS, HLSBands, resolve_bands
+from geofm_core.data.bands import SENTINEL2_L1C_BANDS, HLSBands, resolve_bands
 from geofm_core.errors import ConfigurationError
 
 
 def test_names_indices_and_ranges_agree():
     s2 = list(SENTINEL2_L1C_BANDS)
-    by_name = resolve_bands(list(PRITHVI_BANDS), dataset_bands=s2)
+    six = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+    by_name = resolve_bands(six, dataset_bands=s2)
     assert by_name == [1, 2, 3, 8, 11, 12]
     assert resolve_bands([1, 2, 3, 8, 11, 12], band_count=13) == by_name
     assert resolve_bands(["1-3", 8, [11, 12]], band_count=13) == by_name

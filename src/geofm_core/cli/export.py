@@ -61,20 +61,20 @@ def main(argv: Sequence[str]) -> int:
         raise ConfigurationError(
             "ONNX export needs onnx, onnxruntime and onnxscript: pip install 'geofm-core[export]'"
         ) from exc
+    from geofm_core.data.preprocessing import Preprocessing
     from geofm_core.export.onnx import export_onnx, input_channels_of
-    from geofm_core.inference.checkpoint import load_task, preprocessing_from_checkpoint
+    from geofm_core.inference.checkpoint import load_task
     from geofm_core.io.checkpoints import read_checkpoint
 
     checkpoint = read_checkpoint(args.ckpt)
     task = load_task(args.ckpt, checkpoint=checkpoint)
-    prep = preprocessing_from_checkpoint(checkpoint)
-    in_channels = (args.in_channels or (len(prep.bands) if prep.bands else None)
-                   or input_channels_of(task.model))
+    prep = Preprocessing.from_checkpoint(checkpoint)
+    in_channels = args.in_channels or prep.channels or input_channels_of(task.model)
     if in_channels is None:
         raise ConfigurationError(
             f"{args.ckpt} does not record the number of input bands; pass --in-channels"
         )
-    frames = args.num_frames or (prep.num_frames if prep.num_frames > 1 else None)
+    frames = args.num_frames or (prep.num_frames if prep.expand_temporal_dimension else None)
     size = (args.image_size * 2)[:2]
     if args.int8 == "static" and not args.calibration:
         raise ConfigurationError(
@@ -104,7 +104,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _calibration_chips(paths: Sequence[Path], prep: Any, size: tuple[int, int]) -> list[Any]:
-    """Centre crops of the calibration rasters, preprocessed like the training data."""
+    """Centre crops of the calibration rasters, preprocessed as tiled inference does it."""
     import rasterio
     from rasterio.windows import Window
 
@@ -115,7 +115,7 @@ def _calibration_chips(paths: Sequence[Path], prep: Any, size: tuple[int, int]) 
         with rasterio.open(path) as src:
             h, w = min(size[0], src.height), min(size[1], src.width)
             window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
-            raw = src.read(prep.band_indexes(src.count, path), window=window)
+            raw = src.read(prep.plan(path, src.count).indexes, window=window)
             x = prep(raw, src.nodata)
         chips.append(x.unsqueeze(0).numpy())
     return chips

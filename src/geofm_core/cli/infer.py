@@ -58,7 +58,8 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     import torch
 
-    from geofm_core.inference.checkpoint import load_task, preprocessing_from_checkpoint
+    from geofm_core.data.preprocessing import Preprocessing
+    from geofm_core.inference.checkpoint import load_task
     from geofm_core.inference.raster import Kind, predict_raster
     from geofm_core.io.checkpoints import read_checkpoint
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str]) -> int:
             f"{args.ckpt} holds a {type(task).__name__}, which predicts one label per image; "
             "`geofm infer` writes per-pixel maps (segmentation or regression)"
         )
-    prep = preprocessing_from_checkpoint(checkpoint)
+    prep = Preprocessing.from_checkpoint(checkpoint)
     kind: Kind = "regression" if task.task_name == "regression" else "segmentation"
     device = torch.device(args.device)
     task.to(device)
@@ -108,10 +109,10 @@ def _onnx_forward(task: Any, args: argparse.Namespace, prep: Any, tiling: dict[s
     from geofm_core.export.onnx import OnnxForward, export_onnx
 
     with rasterio.open(args.input) as src:
-        bands = len(prep.band_indexes(src.count, args.input)) // prep.num_frames
+        plan = prep.plan(args.input, src.count)
     report = export_onnx(
-        task.model.cpu(), scratch / "model.onnx", in_channels=bands,
+        task.model.cpu(), scratch / "model.onnx", in_channels=plan.bands,
         image_size=(tiling["crop"], tiling["crop"]),
-        num_frames=prep.num_frames if prep.num_frames > 1 else None,
+        num_frames=plan.frames if prep.expand_temporal_dimension else None,
     )
     return OnnxForward(report.path)

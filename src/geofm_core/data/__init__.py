@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "GeoTiffChipDataModule",
     "GeoTiffClassificationDataModule",
     "GeoTiffClassificationDataset",
     "GeoTiffImageDataset",
@@ -21,11 +22,13 @@ __all__ = [
     "GeoTiffSegmentationDataModule",
     "GeoTiffSegmentationDataset",
     "HLSBands",
+    "Preprocessing",
     "build_augmentation",
     "resolve_bands",
 ]
 
 _LAZY = {
+    "GeoTiffChipDataModule": "geofm_core.data.datamodules",
     "GeoTiffClassificationDataModule": "geofm_core.data.datamodules",
     "GeoTiffMultiLabelDataModule": "geofm_core.data.datamodules",
     "GeoTiffRegressionDataModule": "geofm_core.data.datamodules",
@@ -37,6 +40,7 @@ _LAZY = {
     "GeoTiffSegmentationDataset": "geofm_core.data.datasets",
     "GeoTiffSceneDataModule": "geofm_core.data.scene",
     "HLSBands": "geofm_core.data.bands",
+    "Preprocessing": "geofm_core.data.preprocessing",
     "resolve_bands": "geofm_core.data.bands",
     "build_augmentation": "geofm_core.data.augment",
 }

@@ -21,7 +21,6 @@ from enum import Enum
 from geofm_core.errors import ConfigurationError
 
 __all__ = [
-    "PRITHVI_BANDS",
     "SENTINEL2_L1C_BANDS",
     "BandSpec",
     "HLSBands",
@@ -50,9 +49,6 @@ class HLSBands(str, Enum):
     THERMAL_INFRARED_1 = "THERMAL_INFRARED_1"
     THERMAL_INFRARED_2 = "THERMAL_INFRARED_2"
 
-
-#: The six bands Prithvi was pretrained on, in its order.
-PRITHVI_BANDS: tuple[str, ...] = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
 
 #: The 13 Sentinel-2 L1C bands B1..B12 (with B8A after B8) under their HLS names.
 SENTINEL2_L1C_BANDS: tuple[str, ...] = (

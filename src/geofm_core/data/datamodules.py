@@ -24,10 +24,18 @@ training root, else the stage's image folder. Augmentations run on the batch aft
 reaches the device (see :mod:`geofm_core.data.augment`): ``train_augmentations`` while
 training, ``val_augmentations`` for validation and test; prediction batches are not
 augmented.
+
+The options every chip data module takes are declared once, by
+:class:`GeoTiffChipDataModule`; each task's data module declares only its own and passes
+the rest on (``**kwargs``). LightningCLI (jsonargparse) follows ``**kwargs`` into the
+shared signature and docstring, so ``geofm fit --help`` and ``--print_config`` list every
+option with its help, and ``save_hyperparameters`` records them all.
 """
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -43,9 +51,11 @@ from geofm_core.data.datasets import (
     GeoTiffSegmentationDataset,
     collate_samples,
 )
+from geofm_core.data.preprocessing import Preprocessing
 from geofm_core.errors import ConfigurationError
 
 __all__ = [
+    "GeoTiffChipDataModule",
     "GeoTiffClassificationDataModule",
     "GeoTiffMultiLabelDataModule",
     "GeoTiffRegressionDataModule",
@@ -55,9 +65,78 @@ __all__ = [
 Stage = Literal["train", "val", "test", "predict"]
 
 
-class _GeoTiffDataModule(pl.LightningDataModule):
-    """Shared machinery: roots per stage, datasets, loaders, augmentations."""
+class _FullSignature:
+    """``inspect.signature(cls)``: every option, following ``**kwargs`` up the classes.
 
+    Each ``__init__`` declares only its own options and passes the rest on, so its own
+    signature ends in ``**kwargs``; code that asks the class what it accepts (the CLI's
+    "did you mean" hints, the argument checks of ``geofm stats``) gets the whole list.
+    It sits on the class, not on ``__init__``: Lightning's ``save_hyperparameters`` reads
+    ``__init__``'s own signature to find its arguments among the frame's locals.
+    """
+
+    def __get__(self, instance: object, owner: type) -> inspect.Signature | None:
+        if instance is not None:
+            return None
+        levels: list[list[inspect.Parameter]] = []
+        for klass in owner.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            hints = typing.get_type_hints(init)
+            own = list(inspect.signature(init).parameters.values())[1:]
+            levels.append([
+                p.replace(kind=p.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
+                for p in own if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            ])
+            if not any(p.kind is p.VAR_KEYWORD for p in own):
+                break
+        # the shared options first, as the documentation lists them
+        params = {p.name: p for level in reversed(levels) for p in level}
+        return inspect.Signature(list(params.values()))
+
+
+class GeoTiffChipDataModule(pl.LightningDataModule):
+    """The options and machinery every chip data module shares (use a task's subclass).
+
+    Roots per stage, datasets, loaders, augmentations, and the image options that make
+    the data's :class:`~geofm_core.data.preprocessing.Preprocessing`.
+
+    Args:
+        train_data_root: folder of training images (classification: or of class folders).
+        val_data_root: folder of validation images (default ``train_data_root`` when
+            ``val_split`` is given).
+        test_data_root: folder of test images (likewise).
+        predict_data_root: folder of images to predict (no labels).
+        train_label_data_root: training labels: a folder of label rasters (default: the
+            image folder), or for classification a CSV file (default: class folders).
+        val_label_data_root: validation labels, likewise.
+        test_label_data_root: test labels, likewise.
+        img_pattern: glob selecting the images, e.g. ``"*_S2Hand.tif"``.
+        predict_img_pattern: glob for prediction images (default ``img_pattern``).
+        train_split: file of training ids (file keys or names), one per line.
+        val_split: file of validation ids.
+        test_split: file of test ids.
+        batch_size: training batch size.
+        eval_batch_size: batch size of the other stages (default ``batch_size``).
+        num_workers: DataLoader worker processes.
+        dataset_bands: HLS names of the bands stored in each file, in order.
+        output_bands: bands to use: names, 0-based indices, ranges "0-5" or [0, 5].
+        constant_scale: factor applied to raw image values.
+        no_data_replace: value for image nodata / NaN pixels (None keeps them).
+        expand_temporal_dimension: files stack T frames (frame after frame); images become
+            (C, T, H, W).
+        num_frames: T, when ``dataset_bands`` does not say how many bands a frame has.
+        means: per selected band (after ``constant_scale``), or a file holding them.
+        stds: per selected band, or a file.
+        rgb_indices: positions of red, green, blue among the selected bands.
+        train_augmentations: augmentations while training (see ``geofm_core.data.augment``).
+        val_augmentations: augmentations for validation and test (e.g. ``[{center_crop: 224}]``).
+        drop_last: drop the last incomplete training batch.
+        pin_memory: DataLoader pin_memory.
+    """
+
+    __signature__: ClassVar[Any] = _FullSignature()
     dataset_class: ClassVar[type[GeoTiffImageDataset]]
     task: ClassVar[str]
 
@@ -94,6 +173,11 @@ class _GeoTiffDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        if not hasattr(self, "dataset_class"):
+            raise ConfigurationError(
+                f"{type(self).__name__} holds the options the chip data modules share; use "
+                "GeoTiff{Segmentation,Regression,Classification,MultiLabel}DataModule"
+            )
         if batch_size < 1:
             raise ConfigurationError(f"batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
@@ -127,13 +211,16 @@ class _GeoTiffDataModule(pl.LightningDataModule):
             "stds": stds,
             "rgb_indices": rgb_indices,
         }
-        # Validates the band options now, so a bad config fails before any data is read.
-        from geofm_core.data.bands import check_dataset_bands, resolve_bands
-
-        resolve_bands(output_bands, dataset_bands=check_dataset_bands(dataset_bands))
+        # Validates the image options now, so a bad config fails before any data is read.
+        self.preprocessing = Preprocessing.from_settings(self.image_options)
         self.train_augmentation = build_augmentation(train_augmentations, "train_augmentations")
         self.val_augmentation = build_augmentation(val_augmentations, "val_augmentations")
         self.datasets: dict[str, GeoTiffImageDataset] = {}
+        # Here, so that every option is recorded (checkpoints keep the data settings, and
+        # inference rebuilds its preprocessing from them): Lightning collects the
+        # arguments of this frame and of the subclasses' frames that called it.
+        self.save_hyperparameters()
+
 
     # ------------------------------------------------------------------ roots
     def data_root(self, stage: Stage) -> str | None:
@@ -281,47 +368,19 @@ class _GeoTiffDataModule(pl.LightningDataModule):
         return self._reference().plot(sample, suptitle)
 
 
-class GeoTiffSegmentationDataModule(_GeoTiffDataModule):
+class GeoTiffSegmentationDataModule(GeoTiffChipDataModule):
     """Semantic segmentation from GeoTIFF chips paired by name with label rasters.
 
     Args:
-        train_data_root: folder of training images.
-        val_data_root: folder of validation images (default ``train_data_root`` when
-            ``val_split`` is given).
-        test_data_root: folder of test images (likewise).
-        predict_data_root: folder of images to predict (no labels).
-        train_label_data_root: folder of training labels (default: the image folder).
-        val_label_data_root: folder of validation labels.
-        test_label_data_root: folder of test labels.
-        img_pattern: glob selecting the images, e.g. ``"*_S2Hand.tif"``.
         label_pattern: glob selecting the labels, e.g. ``"*_LabelHand.tif"``; images and
             labels pair by the text the wildcards match.
-        predict_img_pattern: glob for prediction images (default ``img_pattern``).
-        train_split: file of training ids (file keys or names), one per line.
-        val_split: file of validation ids.
-        test_split: file of test ids.
-        batch_size: training batch size.
-        eval_batch_size: batch size of the other stages (default ``batch_size``).
-        num_workers: DataLoader worker processes.
-        dataset_bands: HLS names of the bands stored in each file, in order.
-        output_bands: bands to use: names, 0-based indices, ranges "0-5" or [0, 5].
-        constant_scale: factor applied to raw image values.
-        no_data_replace: value for image nodata / NaN pixels (None keeps them).
         no_label_replace: value for label nodata / NaN pixels (default ``ignore_index``).
-        expand_temporal_dimension: files stack T frames (frame after frame); images become
-            (C, T, H, W).
-        num_frames: T, when ``dataset_bands`` does not say how many bands a frame has.
-        means: per selected band (after ``constant_scale``), or a file holding them.
-        stds: per selected band, or a file.
         num_classes: number of classes (default ``len(class_names)``).
         class_names: class names, index order.
         ignore_index: label value to ignore in losses and metrics.
         reduce_zero_label: label 0 becomes ``ignore_index``, others shift down by one.
-        rgb_indices: positions of red, green, blue among the selected bands.
-        train_augmentations: augmentations while training (see ``geofm_core.data.augment``).
-        val_augmentations: augmentations for validation and test (e.g. ``[{center_crop: 224}]``).
-        drop_last: drop the last incomplete training batch.
-        pin_memory: DataLoader pin_memory.
+        **kwargs: the options of :class:`GeoTiffChipDataModule` (roots, patterns, splits,
+            loaders, bands, scaling, normalisation, augmentations).
     """
 
     dataset_class = GeoTiffSegmentationDataset
@@ -329,56 +388,16 @@ class GeoTiffSegmentationDataModule(_GeoTiffDataModule):
 
     def __init__(
         self,
-        train_data_root: str | None = None,
-        val_data_root: str | None = None,
-        test_data_root: str | None = None,
-        predict_data_root: str | None = None,
-        train_label_data_root: str | None = None,
-        val_label_data_root: str | None = None,
-        test_label_data_root: str | None = None,
-        img_pattern: str = "*.tif",
+        *,
         label_pattern: str = "*.tif",
-        predict_img_pattern: str | None = None,
-        train_split: str | None = None,
-        val_split: str | None = None,
-        test_split: str | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        dataset_bands: list[str] | None = None,
-        output_bands: list[str | int | list[int]] | None = None,
-        constant_scale: float = 1.0,
-        no_data_replace: float | None = None,
         no_label_replace: float | None = None,
-        expand_temporal_dimension: bool = False,
-        num_frames: int | None = None,
-        means: list[float] | str | None = None,
-        stds: list[float] | str | None = None,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
         ignore_index: int | None = None,
         reduce_zero_label: bool = False,
-        rgb_indices: list[int] | None = None,
-        train_augmentations: list[str | dict[str, Any]] | None = None,
-        val_augmentations: list[str | dict[str, Any]] | None = None,
-        drop_last: bool = True,
-        pin_memory: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            train_data_root=train_data_root, val_data_root=val_data_root,
-            test_data_root=test_data_root, predict_data_root=predict_data_root,
-            train_label_data_root=train_label_data_root,
-            val_label_data_root=val_label_data_root, test_label_data_root=test_label_data_root,
-            img_pattern=img_pattern, predict_img_pattern=predict_img_pattern,
-            train_split=train_split, val_split=val_split, test_split=test_split,
-            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-            dataset_bands=dataset_bands, output_bands=output_bands,
-            constant_scale=constant_scale, no_data_replace=no_data_replace,
-            expand_temporal_dimension=expand_temporal_dimension, num_frames=num_frames,
-            means=means, stds=stds, rgb_indices=rgb_indices,
-            train_augmentations=train_augmentations, val_augmentations=val_augmentations,
-            drop_last=drop_last, pin_memory=pin_memory,
-        )
+        super().__init__(**kwargs)
         if num_classes is None and class_names is None:
             raise ConfigurationError(
                 "GeoTiffSegmentationDataModule needs num_classes or class_names"
@@ -401,8 +420,6 @@ class GeoTiffSegmentationDataModule(_GeoTiffDataModule):
         )
         self.ignore_index = ignore_index
         self.reduce_zero_label = reduce_zero_label
-        # checkpoints keep the data settings (inference reuses the band / scaling options)
-        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Label options of the segmentation dataset."""
@@ -415,43 +432,17 @@ class GeoTiffSegmentationDataModule(_GeoTiffDataModule):
         }
 
 
-class GeoTiffRegressionDataModule(_GeoTiffDataModule):
+class GeoTiffRegressionDataModule(GeoTiffChipDataModule):
     """Pixelwise regression from GeoTIFF chips paired by name with target rasters.
 
-    Takes the arguments of :class:`GeoTiffSegmentationDataModule` except the class ones;
-    target nodata / NaN pixels become NaN (ignored) unless ``no_label_replace`` is set.
+    Target nodata / NaN pixels become NaN (ignored) unless ``no_label_replace`` is set.
 
     Args:
-        train_data_root: folder of training images.
-        val_data_root: folder of validation images.
-        test_data_root: folder of test images.
-        predict_data_root: folder of images to predict.
-        train_label_data_root: folder of training targets (default: the image folder).
-        val_label_data_root: folder of validation targets.
-        test_label_data_root: folder of test targets.
-        img_pattern: glob selecting the images.
-        label_pattern: glob selecting the targets.
-        predict_img_pattern: glob for prediction images (default ``img_pattern``).
-        train_split: file of training ids.
-        val_split: file of validation ids.
-        test_split: file of test ids.
-        batch_size: training batch size.
-        eval_batch_size: batch size of the other stages.
-        num_workers: DataLoader worker processes.
-        dataset_bands: HLS names of the bands stored in each file, in order.
-        output_bands: bands to use: names, indices or ranges.
-        constant_scale: factor applied to raw image values.
-        no_data_replace: value for image nodata / NaN pixels.
+        label_pattern: glob selecting the targets; images and targets pair by the text the
+            wildcards match.
         no_label_replace: value for target nodata / NaN pixels (default NaN).
-        expand_temporal_dimension: files stack T frames; images become (C, T, H, W).
-        num_frames: number of frames per file.
-        means: per selected band, or a file.
-        stds: per selected band, or a file.
-        rgb_indices: positions of red, green, blue among the selected bands.
-        train_augmentations: augmentations while training.
-        val_augmentations: augmentations for validation and test.
-        drop_last: drop the last incomplete training batch.
-        pin_memory: DataLoader pin_memory.
+        **kwargs: the options of :class:`GeoTiffChipDataModule` (roots, patterns, splits,
+            loaders, bands, scaling, normalisation, augmentations).
     """
 
     dataset_class = GeoTiffRegressionDataset
@@ -459,64 +450,23 @@ class GeoTiffRegressionDataModule(_GeoTiffDataModule):
 
     def __init__(
         self,
-        train_data_root: str | None = None,
-        val_data_root: str | None = None,
-        test_data_root: str | None = None,
-        predict_data_root: str | None = None,
-        train_label_data_root: str | None = None,
-        val_label_data_root: str | None = None,
-        test_label_data_root: str | None = None,
-        img_pattern: str = "*.tif",
+        *,
         label_pattern: str = "*.tif",
-        predict_img_pattern: str | None = None,
-        train_split: str | None = None,
-        val_split: str | None = None,
-        test_split: str | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        dataset_bands: list[str] | None = None,
-        output_bands: list[str | int | list[int]] | None = None,
-        constant_scale: float = 1.0,
-        no_data_replace: float | None = None,
         no_label_replace: float | None = None,
-        expand_temporal_dimension: bool = False,
-        num_frames: int | None = None,
-        means: list[float] | str | None = None,
-        stds: list[float] | str | None = None,
-        rgb_indices: list[int] | None = None,
-        train_augmentations: list[str | dict[str, Any]] | None = None,
-        val_augmentations: list[str | dict[str, Any]] | None = None,
-        drop_last: bool = True,
-        pin_memory: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            train_data_root=train_data_root, val_data_root=val_data_root,
-            test_data_root=test_data_root, predict_data_root=predict_data_root,
-            train_label_data_root=train_label_data_root,
-            val_label_data_root=val_label_data_root, test_label_data_root=test_label_data_root,
-            img_pattern=img_pattern, predict_img_pattern=predict_img_pattern,
-            train_split=train_split, val_split=val_split, test_split=test_split,
-            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-            dataset_bands=dataset_bands, output_bands=output_bands,
-            constant_scale=constant_scale, no_data_replace=no_data_replace,
-            expand_temporal_dimension=expand_temporal_dimension, num_frames=num_frames,
-            means=means, stds=stds, rgb_indices=rgb_indices,
-            train_augmentations=train_augmentations, val_augmentations=val_augmentations,
-            drop_last=drop_last, pin_memory=pin_memory,
-        )
+        super().__init__(**kwargs)
         self.label_pattern = label_pattern
         self.no_label_replace = no_label_replace
         self.num_classes = 1
         self.class_names: list[str] = []
-        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Target options of the regression dataset."""
         return {"label_pattern": self.label_pattern, "no_label_replace": self.no_label_replace}
 
 
-class GeoTiffClassificationDataModule(_GeoTiffDataModule):
+class GeoTiffClassificationDataModule(GeoTiffChipDataModule):
     """Scene classification: one class per GeoTIFF chip.
 
     Labels come from class folders (``{stage}_data_root/<class>/<img_pattern>``, when
@@ -525,36 +475,10 @@ class GeoTiffClassificationDataModule(_GeoTiffDataModule):
     name from ``class_names``).
 
     Args:
-        train_data_root: folder of training images (or of class folders).
-        val_data_root: folder of validation images.
-        test_data_root: folder of test images.
-        predict_data_root: folder of images to predict.
-        train_label_data_root: CSV of training labels (None: class folders).
-        val_label_data_root: CSV of validation labels.
-        test_label_data_root: CSV of test labels.
-        img_pattern: glob selecting the images.
-        predict_img_pattern: glob for prediction images (default ``img_pattern``).
-        train_split: file of training ids.
-        val_split: file of validation ids.
-        test_split: file of test ids.
-        batch_size: training batch size.
-        eval_batch_size: batch size of the other stages.
-        num_workers: DataLoader worker processes.
-        dataset_bands: HLS names of the bands stored in each file, in order.
-        output_bands: bands to use: names, indices or ranges.
-        constant_scale: factor applied to raw image values.
-        no_data_replace: value for image nodata / NaN pixels.
-        expand_temporal_dimension: files stack T frames; images become (C, T, H, W).
-        num_frames: number of frames per file.
-        means: per selected band, or a file.
-        stds: per selected band, or a file.
         num_classes: number of classes (default ``len(class_names)``).
         class_names: class names in index order (default: sorted class folder names).
-        rgb_indices: positions of red, green, blue among the selected bands.
-        train_augmentations: augmentations while training.
-        val_augmentations: augmentations for validation and test.
-        drop_last: drop the last incomplete training batch.
-        pin_memory: DataLoader pin_memory.
+        **kwargs: the options of :class:`GeoTiffChipDataModule` (roots, patterns, splits,
+            loaders, bands, scaling, normalisation, augmentations).
     """
 
     dataset_class: ClassVar[type[GeoTiffImageDataset]] = GeoTiffClassificationDataset
@@ -562,52 +486,12 @@ class GeoTiffClassificationDataModule(_GeoTiffDataModule):
 
     def __init__(
         self,
-        train_data_root: str | None = None,
-        val_data_root: str | None = None,
-        test_data_root: str | None = None,
-        predict_data_root: str | None = None,
-        train_label_data_root: str | None = None,
-        val_label_data_root: str | None = None,
-        test_label_data_root: str | None = None,
-        img_pattern: str = "*.tif",
-        predict_img_pattern: str | None = None,
-        train_split: str | None = None,
-        val_split: str | None = None,
-        test_split: str | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        dataset_bands: list[str] | None = None,
-        output_bands: list[str | int | list[int]] | None = None,
-        constant_scale: float = 1.0,
-        no_data_replace: float | None = None,
-        expand_temporal_dimension: bool = False,
-        num_frames: int | None = None,
-        means: list[float] | str | None = None,
-        stds: list[float] | str | None = None,
+        *,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
-        rgb_indices: list[int] | None = None,
-        train_augmentations: list[str | dict[str, Any]] | None = None,
-        val_augmentations: list[str | dict[str, Any]] | None = None,
-        drop_last: bool = True,
-        pin_memory: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            train_data_root=train_data_root, val_data_root=val_data_root,
-            test_data_root=test_data_root, predict_data_root=predict_data_root,
-            train_label_data_root=train_label_data_root,
-            val_label_data_root=val_label_data_root, test_label_data_root=test_label_data_root,
-            img_pattern=img_pattern, predict_img_pattern=predict_img_pattern,
-            train_split=train_split, val_split=val_split, test_split=test_split,
-            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-            dataset_bands=dataset_bands, output_bands=output_bands,
-            constant_scale=constant_scale, no_data_replace=no_data_replace,
-            expand_temporal_dimension=expand_temporal_dimension, num_frames=num_frames,
-            means=means, stds=stds, rgb_indices=rgb_indices,
-            train_augmentations=train_augmentations, val_augmentations=val_augmentations,
-            drop_last=drop_last, pin_memory=pin_memory,
-        )
+        super().__init__(**kwargs)
         if class_names is not None and num_classes is not None and \
                 num_classes != len(class_names):
             raise ConfigurationError(
@@ -617,7 +501,6 @@ class GeoTiffClassificationDataModule(_GeoTiffDataModule):
             None if class_names is None else len(class_names)
         )
         self._class_names = None if class_names is None else list(class_names)
-        self.save_hyperparameters()
 
     def task_options(self) -> dict[str, Any]:
         """Class options of the dataset."""

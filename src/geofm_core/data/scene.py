@@ -41,8 +41,7 @@ from rasterio.errors import RasterioError
 from torch.utils.data import DataLoader
 
 from geofm_core.data.augment import build_augmentation
-from geofm_core.data.bands import check_dataset_bands, resolve_bands
-from geofm_core.data.files import load_band_values
+from geofm_core.data.preprocessing import Preprocessing
 from geofm_core.errors import ConfigurationError
 
 __all__ = ["GeoTiffSceneDataModule"]
@@ -215,17 +214,16 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         }
         self.img_glob, self.label_glob = img_glob, label_glob
         self.task = task
-        self.dataset_bands = check_dataset_bands(dataset_bands)
-        self.output_bands = output_bands
+        # Batches are preprocessed in collate, as the chip datasets and inference do it.
+        self.preprocessing = Preprocessing(
+            bands=output_bands, dataset_bands=dataset_bands, constant_scale=constant_scale,
+            no_data_replace=no_data_replace, means=means, stds=stds,
+        )
+        self.dataset_bands = self.preprocessing.dataset_bands
         self.res, self.crs = res, crs
         self.patch_size, self.train_length = patch_size, train_length
         self.stride = stride or patch_size
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.constant_scale, self.no_data_replace = float(constant_scale), no_data_replace
-        self.means = load_band_values(means, "means")
-        self.stds = load_band_values(stds, "stds")
-        if (self.means is None) != (self.stds is None):
-            raise ConfigurationError("give both means and stds, or neither")
         self.num_classes: int = num_classes if num_classes is not None else (
             len(class_names) if class_names is not None else 1
         )
@@ -251,19 +249,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         files = _scene_files(root, self.img_glob, field)
         with rasterio.open(files[0]) as src:
             count, self.image_nodata = src.count, src.nodata
-        if self.dataset_bands is not None and len(self.dataset_bands) != count:
-            raise ConfigurationError(
-                f"{files[0]}: has {count} bands but dataset_bands names "
-                f"{len(self.dataset_bands)}; list one name per band"
-            )
-        selected = resolve_bands(
-            self.output_bands, dataset_bands=self.dataset_bands, band_count=count
-        ) or list(range(count))
-        if self.means is not None and len(self.means) != len(selected):
-            raise ConfigurationError(
-                f"means/stds have {len(self.means)} values but {len(selected)} bands are "
-                "selected; give one value per band"
-            )
+        selected = [i - 1 for i in self.preprocessing.plan(files[0], count).indexes]
         self.band_indices = selected
         all_bands = tuple(f"band{i}" for i in range(count))
         cls = _scene_raster_class()
@@ -329,19 +315,17 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------ batches
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Stack TorchGeo samples into the batch contract, applying nodata/scale/norm."""
-        images = torch.stack([s["image"] for s in samples]).float()
-        valid = ~torch.isnan(images)
-        if self.image_nodata is not None and not np.isnan(self.image_nodata):
-            valid &= images != float(self.image_nodata)
-        if self.constant_scale != 1.0:
-            images = images * self.constant_scale
-        if self.no_data_replace is not None:
-            images = torch.where(valid, images, torch.tensor(float(self.no_data_replace)))
-        if self.means is not None and self.stds is not None:
-            mean = torch.tensor(self.means, dtype=torch.float32).view(1, -1, 1, 1)
-            std = torch.tensor(self.stds, dtype=torch.float32).view(1, -1, 1, 1)
-            images = (images - mean) / std
+        """Stack TorchGeo samples into the batch contract, applying nodata/scale/norm.
+
+        TorchGeo has selected the bands; :attr:`preprocessing` does the rest, on the
+        whole batch, as the chip datasets and tiled inference do it on one image.
+        """
+        stacked = torch.stack([s["image"] for s in samples]).float().numpy()
+        values, invalid = self.preprocessing.scale(stacked, self.image_nodata, copy=False)
+        # pixels with no image data (e.g. grid chips running past the scene edge)
+        empty = (np.zeros((values.shape[0], *values.shape[2:]), bool) if invalid is None
+                 else invalid.all(axis=1))
+        images = torch.from_numpy(self.preprocessing.fill_and_normalise(values, invalid))
         bounds = []
         for s in samples:
             x, y = s["bounds"][0], s["bounds"][1]
@@ -354,9 +338,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
             ],
         }
         if "mask" in samples[0]:
-            # pixels with no image data (e.g. grid chips running past the scene edge)
-            empty = ~valid.any(dim=1)
-            batch["mask"] = self._masks([s["mask"] for s in samples], empty)
+            batch["mask"] = self._masks([s["mask"] for s in samples], torch.from_numpy(empty))
         return batch
 
     def _masks(self, masks: list[torch.Tensor], empty: torch.Tensor) -> torch.Tensor:

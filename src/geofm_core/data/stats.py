@@ -92,31 +92,38 @@ def stats_from_dataset(dataset: Any, with_labels: bool) -> BandStats:
     return stats
 
 
-def _scene_blocks(path: Path, indexes: list[int], scale: float) -> Iterator[
-    tuple[np.ndarray, np.ndarray]
-]:
+def _scene_blocks(path: Path, prep: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A scene's selected bands block by block, scaled, with their valid-pixel masks."""
     import rasterio
     from rasterio.errors import RasterioError
 
     try:
         with rasterio.open(path) as src:
-            nodata = src.nodata
             for _, window in src.block_windows(1):
-                data = src.read(indexes, window=window)
-                valid = np.ones(data.shape, bool)
-                if nodata is not None and not np.isnan(nodata):
-                    valid &= data != np.asarray(nodata).astype(data.dtype)
-                values = data.astype(np.float32) * np.float32(scale)
-                valid &= ~np.isnan(values)
-                yield values, valid
+                values, invalid = prep.read(src, window)
+                yield values, np.ones(values.shape, bool) if invalid is None else ~invalid
+    except RasterioError as exc:
+        raise ConfigurationError(f"cannot read {str(path)!r} ({exc})") from exc
+
+
+def _label_blocks(path: Path) -> Iterator[np.ndarray]:
+    """The valid (not nodata / NaN) pixels of a label raster, block by block."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from geofm_core.data.preprocessing import nodata_mask
+
+    try:
+        with rasterio.open(path) as src:
+            for _, window in src.block_windows(1):
+                data = src.read(1, window=window)
+                invalid = nodata_mask(data, src.nodata)
+                yield data.ravel() if invalid is None else data[~invalid]
     except RasterioError as exc:
         raise ConfigurationError(f"cannot read {str(path)!r} ({exc})") from exc
 
 
 def _stats_from_scenes(dm: Any) -> BandStats:
-    import rasterio
-
-    from geofm_core.data.bands import resolve_bands
     from geofm_core.data.scene import _scene_files
 
     files = dm.describe_files("train")
@@ -124,21 +131,16 @@ def _stats_from_scenes(dm: Any) -> BandStats:
         raise ConfigurationError("train_data_root is not set")
     stats: BandStats | None = None
     for path in files:
-        with rasterio.open(path) as src:
-            count = src.count
-        selected = resolve_bands(
-            dm.output_bands, dataset_bands=dm.dataset_bands, band_count=count
-        ) or list(range(count))
-        if stats is None:
-            stats = BandStats(len(selected))
-        for values, valid in _scene_blocks(path, [i + 1 for i in selected], dm.constant_scale):
+        for values, valid in _scene_blocks(path, dm.preprocessing):
+            stats = stats or BandStats(values.shape[0])
             stats.update(values, valid)
+        assert stats is not None  # a raster has at least one block
         stats.files += 1
     assert stats is not None
     if dm.task == "segmentation" and dm.label_roots["train"] is not None:
         for label in _scene_files(dm.label_roots["train"], dm.label_glob, "label"):
-            for values, valid in _scene_blocks(Path(label), [1], 1.0):
-                stats.update_classes(values[valid].astype(np.int64))
+            for values in _label_blocks(Path(label)):
+                stats.update_classes(values.astype(np.int64))
     return stats
 
 
@@ -179,8 +181,30 @@ def datamodule_from_config(path: str | Path) -> Any:
     init_args.pop("stds", None)
     from geofm_core.signatures import check_arguments
 
-    check_arguments(cls, init_args, f"data {section['class_path']}")
+    check_arguments(_options_of(cls), init_args, f"data {section['class_path']}")
     return cls(**init_args)
+
+
+def _options_of(cls: type[Any]) -> Any:
+    """A stand-in taking what ``cls`` takes, every option with its resolved type.
+
+    A chip data module's ``__init__`` declares only its own options and passes the rest
+    on (``**kwargs``); its class signature lists them all (see
+    :mod:`geofm_core.data.datamodules`), so misspelt or mistyped shared options are
+    caught here too.
+    """
+    import inspect
+
+    sig = inspect.signature(cls, eval_str=True)
+
+    def options(**kwargs: Any) -> None:
+        """Accepts the options of the data module."""
+
+    options.__signature__ = sig  # type: ignore[attr-defined]
+    options.__annotations__ = {
+        name: p.annotation for name, p in sig.parameters.items() if p.annotation is not p.empty
+    }
+    return options
 
 
 def compute_stats(datamodule: Any) -> BandStats:

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.inference.raster import Preprocessing
 from geofm_core.io.checkpoints import load_state_dict_checked, read_checkpoint, task_class_path
 
-__all__ = ["load_task", "preprocessing_from_checkpoint"]
+__all__ = ["load_task"]
 
 
 def _task_class(checkpoint: Mapping[str, Any], path: Path) -> type[Any]:
@@ -80,24 +79,3 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
                             fix="use the checkpoint written with this config")
     task.eval()
     return task
-
-
-def preprocessing_from_checkpoint(checkpoint: Mapping[str, Any]) -> Preprocessing:
-    """The input preprocessing the training datamodule used, from its saved hyper-parameters.
-
-    Falls back to no preprocessing when the checkpoint has no datamodule settings.
-    """
-    from geofm_core.data.bands import check_dataset_bands, resolve_bands
-    from geofm_core.data.files import load_band_values
-
-    hp = checkpoint.get("datamodule_hyper_parameters") or {}
-    frames = int(hp.get("num_frames") or 1) if hp.get("expand_temporal_dimension") else 1
-    return Preprocessing(
-        bands=resolve_bands(hp.get("output_bands"),
-                            dataset_bands=check_dataset_bands(hp.get("dataset_bands"))),
-        constant_scale=float(hp.get("constant_scale", 1.0)),
-        means=load_band_values(hp.get("means"), "means"),
-        stds=load_band_values(hp.get("stds"), "stds"),
-        no_data_replace=hp.get("no_data_replace"),
-        num_frames=frames,
-    )

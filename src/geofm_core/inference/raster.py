@@ -23,6 +23,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from geofm_core.data.preprocessing import Preprocessing, nodata_mask
 from geofm_core.errors import ConfigurationError, GeofmError, OutputExistsError, OutputWriteError
 from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
 from geofm_core.io.atomic import atomic_outputs, temporary_path, verify_raster
@@ -38,76 +39,6 @@ __all__ = [
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Kind = Literal["segmentation", "regression"]
 CLASS_NODATA = {np.dtype("uint8"): 255, np.dtype("uint16"): 65535}
-
-
-@dataclass
-class Preprocessing:
-    """What turns raw raster bands into model input, as the training data did.
-
-    The same order as the training datasets (:mod:`geofm_core.data.datasets`): band
-    selection, ``constant_scale``, nodata / NaN values replaced by ``no_data_replace``
-    (when set), normalisation with ``means``/``stds``, and (``num_frames > 1``) the
-    temporal expansion of ``C*T`` frame-major stacked bands into (C, T).
-
-    Args:
-        bands: 0-based indices of the bands to read, in order (per frame when
-            ``num_frames > 1``); ``None`` reads all.
-        constant_scale: Factor applied to the raw values.
-        means: Per-band means (after scaling), or ``None``.
-        stds: Per-band standard deviations (after scaling), or ``None``.
-        no_data_replace: Value given to nodata / NaN values after scaling; ``None``
-            leaves them as read.
-        num_frames: Frames stacked in the band axis.
-    """
-
-    bands: list[int] | None = None
-    constant_scale: float = 1.0
-    means: list[float] | None = None
-    stds: list[float] | None = None
-    no_data_replace: float | None = None
-    num_frames: int = 1
-
-    def band_indexes(self, band_count: int, path: Path) -> list[int]:
-        """1-based rasterio band indexes to read from a file with ``band_count`` bands."""
-        if self.bands is None:
-            return list(range(1, band_count + 1))
-        per_frame = band_count // self.num_frames
-        indexes = []
-        for frame in range(self.num_frames):
-            for b in self.bands:
-                if not 0 <= b < per_frame:
-                    raise ConfigurationError(
-                        f"{path}: band index {b} is out of range; the file has {band_count} "
-                        f"bands ({per_frame} per frame for {self.num_frames} frame(s)); "
-                        "fix `bands`"
-                    )
-                indexes.append(frame * per_frame + b + 1)
-        return indexes
-
-    def __call__(self, raw: np.ndarray[Any, Any], nodata: float | None = None) -> torch.Tensor:
-        """Turn raw bands (C, H, W) with the file's ``nodata`` value into the model's input."""
-        x = torch.from_numpy(raw.astype(np.float32, copy=False))
-        bad = torch.isnan(x)
-        if nodata is not None and not math.isnan(nodata):
-            bad |= torch.from_numpy(raw == np.asarray(nodata).astype(raw.dtype))
-        if self.constant_scale != 1.0:
-            x = x * self.constant_scale
-        if self.no_data_replace is not None:
-            x = torch.where(bad, torch.tensor(self.no_data_replace, dtype=x.dtype), x)
-        if self.means is not None and self.stds is not None:
-            shape = (-1, 1, 1)
-            means = torch.tensor(self.means, dtype=x.dtype).repeat(self.num_frames)
-            stds = torch.tensor(self.stds, dtype=x.dtype).repeat(self.num_frames)
-            if means.numel() != x.shape[0]:
-                raise ConfigurationError(
-                    f"means/stds have {len(self.means)} values but the model input has "
-                    f"{x.shape[0] // self.num_frames} bands; give one value per band"
-                )
-            x = (x - means.view(shape)) / stds.view(shape)
-        if self.num_frames > 1:
-            c = x.shape[0] // self.num_frames
-            x = x.view(self.num_frames, c, *x.shape[1:]).transpose(0, 1)
-        return x
 
 
 @dataclass
@@ -249,13 +180,7 @@ def _stream(
     blend: Blend, cog: bool, progress: bool,
 ) -> RasterPrediction:
     height, width = src.height, src.width
-    indexes = prep.band_indexes(src.count, Path(src.name))
-    if prep.means is not None and len(prep.means) * prep.num_frames != len(indexes):
-        raise ConfigurationError(
-            f"{src.name}: {len(indexes) // prep.num_frames} bands are read but the model was "
-            f"trained on {len(prep.means)} (means/stds of the checkpoint); give a raster with "
-            "the training bands"
-        )
+    indexes = prep.plan(src.name, src.count).indexes
     nodata = src.nodata
     rows, cols = tile_starts(height, crop, stride), tile_starts(width, crop, stride)
     weights = blend_weights(crop, stride, blend)
@@ -306,12 +231,10 @@ def _stream(
                     ) from exc
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block
-                bad = np.zeros(block.shape[1:], dtype=bool)
-                if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-                    bad = np.all(block == nodata, axis=0)
-                if np.issubdtype(block.dtype, np.floating):
-                    bad |= np.all(np.isnan(block), axis=0)
-                invalid[r0 : r0 + block.shape[1], :width] = bad
+                # no band holds data: written as nodata, as the scene data module ignores it
+                bad = nodata_mask(block, nodata)
+                invalid[r0 : r0 + block.shape[1], :width] = (
+                    False if bad is None else bad.all(axis=0))
                 loaded_until = read_to
             _run_tile_row(forward, raw, nodata, prep, total, weight_sum, weights, cols, crop,
                           batch_size, kind, bar)
