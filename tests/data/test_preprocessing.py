@@ -21,8 +21,8 @@ from geofm_core.data.datamodules import GeoTiffSegmentationDataModule
 from geofm_core.data.preprocessing import Preprocessing, nodata_mask
 from geofm_core.data.scene import GeoTiffSceneDataModule
 from geofm_core.errors import ConfigurationError
-from geofm_core.inference.checkpoint import load_checkpoint
 from geofm_core.inference.raster import predict_raster
+from geofm_core.io.checkpoints import read_checkpoint
 
 from .conftest import DEFAULT_TRANSFORM, write_tif
 
@@ -51,7 +51,7 @@ def saved_checkpoint(datamodule, root: Path) -> dict:
                       default_root_dir=root)
     trainer.fit(Probe(), datamodule)
     (ckpt,) = (root / "checkpoints").glob("*.ckpt")
-    return load_checkpoint(ckpt)
+    return read_checkpoint(ckpt)
 
 
 def stacked_scene(shape: tuple[int, int], frames: int, seed: int) -> np.ndarray:

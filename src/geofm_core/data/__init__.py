@@ -6,8 +6,7 @@ load on first access: ``from geofm_core.data import GeoTiffSegmentationDataModul
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from geofm_core._lazy import lazy_exports
 
 __all__ = [
     "GeoTiffChipDataModule",
@@ -46,11 +45,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'geofm_core.data' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
