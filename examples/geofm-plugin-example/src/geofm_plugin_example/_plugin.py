@@ -27,7 +27,7 @@ def geofm_register_components(register: RegisterCallback) -> None:
 def geofm_conversion_rules(framework: str) -> ConversionRules | None:
     """TerraTorch names of this plugin's components, for ``geofm convert``.
 
-    Example_tiny_cnn: plain data, imported only when a conversion asks.
+    The rules are plain data, imported only when a conversion asks.
     """
     if framework != "terratorch":
         return None

@@ -51,14 +51,7 @@ def convert_data(data: dict[str, Any], task: str | None, task_args: dict[str, An
     _convert_bands(args, out, report)
     _labels(args, out, family, task_args, report)
     _augmentations(args, out, report)
-    for key, default in DATA_ONLY_ARGS.items():
-        if key in args:
-            value = args.pop(key)
-            if value == default:
-                report.note(f"{_BASE}.{key}", f"{short(value)} dropped (the TerraTorch default;"
-                            " geofm has no such option)")
-            else:
-                report.drop(f"{_BASE}.{key}", value, "geofm has no such option")
+    report.drop_foreign_options(args, DATA_ONLY_ARGS, _BASE)
     for key in list(args):
         report.drop(f"{_BASE}.{key}", args.pop(key), f"{geofm_class} has no such argument")
     return {"class_path": geofm_class, "init_args": out}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,23 @@ class Report:
     def drop(self, path: str, value: Any, why: str) -> None:
         """Record ``path`` (and its value) as not converted, with the reason."""
         self.unmapped.append(f"{path}: {short(value)} ({why})")
+
+    def drop_foreign_options(self, args: dict[str, Any], defaults: Mapping[str, Any],
+                             base: str) -> None:
+        """Pop the options of ``args`` geofm has no counterpart for (``defaults``: theirs).
+
+        An option at the other framework's default is a note (nothing is lost); any
+        other value is reported as not converted.
+        """
+        for key, default in defaults.items():
+            if key not in args:
+                continue
+            value = args.pop(key)
+            if value == default:
+                self.note(f"{base}.{key}", f"{short(value)} dropped (the TerraTorch default; "
+                          "geofm has no such option)")
+            else:
+                self.drop(f"{base}.{key}", value, "geofm has no such option")
 
     def note(self, path: str, text: str) -> None:
         """Record a conversion with a difference at ``path``."""

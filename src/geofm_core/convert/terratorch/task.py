@@ -7,7 +7,7 @@ from typing import Any
 
 from geofm_core.convert.book import RuleBook, Signatures
 from geofm_core.convert.terratorch.factories import convert_factory
-from geofm_core.convert.terratorch.report import Report, class_name, is_terratorch_path, short
+from geofm_core.convert.terratorch.report import Report, class_name, is_terratorch_path
 from geofm_core.convert.terratorch.tables import LOSSES, SAME_TASK_ARGS, TASK_ONLY_ARGS, TASKS
 
 __all__ = ["convert_model"]
@@ -99,14 +99,7 @@ def _extras(args: dict[str, Any], out: dict[str, Any], task: str, report: Report
             out["tiled_inference"] = _convert_tiling(tiled, report, where)
         elif tiled is not None:
             report.drop(where, tiled, "geofm tiles pixel-wise tasks only")
-    for key, default in TASK_ONLY_ARGS.items():
-        if key in args:
-            value = args.pop(key)
-            if value == default:
-                report.note(f"{_BASE}.{key}", f"{short(value)} dropped (the TerraTorch "
-                            "default; geofm has no such option)")
-            else:
-                report.drop(f"{_BASE}.{key}", value, "geofm has no such option")
+    report.drop_foreign_options(args, TASK_ONLY_ARGS, _BASE)
 
 
 def _convert_loss(loss: Any, task: str, report: Report, where: str) -> Any:
