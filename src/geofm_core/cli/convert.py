@@ -13,6 +13,7 @@ from pathlib import Path
 
 from geofm_core.cli._common import command_parser
 from geofm_core.convert.terratorch import convert_file, render
+from geofm_core.io.atomic import atomic_output
 
 __all__ = ["main"]
 
@@ -37,7 +38,9 @@ def main(argv: Sequence[str]) -> int:
     conversion = convert_file(args.config)
     text = render(conversion)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        # Replacing an existing file is today's behaviour; writing it is atomic all the same.
+        with atomic_output(Path(args.output), overwrite=True) as temp:
+            temp.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
