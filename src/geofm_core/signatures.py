@@ -119,22 +119,26 @@ class _Source(str):
         return str(self)
 
 
-def check_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any], what: str) -> None:
+def check_arguments(factory: Callable[..., Any], kwargs: Mapping[str, Any], what: str, *,
+                    follow_kwargs: bool = False) -> None:
     """Check ``kwargs`` against ``factory``'s signature; raise one clear error if they don't fit.
 
     Args:
         factory: A class, function, ``functools.partial`` or callable object.
         kwargs: The keyword arguments about to be passed.
         what: How to name the component in the message, e.g. ``"decoder 'upernet:upernet'"``.
+        follow_kwargs: For a class passing ``**kwargs`` on to its base, check against the
+            base's keywords and types too (see :func:`accepted_arguments`).
 
     Raises:
         ComponentArgumentError: An unknown keyword (with close matches), a missing
             required argument, or a value that cannot be its parameter's annotated type.
     """
-    accepted = accepted_arguments(factory)
+    accepted = accepted_arguments(factory, follow_kwargs=follow_kwargs)
     if accepted is None:
         return
-    _check_types(factory, accepted, kwargs, what)
+    hints = class_annotations(factory) if follow_kwargs and inspect.isclass(factory) else None
+    _check_types(factory, accepted, kwargs, what, hints)
     if accepted.any_keyword:
         return
     for key in kwargs:
@@ -256,10 +260,10 @@ def class_annotations(cls: type) -> dict[str, Any]:
 
 
 def _check_types(factory: Callable[..., Any], accepted: Accepted, kwargs: Mapping[str, Any],
-                 what: str) -> None:
+                 what: str, hints: Mapping[str, Any] | None = None) -> None:
     """Raise for a value that cannot be its parameter's annotated type ("eight" for an int)."""
     known = {k: v for k, v in kwargs.items() if k in accepted.names}
-    for problem in type_mismatches(factory, known)[:1]:
+    for problem in type_mismatches(factory, known, hints)[:1]:
         raise ComponentArgumentError(
             f"{what} argument {problem.key!r} expects {problem.expected}, got "
             f"{problem.value!r} ({type(problem.value).__name__}): {problem.reason}. "

@@ -34,8 +34,6 @@ option with its help, and ``save_hyperparameters`` records them all.
 
 from __future__ import annotations
 
-import inspect
-import typing
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -63,37 +61,6 @@ __all__ = [
 ]
 
 Stage = Literal["train", "val", "test", "predict"]
-
-
-class _FullSignature:
-    """``inspect.signature(cls)``: every option, following ``**kwargs`` up the classes.
-
-    Each ``__init__`` declares only its own options and passes the rest on, so its own
-    signature ends in ``**kwargs``; code that asks the class what it accepts (the CLI's
-    "did you mean" hints, the argument checks of ``geofm stats``) gets the whole list.
-    It sits on the class, not on ``__init__``: Lightning's ``save_hyperparameters`` reads
-    ``__init__``'s own signature to find its arguments among the frame's locals.
-    """
-
-    def __get__(self, instance: object, owner: type) -> inspect.Signature | None:
-        if instance is not None:
-            return None
-        levels: list[list[inspect.Parameter]] = []
-        for klass in owner.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            hints = typing.get_type_hints(init)
-            own = list(inspect.signature(init).parameters.values())[1:]
-            levels.append([
-                p.replace(kind=p.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation))
-                for p in own if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-            ])
-            if not any(p.kind is p.VAR_KEYWORD for p in own):
-                break
-        # the shared options first, as the documentation lists them
-        params = {p.name: p for level in reversed(levels) for p in level}
-        return inspect.Signature(list(params.values()))
 
 
 class GeoTiffChipDataModule(pl.LightningDataModule):
@@ -136,7 +103,6 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
         pin_memory: DataLoader pin_memory.
     """
 
-    __signature__: ClassVar[Any] = _FullSignature()
     dataset_class: ClassVar[type[GeoTiffImageDataset]]
     task: ClassVar[str]
 

@@ -181,30 +181,9 @@ def datamodule_from_config(path: str | Path) -> Any:
     init_args.pop("stds", None)
     from geofm_core.signatures import check_arguments
 
-    check_arguments(_options_of(cls), init_args, f"data {section['class_path']}")
+    # A chip data module passes its shared options on to its base (**kwargs): check those too.
+    check_arguments(cls, init_args, f"data {section['class_path']}", follow_kwargs=True)
     return cls(**init_args)
-
-
-def _options_of(cls: type[Any]) -> Any:
-    """A stand-in taking what ``cls`` takes, every option with its resolved type.
-
-    A chip data module's ``__init__`` declares only its own options and passes the rest
-    on (``**kwargs``); its class signature lists them all (see
-    :mod:`geofm_core.data.datamodules`), so misspelt or mistyped shared options are
-    caught here too.
-    """
-    import inspect
-
-    sig = inspect.signature(cls, eval_str=True)
-
-    def options(**kwargs: Any) -> None:
-        """Accepts the options of the data module."""
-
-    options.__signature__ = sig  # type: ignore[attr-defined]
-    options.__annotations__ = {
-        name: p.annotation for name, p in sig.parameters.items() if p.annotation is not p.empty
-    }
-    return options
 
 
 def compute_stats(datamodule: Any) -> BandStats:
