@@ -87,7 +87,7 @@ def _run(func: Callable[[], int], debug: bool) -> int:
 def command_main(name: str) -> Callable[[list[str]], int]:
     """The ``main(argv)`` of command ``name`` (its module imported now)."""
     module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
-    if name in ("fit", "validate", "test", "predict"):  # one module, four subcommands
+    if COMMANDS[name][0] == "train":  # one module, the four Lightning subcommands
         train_main: Callable[[list[str]], int] = module.main
         return lambda argv: train_main([name, *argv])
     command: Callable[[list[str]], int] = module.main

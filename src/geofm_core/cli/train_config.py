@@ -40,6 +40,7 @@ __all__ = [
     "expand_short_names",
     "install_loader",
     "invalid_configuration",
+    "located",
 ]
 
 #: Short class names usable in configs -> the module that defines them.
@@ -272,7 +273,8 @@ def _names(model_args: Mapping[str, Any], base: str) -> Iterator[tuple[str, str,
                 yield kind, entry[key], f"{base}.{field}[{i}].{key}"
 
 
-def _located(exc: GeofmError, path: str) -> GeofmError:
+def located(exc: GeofmError, path: str) -> GeofmError:
+    """The same error, its message prefixed with ``path`` (a YAML path) and its cause kept."""
     try:
         located = type(exc)(f"{path}: {exc}")
     except Exception:  # an error class with another constructor: keep it as it is
@@ -311,7 +313,7 @@ def check_components(config: Mapping[str, Any] | None) -> None:
         try:
             spec = registry.get(kind, name)
         except GeofmError as exc:
-            raise _located(exc, path) from exc.__cause__
+            raise located(exc, path) from exc.__cause__
         if kind == "model_factory" and spec.qualified_name == "geofm:encoder_decoder":
             model_args = args.get("model_args")
             if isinstance(model_args, Mapping):
@@ -319,7 +321,7 @@ def check_components(config: Mapping[str, Any] | None) -> None:
                     try:
                         registry.get(sub_kind, sub_name)
                     except GeofmError as exc:
-                        raise _located(exc, sub_path) from exc.__cause__
+                        raise located(exc, sub_path) from exc.__cause__
 
 
 def _is_geofm_task(class_path: str) -> bool:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from geofm_core.cli.train_config import SHORT_NAMES, invalid_configuration
+from geofm_core.cli.train_config import SHORT_NAMES, invalid_configuration, located
 from geofm_core.errors import ConfigurationError, GeofmError
 from geofm_core.signatures import accepted_arguments
 
@@ -69,12 +69,7 @@ def with_location(exc: GeofmError, config: dict[str, Any] | None) -> GeofmError:
     paths = locate(str(exc), config)
     if not paths or ".init_args." in str(exc):
         return exc
-    try:
-        located = type(exc)(f"{' and '.join(paths)}: {exc}")
-    except Exception:
-        return exc
-    located.__cause__ = exc.__cause__
-    return located
+    return located(exc, " and ".join(paths))
 
 
 _KEY = re.compile(r'Parser key "([^"]+)"')
