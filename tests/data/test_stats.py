@@ -102,3 +102,45 @@ def test_stats_errors(chips, capsys, tmp_path):
         from geofm_core.cli.stats import main as stats_main
 
         stats_main([])
+
+
+def test_stats_output_is_a_statistics_file(chips, capsys, tmp_path):
+    """`geofm stats -c C > stats.yaml` then `means: stats.yaml` (the documented recipe)."""
+    import yaml
+
+    from geofm_core.data.files import load_band_values
+
+    root, arrays, _ = chips
+    assert main(["stats", "-c", str(write_config(root))]) == 0
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    loaded = yaml.safe_load(printed.read_text())
+    means, stds = expected_stats(arrays, [3, 0, 1], 0.01)
+    np.testing.assert_allclose(load_band_values(str(printed), "means"), means, rtol=1e-5)
+    np.testing.assert_allclose(load_band_values(str(printed), "stds"), stds, rtol=1e-5)
+    # Unnamed bands are labelled by their index in the file, not by their position.
+    assert loaded["bands"] == ["index 3", "index 0", "index 1"]
+
+
+def test_stats_writes_output_file_and_refuses_existing(chips, capsys, tmp_path):
+    root, _, _ = chips
+    target = tmp_path / "stats.yaml"
+    assert main(["stats", "-c", str(write_config(root)), "-o", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    first = target.read_text()
+    assert "means: [" in first
+    assert main(["stats", "-c", str(write_config(root)), "-o", str(target)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert target.read_text() == first
+    assert main(["stats", "-c", str(write_config(root)), "-o", str(target), "--overwrite",
+                 "--json"]) == 0
+    assert "means" in json.loads(target.read_text())
+
+
+def test_stats_file_that_is_not_statistics_names_file_and_fix(tmp_path):
+    from geofm_core.data.files import load_band_values
+
+    bad = tmp_path / "table.txt"
+    bad.write_text("77 files\nBAND NAME MEAN\n0 BLUE 80.1\n")
+    with pytest.raises(ConfigurationError, match=r"table\.txt.*geofm stats -c CONFIG -o"):
+        load_band_values(str(bad), "means")

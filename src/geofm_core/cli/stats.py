@@ -4,6 +4,10 @@ Usage::
 
     geofm stats -c config.yaml            # the data: section of a geofm fit config
     geofm stats --data-root DIR --img-pattern '*.tif' [--bands 1 2 3 8 11 12]
+    geofm stats -c config.yaml -o stats.yaml   # then ``means: stats.yaml`` in the config
+
+The plain output is itself a YAML file (the tables are comments), so
+``geofm stats -c config.yaml > stats.yaml`` gives a file that ``means:``/``stds:`` read.
 
 The numbers come from :mod:`geofm_core.data.stats`; this module parses the command line
 and prints them.
@@ -12,9 +16,11 @@ and prints them.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -27,6 +33,7 @@ from geofm_core.data.stats import (
     stats_from_dataset,
 )
 from geofm_core.errors import ConfigurationError
+from geofm_core.io.atomic import atomic_output
 
 __all__ = ["main"]
 
@@ -35,11 +42,24 @@ def _round(values: np.ndarray) -> list[float]:
     return [float(f"{v:.6g}") for v in values.tolist()]
 
 
-def _report(stats: BandStats, names: Sequence[str] | None, class_names: Sequence[str] | None,
+def band_labels(dataset: Any, count: int) -> list[str]:
+    """The selected bands as the user knows them: names, else their index in the file.
+
+    Position 0 of the statistics is not band 0 of the file when ``output_bands`` or
+    ``--bands`` select a subset, so unnamed bands are labelled by the file index.
+    """
+    names = getattr(dataset, "output_band_names", None)
+    if names:
+        return [str(n) for n in names]
+    indices = getattr(dataset, "band_indices", None) or range(count)
+    return [f"index {i}" for i in indices]
+
+
+def _report(stats: BandStats, bands: Sequence[str], class_names: Sequence[str] | None,
             ignore_index: int | None, as_json: bool, out: TextIO) -> None:
     result: dict[str, Any] = {
         "files": stats.files,
-        "bands": list(names) if names else [str(i) for i in range(stats.bands)],
+        "bands": list(bands),
         "means": _round(stats.mean),
         "stds": _round(stats.std),
         "min": _round(stats.minimum),
@@ -57,7 +77,9 @@ def _report(stats: BandStats, names: Sequence[str] | None, class_names: Sequence
         json.dump(result, out, indent=2)
         out.write("\n")
         return
-    out.write(f"{stats.files} files\n")
+    # The tables are YAML comments so that the whole output is a valid statistics file.
+    tables = io.StringIO()
+    tables.write(f"{stats.files} files\n")
     rows: list[tuple[str, ...]] = [
         ("BAND", "NAME", "MEAN", "STD", "MIN", "MAX", "VALID PIXELS")
     ]
@@ -65,17 +87,21 @@ def _report(stats: BandStats, names: Sequence[str] | None, class_names: Sequence
         rows.append((str(i), result["bands"][i], f"{result['means'][i]:.6g}",
                      f"{result['stds'][i]:.6g}", f"{result['min'][i]:.6g}",
                      f"{result['max'][i]:.6g}", str(result["valid_pixels"][i])))
-    write_table(rows, out)
+    write_table(rows, tables)
     if stats.class_counts:
-        out.write("\n")
+        tables.write("\n")
         rows = [("CLASS", "NAME", "PIXELS", "FREQUENCY")]
         for key, count in sorted(stats.class_counts.items()):
             name = "(ignored)" if key == ignore_index else (
                 class_names[key] if class_names and 0 <= key < len(class_names) else "")
             freq = result["class_frequencies"].get(str(key))
             rows.append((str(key), name, str(count), "-" if freq is None else f"{freq:.4f}"))
-        write_table(rows, out)
-    out.write("\n# paste into the data module's init_args:\n")
+        write_table(rows, tables)
+    for line in tables.getvalue().splitlines():
+        out.write(f"# {line}".rstrip() + "\n")
+    out.write("\n# paste into the data module's init_args, or give this file as "
+              "means: FILE and stds: FILE\n")
+    out.write(f"bands: {json.dumps(result['bands'])}\n")
     out.write(f"means: {json.dumps(result['means'])}\nstds: {json.dumps(result['stds'])}\n")
 
 
@@ -95,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="bands by index, range '0-5' or name (with --dataset-bands)")
     parser.add_argument("--dataset-bands", nargs="+", help="names of the bands in each file")
     parser.add_argument("--constant-scale", type=float, default=1.0)
+    parser.add_argument("-o", "--output", help="write the statistics to this YAML (or, "
+                        "with --json, JSON) file instead of printing them")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file")
     return parser
 
 
@@ -103,14 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if (args.config is None) == (args.data_root is None):
         raise ConfigurationError("geofm stats: give either -c CONFIG or --data-root DIR")
-    names: list[str] | None = None
     class_names: list[str] | None = None
     ignore_index: int | None = None
     if args.config is not None:
         dm = datamodule_from_config(args.config)
         stats = compute_stats(dm)
         reference = dm.datasets.get("train") if hasattr(dm, "datasets") else None
-        names = getattr(reference, "output_band_names", None)
+        bands = band_labels(reference, stats.bands)
         if getattr(dm, "task", "") == "segmentation":
             class_names = list(dm.class_names)
             ignore_index = dm.ignore_index
@@ -122,6 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset_bands=args.dataset_bands, constant_scale=args.constant_scale,
         )
         stats = stats_from_dataset(dataset, with_labels=False)
-        names = dataset.output_band_names
-    _report(stats, names, class_names, ignore_index, args.json, sys.stdout)
+        bands = band_labels(dataset, stats.bands)
+    if args.output is None:
+        _report(stats, bands, class_names, ignore_index, args.json, sys.stdout)
+        return 0
+    with atomic_output(args.output, overwrite=args.overwrite) as temp:
+        with Path(temp).open("w") as handle:
+            _report(stats, bands, class_names, ignore_index, args.json, handle)
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0

@@ -13,6 +13,7 @@ import csv
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from geofm_core.errors import ConfigurationError
 
@@ -197,9 +198,20 @@ def load_band_values(value: Sequence[float] | str | None, field: str) -> list[fl
             loaded = loaded[key]
         elif not isinstance(loaded, list):
             loaded = [t for t in re.split(r"[\s,]+", text) if t]
-        value = loaded
+        try:
+            return _numbers(loaded, field)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{field}: {str(path)!r} does not hold {field} as a list of numbers ({exc}); "
+                f"write the file with `geofm stats -c CONFIG -o {path.name}` or give the "
+                "values inline"
+            ) from None
+    return _numbers(value, field)
+
+
+def _numbers(value: Any, field: str) -> list[float]:
     try:
-        numbers = [float(v) for v in value]  # type: ignore[union-attr]
+        numbers = [float(v) for v in value]
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"{field}: expected a list of numbers, got {value!r}") from exc
     if not numbers:
