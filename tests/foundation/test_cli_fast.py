@@ -93,3 +93,59 @@ def test_version():
     from geofm_core import __version__
 
     assert run("--version").stdout.strip() == f"geofm {__version__}"
+
+
+def test_short_version_flag():
+    assert run("-V").stdout == run("--version").stdout
+
+
+def test_bare_geofm_prints_help_and_exits_non_zero():
+    result = run()
+    assert result.returncode == 2
+    assert "COMMAND" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_list_without_match_exits_non_zero():
+    result = run("list", "backbone", "example:nothing*")
+    assert result.returncode == 1
+    assert "no backbones matching" in result.stdout
+    assert run("list", "backbone", "example:nothing*", "--json").returncode == 1
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    """`geofm list | head -1` shows the first line and no BrokenPipe traceback."""
+    # timm's list is longer than a pipe's buffer, so the writer meets the closed pipe.
+    proc = subprocess.run(f"'{GEOFM}' list backbone 'timm:*' | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("KIND")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_describe_without_kind_when_the_name_is_unique():
+    result = run("describe", "example:tiny_cnn")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("backbone example:tiny_cnn(")
+
+
+def test_describe_without_kind_of_an_unknown_name_suggests_names():
+    result = run("describe", "example:tiny_cn")
+    assert result.returncode == 1
+    assert "example:tiny_cnn" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_describe_model_factory_shows_build_model_and_the_tasks():
+    result = run("describe", "model_factory", "geofm:encoder_decoder")
+    assert result.returncode == 0, result.stderr
+    assert "(task: TaskName, backbone:" in result.stdout  # build_model, without self
+    assert "SemanticSegmentationTask (task='segmentation')" in result.stdout
+
+
+def test_describe_task_and_data_module():
+    task = run("describe", "SemanticSegmentationTask")
+    assert task.returncode == 0, task.stderr
+    assert task.stdout.startswith("task SemanticSegmentationTask(model_factory: str")
+    data = run("describe", "GeoTiffSegmentationDataModule", "--json")
+    info = json.loads(data.stdout)
+    assert info["kind"] == "data module"
+    assert {"train_data_root", "means", "batch_size"} <= set(info["inherited_options"])
+    assert "num_classes" in info["signature"]

@@ -28,13 +28,15 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("plugins", "list installed plugins and their state"),
     "list": ("list", "list components, e.g. geofm list backbone 'timm:resnet*'"),
-    "describe": ("describe", "signature and documentation of one component"),
+    "describe": ("describe", "signature and documentation of a component, task or data "
+                 "module: geofm describe [KIND] NAME"),
     "fit": ("train", "train a model: geofm fit -c config.yaml"),
     "validate": ("train", "validate a model on the validation set"),
     "test": ("train", "test a model on the test set"),
-    "predict": ("train", "predict with a model"),
+    "predict": ("train", "predict the predict_data_root chips of a config with a Lightning "
+                "Trainer (several devices); for one raster of any size use infer"),
     "stats": ("stats", "per-band means/stds of a training split: geofm stats -c config.yaml"),
-    "infer": ("infer", "predict one raster of any size, streamed: "
+    "infer": ("infer", "predict rasters of any size, streamed, without a config: "
               "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),
     "export": ("export", "export a checkpoint: "
                "geofm export onnx|safetensors --ckpt CKPT --output FILE"),
@@ -43,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EXIT_ERROR = 1
+#: A command line that names no command (bare ``geofm``), as argparse's usage errors.
+EXIT_USAGE = 2
+#: The reader of our output went away (``geofm list | head``): 128 + SIGPIPE, as a shell
+#: reports a command killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Fine-tune geospatial foundation models; components come from plugins.",
         epilog="`geofm COMMAND --help` shows the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"geofm {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"geofm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
@@ -106,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = next((a for a in argv if not a.startswith("-")), None)
         if name not in COMMANDS:
             _parser().parse_args(argv)  # --help, --version; exits on an unknown name
-            _parser().print_help()
-            return 0
+            _parser().print_help(sys.stderr)
+            return EXIT_USAGE
         at = argv.index(name)
         # Options before the name (--debug) stay; each command ignores --debug itself.
         rest = argv[:at] + argv[at + 1:]
@@ -117,4 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _entry() -> Any:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
+    except BrokenPipeError:
+        # Python would print a traceback while flushing stdout at exit: point stdout at
+        # /dev/null first, then leave quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

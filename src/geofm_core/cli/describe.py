@@ -1,42 +1,170 @@
-"""``geofm describe KIND NAME``: signature and documentation of one component.
+"""``geofm describe [KIND] NAME``: signature and documentation of one component or class.
 
-Imports only the module of that component.
+``NAME`` is a registry name (``upernet:upernet``, or bare ``upernet`` when only one kind
+has it) or a geofm task / data module (``SemanticSegmentationTask``,
+``GeoTiffSegmentationDataModule``, or any ``module.Class`` path). Registry names import
+only the module of that component; tasks and data modules import torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from geofm_core.cli._common import command_parser
-from geofm_core.names import KINDS, check_kind
+from geofm_core.errors import GeofmError, UnknownComponentError
+from geofm_core.names import KINDS, Kind, check_kind
 
-__all__ = ["main"]
+__all__ = ["describe_class", "find_kinds", "main"]
+
+#: The tasks that build their model through a model factory: class -> its ``task`` value.
+_FACTORY_TASKS = {
+    "SemanticSegmentationTask": "segmentation",
+    "PixelwiseRegressionTask": "regression",
+    "ClassificationTask": "classification",
+    "MultiLabelClassificationTask": "multilabel",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = command_parser("describe", "Signature and documentation of one component.",
-                            json_output=True)
-    parser.add_argument("kind", help=f"one of {', '.join(KINDS)}")
-    parser.add_argument("name", help="source:name (or a bare name)")
+    parser = command_parser(
+        "describe", "Signature and documentation of one component, task or data module, "
+        "e.g. geofm describe upernet:upernet, geofm describe decoder fcn, "
+        "geofm describe SemanticSegmentationTask.", json_output=True)
+    parser.add_argument("words", nargs="+", metavar="[KIND] NAME",
+                        help=f"KIND is one of {', '.join(KINDS)}; optional when NAME is "
+                        "unique or a task/data module")
     return parser
+
+
+def _is_class_name(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1]
+    return ":" not in name and last[:1].isupper()
+
+
+def find_kinds(name: str) -> list[str]:
+    """The kinds under which the registry knows ``name`` (several for a shared bare name)."""
+    from geofm_core.registry import get_registry
+
+    registry = get_registry()
+    found = []
+    for kind in KINDS:
+        try:
+            registry.get(kind, name)
+        except UnknownComponentError:
+            continue
+        except GeofmError:  # ambiguous or broken: the kind exists, describe says why
+            pass
+        found.append(kind)
+    return found
+
+
+def describe_class(name: str) -> dict[str, Any]:
+    """Signature and documentation of a task or data module (short name or class path)."""
+    from geofm_core.cli.train_config import SHORT_NAMES, full_class_path
+    from geofm_core.signatures import accepted_arguments, signature_text
+
+    path = full_class_path(name)
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise UnknownComponentError(
+            f"{name!r} is neither a registry name nor a known class; geofm's tasks and data "
+            f"modules are {', '.join(SHORT_NAMES)} (geofm list shows the components)"
+        )
+    import importlib
+
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownComponentError(f"cannot import {path!r}: {exc}") from exc
+    info: dict[str, Any] = {
+        "kind": "task" if class_name.endswith("Task") else "class",
+        "name": class_name, "target": path,
+        "signature": signature_text(cls), "doc": inspect.cleandoc(cls.__doc__ or ""),
+    }
+    accepted = accepted_arguments(cls, follow_kwargs=True)
+    own = set(inspect.signature(cls).parameters)
+    inherited = [n for n in (accepted.names if accepted else ()) if n not in own]
+    if inherited:
+        info["inherited_options"] = inherited
+        info["kind"] = "data module" if "DataModule" in class_name else info["kind"]
+    if class_name in _FACTORY_TASKS:
+        info["model_factory"] = (
+            f"builds its model with model_factory(...).build_model(task="
+            f"{_FACTORY_TASKS[class_name]!r}, **model_args); `geofm list model_factory` "
+            "shows the factories"
+        )
+    return info
+
+
+def _describe_component(words: list[str]) -> dict[str, Any]:
+    from geofm_core.registry import get_registry
+
+    if len(words) == 2:
+        kind, name = check_kind(words[0]), words[1]
+    else:
+        name = words[0]
+        kinds = find_kinds(name)
+        if not kinds:
+            raise UnknownComponentError(_unknown(name))
+        if len(kinds) > 1:
+            raise UnknownComponentError(
+                f"{name!r} is a {' and a '.join(kinds)}; say which: "
+                + " or ".join(f"geofm describe {k} {name}" for k in kinds)
+            )
+        kind = kinds[0]
+    info: dict[str, Any] = dict(get_registry().describe(kind, name))
+    if kind == Kind.MODEL_FACTORY:
+        info["used_by"] = [f"{task} (task={value!r})" for task, value in _FACTORY_TASKS.items()]
+    return info
+
+
+def _unknown(name: str) -> str:
+    import difflib
+
+    from geofm_core.registry import get_registry
+
+    names = {s.qualified_name for s in get_registry().list(None, None)}
+    names |= {n.split(":", 1)[1] for n in names}
+    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (f"no component, task or data module is named {name!r}{hint}; `geofm list` shows "
+            "the components, `geofm describe KIND NAME` names the kind")
 
 
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm describe``; returns the exit code."""
-    from geofm_core.registry import get_registry
-
     args = _parser().parse_args(list(argv))
+    words: list[str] = args.words
+    if len(words) > 2:
+        raise UnknownComponentError(
+            f"geofm describe takes [KIND] NAME, got {len(words)} words: {' '.join(words)}"
+        )
+    if len(words) == 1 and _is_class_name(words[0]):
+        info = describe_class(words[0])
+    else:
+        info = _describe_component(words)
     out = sys.stdout
-    info = get_registry().describe(check_kind(args.kind), args.name)
     if args.json:
         json.dump(info, out, indent=2)
         out.write("\n")
         return 0
     out.write(f"{info['kind']} {info['name']}{info['signature']}\n")
-    out.write(f"  from {info['distribution']} {info['version']} ({info['target']})\n")
+    if "distribution" in info:
+        out.write(f"  from {info['distribution']} {info['version']} ({info['target']})\n")
+    else:
+        out.write(f"  {info['target']}\n")
+    if info.get("model_factory"):
+        out.write(f"  {info['model_factory']}\n")
+    if info.get("used_by"):
+        out.write(f"  build_model is called by the tasks: {', '.join(info['used_by'])}\n")
+    if info.get("inherited_options"):
+        out.write("  also takes the shared options: "
+                  f"{', '.join(info['inherited_options'])}\n")
     if info["doc"]:
         out.write("\n" + info["doc"] + "\n")
     return 0

@@ -37,7 +37,8 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         json.dump([s.as_dict() for s in specs], out, indent=2)
         out.write("\n")
-        return 0
+        return 0 if specs else 1
+    found = True
     rows = [("KIND", "NAME", "DESCRIPTION")]
     rows += [(s.kind, s.qualified_name, s.description) for s in specs]
     if len(rows) > 1:
@@ -45,10 +46,12 @@ def main(argv: Sequence[str]) -> int:
     else:
         what = f"{kind or 'component'}s" + (f" matching {pattern!r}" if pattern else "")
         out.write(f"no {what}; `geofm plugins` shows the installed plugins\n")
+        found = False
     dynamic = [s for s in registry.dynamic_sources() if not (pattern or "").startswith(f"{s}:")]
     if dynamic:
         out.write(
             f"\nDynamic sources resolve names on demand: {', '.join(dynamic)}. "
             f"List them with a pattern, e.g. geofm list backbone '{dynamic[0]}:resnet*'\n"
         )
-    return 0
+    # Like grep: no match is exit code 1, so scripts can test for a component.
+    return 0 if found else 1
