@@ -149,3 +149,17 @@ def test_describe_task_and_data_module():
     assert info["kind"] == "data module"
     assert {"train_data_root", "means", "batch_size"} <= set(info["inherited_options"])
     assert "num_classes" in info["signature"]
+
+
+def test_one_checkpoint_spelling_everywhere(tmp_path):
+    """`--ckpt` and `--ckpt_path` work for geofm fit/validate/... and geofm infer/export."""
+    from geofm_core.cli.train_config import expand_argv
+
+    assert expand_argv(["--ckpt", "a.ckpt", "--ckpt=b.ckpt", "--ckpt-path", "c.ckpt"]) == [
+        "--ckpt_path", "a.ckpt", "--ckpt_path=b.ckpt", "--ckpt_path", "c.ckpt"]
+    missing = tmp_path / "missing.ckpt"
+    for command in (["infer", "--ckpt_path", str(missing), "in.tif", "out.tif"],
+                    ["export", "onnx", "--ckpt_path", str(missing), "--output", "m.onnx"]):
+        result = run(*command)
+        assert result.returncode == 1, result.stderr
+        assert f"checkpoint {missing} does not exist" in result.stderr

@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("format", choices=["onnx", "safetensors"],
                         help="onnx (verified in onnxruntime) or safetensors (the model's "
                         "weights and settings, loadable without pickle)")
-    parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint from geofm fit")
+    parser.add_argument("--ckpt", "--ckpt_path", "--ckpt-path", dest="ckpt", type=Path,
+                        required=True, help="checkpoint from geofm fit")
     parser.add_argument("--output", type=Path, required=True,
                         help="the .onnx or .safetensors file to write")
     parser.add_argument("--image-size", type=int, nargs="+", default=[224],

@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
         "stays flat. Tiling given here wins over what the checkpoint saved.")
     parser.add_argument("input", type=Path, help="input GeoTIFF")
     parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
-    parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint from geofm fit")
+    parser.add_argument("--ckpt", "--ckpt_path", "--ckpt-path", dest="ckpt", type=Path,
+                        required=True, help="checkpoint from geofm fit")
     parser.add_argument("--crop", type=int, help="tile size (default: the checkpoint's "
                         "tiled_inference crop, else 224)")
     parser.add_argument("--stride", type=int, help="step between tiles (default 7/8 of crop)")

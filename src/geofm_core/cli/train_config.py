@@ -99,8 +99,16 @@ def install_loader() -> None:
     set_loader(LOADER_MODE, _load, exceptions=(yaml.YAMLError,))
 
 
+#: Spellings of Lightning's ``--ckpt_path`` that the other commands use (``geofm infer
+#: --ckpt``): one spelling works everywhere.
+CKPT_ALIASES = ("--ckpt", "--ckpt-path")
+
+
 def expand_argv(args: Sequence[str]) -> list[str]:
-    """The command line with the class names given to ``--model``/``--data`` expanded."""
+    """The command line with class names given to ``--model``/``--data`` expanded.
+
+    ``--ckpt``/``--ckpt-path`` become Lightning's ``--ckpt_path``.
+    """
     out: list[str] = []
     expand_next = False
     for arg in args:
@@ -109,6 +117,9 @@ def expand_argv(args: Sequence[str]) -> list[str]:
             expand_next = False
             continue
         option, sep, value = arg.partition("=")
+        if option in CKPT_ALIASES:
+            option = "--ckpt_path"
+            arg = f"{option}{sep}{value}"
         if option in _CLASS_OPTIONS:
             if sep:
                 out.append(f"{option}={full_class_path(value)}")
