@@ -204,7 +204,9 @@ def test_plot_on_val_uses_the_datamodule_plot(geotiff_data: dict[str, Path],
     Trainer(accelerator="cpu", max_epochs=1, logger=logger, enable_checkpointing=False,
             enable_progress_bar=False, num_sanity_val_steps=0, limit_train_batches=1,
             default_root_dir=tmp_path).fit(task, datamodule=data)
-    assert logger.tags == ["val/prediction_chip0_img.tif", "val/prediction_chip2_img.tif"]
+    # One figure per sample (the first two of the first batch), named by the chip.
+    assert logger.tags[:2] == ["val/prediction_chip0_img", "val/prediction_chip1_img"]
+    assert logger.tags[2:] == ["val/confusion_matrix"]
 
 
 def test_torchgeo_task_by_full_class_path(make_config: MakeConfig, tmp_path: Path) -> None:

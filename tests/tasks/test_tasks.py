@@ -78,7 +78,7 @@ def test_segmentation_task_builds_from_registry_names() -> None:
     assert isinstance(out, ModelOutput) and out.output.shape == (2, 3, 32, 32)
     assert task.hparams["model_factory"] == "geofm:encoder_decoder"
     assert task.hparams["ignore_index"] is None
-    assert task.monitor == "val/loss" and task.mode == "min"
+    assert task.monitor == "val/mIoU" and task.mode == "max"  # the best checkpoint by mIoU
 
 
 def test_number_of_classes_is_required_and_consistent() -> None:

@@ -104,6 +104,7 @@ def describe_class(name: str) -> dict[str, Any]:
 def _describe_component(words: list[str]) -> dict[str, Any]:
     from geofm_core.registry import get_registry
 
+    kind: str
     if len(words) == 2:
         kind, name = check_kind(words[0]), words[1]
     else:

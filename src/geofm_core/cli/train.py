@@ -8,7 +8,10 @@
   ``LightningDataModule`` (TorchGeo's included) works by its full class path.
 * Default callbacks, each added only when the config has none of its type: checkpoints
   of the best model (by the task's ``monitor``/``mode``) and of the last epoch, a
-  learning-rate monitor (when a logger is on); Lightning's progress bar stays on.
+  learning-rate monitor (when a logger is on), a model summary without Lightning's
+  FLOPs column, and a summary printed when the run ends (best and last checkpoints, the
+  monitored metric's best value, per-class metrics: :mod:`geofm_core.cli.run_report`);
+  Lightning's progress bar stays on.
 * ``--ckpt_path`` resumes training or loads weights; the settings of the config always
   win over the hyper-parameters saved in the checkpoint (Lightning would otherwise
   replace the model's config by the checkpoint's, e.g. dropping ``tiled_inference``).
@@ -25,7 +28,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+)
 from lightning.pytorch.cli import LightningCLI
 
 from geofm_core.cli.train_config import (
@@ -125,6 +133,13 @@ class GeofmCLI(LightningCLI):
             isinstance(c, LearningRateMonitor) for c in given
         ):
             defaults.append(LearningRateMonitor())
+        from geofm_core.cli.run_report import LeanModelSummary, RunSummary
+
+        if config.get("enable_model_summary", True) is not False and not any(
+            isinstance(c, ModelSummary) for c in given
+        ):
+            defaults.append(LeanModelSummary())
+        defaults.append(RunSummary())
         if self.subcommand == "predict" and not any(
             isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]
         ):
@@ -171,6 +186,9 @@ def main(argv: Sequence[str]) -> int:
     if not any(a in ("-h", "--help") for a in args):
         check_config_files(args)
     install_loader()
+    from geofm_core.cli.run_report import quiet_lightning
+
+    quiet_lightning()
     saved_argv = sys.argv
     # The arguments come from ``args``; sys.argv names the program in usage lines and is
     # what Lightning's DDP launcher runs again for the other ranks.

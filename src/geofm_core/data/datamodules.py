@@ -387,6 +387,11 @@ class GeoTiffSegmentationDataModule(GeoTiffChipDataModule):
         self.ignore_index = ignore_index
         self.reduce_zero_label = reduce_zero_label
 
+    def plot(self, sample: dict[str, Any], suptitle: str | None = None) -> Any:
+        """Figure of one sample with the class colours, names and ignored pixels."""
+        return self._reference().plot(sample, suptitle, class_names=self.class_names,
+                                      ignore_index=self.ignore_index)
+
     def task_options(self) -> dict[str, Any]:
         """Label options of the segmentation dataset."""
         return {

@@ -202,33 +202,64 @@ class GeoTiffImageDataset(Dataset[Sample]):
         rgb = np.clip((rgb - low) / (high - low if high > low else 1.0), 0, 1)
         return rgb[..., 0] if rgb.shape[-1] == 1 else rgb
 
-    def plot(self, sample: Sample, suptitle: str | None = None) -> Any:
+    def plot(self, sample: Sample, suptitle: str | None = None, *,
+             class_names: Sequence[str] | None = None,
+             ignore_index: int | None = None) -> Any:
         """Figure of a sample: RGB of ``rgb_indices``, and mask / prediction when present.
+
+        Class maps use one fixed colour per class (:func:`~geofm_core.data.palette.
+        class_colors`, the colours of ``geofm infer``'s colour table) with a legend of the
+        class names; ``ignore_index`` pixels are left blank.
 
         Args:
             sample: an item (or one element of a batch) with ``"image"`` and optionally
                 ``"mask"``, ``"label"``, ``"prediction"``.
             suptitle: title of the figure.
+            class_names: names of the classes, index order (for the legend).
+            ignore_index: label value drawn as no class.
 
         Returns:
             A ``matplotlib.figure.Figure``.
         """
+        from matplotlib.colors import ListedColormap
         from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
 
-        panels: list[tuple[str, Any, str | None]] = [
-            ("image", self._rgb_image(sample["image"]), None)
-        ]
-        for key in ("mask", "prediction"):
-            value = sample.get(key)
-            if isinstance(value, torch.Tensor) and value.ndim >= 2:
-                arr = value.detach().cpu().numpy()
-                panels.append((key, arr, "viridis"))
-        fig = Figure(figsize=(4 * len(panels), 4))
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        for ax, (title, arr, cmap) in zip(axes, panels, strict=True):
-            ax.imshow(arr, cmap=cmap, interpolation="nearest")
-            ax.set_title(title)
+        from geofm_core.data.palette import class_colors
+
+        maps = {key: sample[key].detach().cpu().numpy() for key in ("mask", "prediction")
+                if isinstance(sample.get(key), torch.Tensor) and sample[key].ndim >= 2}
+        fig = Figure(figsize=(4 * (1 + len(maps)) + (2 if maps else 0), 4))
+        axes = fig.subplots(1, 1 + len(maps), squeeze=False)[0]
+        axes[0].imshow(self._rgb_image(sample["image"]), interpolation="nearest")
+        axes[0].set_title("image")
+        if self.task == "regression":  # continuous targets: one shared colour scale
+            finite = [a[np.isfinite(a)] for a in maps.values()]
+            values = np.concatenate(finite) if finite else np.zeros(1)
+            low, high = (float(values.min()), float(values.max())) if values.size else (0, 1)
+            for ax, (key, arr) in zip(axes[1:], maps.items(), strict=True):
+                image = ax.imshow(arr, cmap="viridis", vmin=low, vmax=high,
+                                  interpolation="nearest")
+                ax.set_title(key)
+                fig.colorbar(image, ax=ax, fraction=0.046)
+            maps = {}
+        count = len(class_names) if class_names else 1 + max(
+            [int(a[a != ignore_index].max(initial=0)) for a in maps.values()] or [0])
+        colors = [(r / 255, g / 255, b / 255) for r, g, b in class_colors(count)]
+        for ax, (key, arr) in zip(axes[1 : 1 + len(maps)], maps.items(), strict=True):
+            shown = np.ma.masked_where(arr == ignore_index, arr) if ignore_index is not None \
+                else arr
+            ax.imshow(shown, cmap=ListedColormap(colors), vmin=-0.5, vmax=count - 0.5,
+                      interpolation="nearest")
+            ax.set_title(key)
+        for ax in axes:
             ax.axis("off")
+        if maps:
+            names = list(class_names) if class_names else [str(i) for i in range(count)]
+            fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(colors, names,
+                                                                       strict=True)],
+                       loc="center right", fontsize="small", frameon=False)
+            fig.subplots_adjust(right=1 - 2 / fig.get_figwidth())
         titles = [suptitle] if suptitle else []
         for key in ("label", "prediction"):
             value = sample.get(key)

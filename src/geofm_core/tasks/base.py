@@ -64,8 +64,9 @@ class GeofmTask(LightningModule):
         scheduler_hparams: Extra keyword arguments of the scheduler.
         lr_overrides: Substring of a parameter name -> learning rate for the parameters
             whose names contain it (first match wins), each its own parameter group.
-        plot_on_val: Prediction figures to log per validation epoch (through the
-            datamodule's or dataset's ``plot(sample)`` and a logger that takes figures).
+        plot_on_val: Samples to draw per validation epoch, one figure each (through the
+            datamodule's or dataset's ``plot(sample)``): TensorBoard shows them, other
+            loggers get PNG files under ``<log_dir>/figures``.
         tiled_inference: ``{crop, stride, batch_size, blend}``; when given, test and
             predict run over overlapping tiles (pixel-wise tasks only).
         weights_path: Weights loaded (strictly) into the built model: a ``.safetensors``
@@ -144,7 +145,10 @@ class GeofmTask(LightningModule):
         self._frozen: list[nn.Module] = []
         self._apply_freezing()
         self._plot_failed = False
+        self._plotted = 0
         self._updated: dict[str, bool] = {}
+        #: The last validation/test confusion matrix per stage (true classes down).
+        self.confusion_matrices: dict[str, torch.Tensor] = {}
 
     # -- configuration ------------------------------------------------------------
 
@@ -324,6 +328,9 @@ class GeofmTask(LightningModule):
         sched_cls = _lookup_class(torch.optim.lr_scheduler, hp["scheduler"],
                                   torch.optim.lr_scheduler.LRScheduler, "scheduler")
         sched_kwargs = dict(hp["scheduler_hparams"] or {})
+        if sched_cls is torch.optim.lr_scheduler.ReduceLROnPlateau:
+            # The plateau follows the monitored metric, which may be maximised (mIoU).
+            sched_kwargs.setdefault("mode", self.mode)
         check_arguments(sched_cls, {"optimizer": optimizer, **sched_kwargs},
                         f"scheduler {hp['scheduler']!r}")
         scheduler = sched_cls(optimizer, **sched_kwargs)
@@ -384,8 +391,12 @@ class GeofmTask(LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Compute and log the loss, update the metrics and log prediction figures."""
         output, _ = self._shared_step(batch, "val")
-        if batch_idx < self.hparams["plot_on_val"]:
+        if self._plotted < self.hparams["plot_on_val"]:
             self._plot(batch, output.output)
+
+    def on_validation_epoch_start(self) -> None:
+        """Start counting the ``plot_on_val`` figures of this epoch."""
+        self._plotted = 0
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """Compute and log the loss and metrics, over tiles when ``tiled_inference`` is set."""
@@ -448,19 +459,55 @@ class GeofmTask(LightningModule):
     def _metrics(self, stage: Stage) -> Any:
         return getattr(self, f"{stage}_metrics", None)
 
-    def set_stage_metrics(self, metrics: Any) -> None:
-        """Use one copy of a metric collection per stage, logged as ``train/…`` etc."""
+    def set_stage_metrics(self, metrics: Any, confusion: Any = None) -> None:
+        """Use one copy of a metric collection per stage, logged as ``train/…`` etc.
+
+        Args:
+            metrics: The scalar metrics (a torchmetrics ``MetricCollection``).
+            confusion: A confusion-matrix metric, kept for validation and test: its
+                matrix goes to ``confusion_matrices[stage]`` and, with a logger that takes
+                figures (TensorBoard), into a figure.
+        """
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        if confusion is not None:
+            self.val_confusion = confusion.clone()
+            self.test_confusion = confusion.clone()
+
+    def update_confusion(self, stage: Stage, predicted: torch.Tensor,
+                         target: torch.Tensor) -> None:
+        """Add predicted and true classes to the stage's confusion matrix (val and test)."""
+        metric = getattr(self, f"{stage}_confusion", None)
+        if metric is not None:
+            metric.update(predicted, target)
 
     def _log_epoch_metrics(self, stage: Stage) -> None:
         metrics = self._metrics(stage)
         if metrics is None or not self._updated.pop(stage, False):
             return
         values = metrics.compute()
-        self.log_dict({k: v for k, v in values.items()})
+        # The monitored metric (e.g. val/mIoU) is shown in the progress bar too.
+        self.log_dict({k: v for k, v in values.items() if k != self.monitor})
+        if self.monitor in values:
+            self.log(self.monitor, values[self.monitor], prog_bar=True)
         metrics.reset()
+        confusion = getattr(self, f"{stage}_confusion", None)
+        if confusion is not None and confusion.update_called:
+            matrix = confusion.compute()
+            self.confusion_matrices[stage] = matrix.detach().cpu()
+            self._log_confusion_figure(stage, confusion, matrix)
+            confusion.reset()
+
+    def _log_confusion_figure(self, stage: Stage, metric: Any, matrix: torch.Tensor) -> None:
+        if self.trainer is None or self.trainer.sanity_checking:
+            return
+        loggers = [lg for lg in self.trainer.loggers
+                   if hasattr(getattr(lg, "experiment", None), "add_figure")]
+        if not loggers:  # the matrix is printed by geofm validate/test and the fit summary
+            return
+        figure, _ = metric.plot(matrix, labels=list(self.class_names or []) or None)
+        self._log_figure(loggers, f"{stage}/confusion_matrix", figure)
 
     def on_train_epoch_end(self) -> None:
         """Log and reset the training metrics."""
@@ -477,39 +524,53 @@ class GeofmTask(LightningModule):
     # -- figures ------------------------------------------------------------------
 
     def _plot(self, batch: Mapping[str, Any], output: torch.Tensor) -> None:
+        """One figure per sample until ``plot_on_val`` samples are shown this epoch.
+
+        Loggers that take figures (TensorBoard) get them; any other logger with a log
+        folder (CSV) gets PNG files under ``<log_dir>/figures``.
+        """
         if self._plot_failed or self.trainer is None or self.trainer.sanity_checking:
             return
-        loggers = [lg for lg in self.trainer.loggers
-                   if hasattr(getattr(lg, "experiment", None), "add_figure")]
         datamodule = getattr(self.trainer, "datamodule", None)
         plotter = getattr(datamodule, "plot", None)
         if plotter is None:
             plotter = getattr(getattr(datamodule, "val_dataset", None), "plot", None)
+        loggers = list(self.trainer.loggers)
         if not loggers or not callable(plotter):
+            self._plotted = self.hparams["plot_on_val"]
             return
         prediction = self.prediction_outputs(output.detach())["prediction"]
-        sample = {k: v[0].cpu() if isinstance(v, torch.Tensor) else v
-                  for k, v in batch.items() if k != "filename"}
-        sample["prediction"] = prediction[0].cpu()
-        try:
-            figure = plotter(sample)
-        except Exception as exc:  # a plot is a convenience; never stop training for it
-            self._plot_failed = True
-            warnings.warn(f"plot_on_val: plotting failed, no more figures: {exc}", stacklevel=2)
-            return
-        if figure is None:
-            return
+        names = batch.get("filename")
+        size = batch["image"].shape[0]
+        for i in range(min(size, self.hparams["plot_on_val"] - self._plotted)):
+            sample = {k: v[i].cpu() if isinstance(v, torch.Tensor) else v
+                      for k, v in batch.items() if k != "filename"}
+            sample["prediction"] = prediction[i].cpu()
+            name = Path(str(names[i])).stem if names else f"sample{self._plotted}"
+            try:
+                figure = plotter(sample, suptitle=name)
+            except Exception as exc:  # a plot is a convenience; never stop training for it
+                self._plot_failed = True
+                warnings.warn(f"plot_on_val: plotting failed, no more figures: {exc}",
+                              stacklevel=2)
+                return
+            self._plotted += 1
+            if figure is not None:
+                self._log_figure(loggers, f"val/prediction_{name}", figure)
+
+    def _log_figure(self, loggers: Sequence[Any], tag: str, figure: Any) -> None:
         for logger in loggers:
-            logger.experiment.add_figure(  # type: ignore[attr-defined]
-                f"val/prediction_{self._plot_index(batch)}", figure, self.global_step
-            )
+            experiment: Any = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_figure"):
+                experiment.add_figure(tag, figure, self.global_step)
+            elif getattr(logger, "log_dir", None):
+                folder = Path(logger.log_dir) / "figures"
+                folder.mkdir(parents=True, exist_ok=True)
+                safe = tag.replace("/", "_")
+                figure.savefig(folder / f"{safe}_epoch{self.current_epoch}.png", dpi=80)
         import matplotlib.pyplot as plt
 
         plt.close(figure)
-
-    def _plot_index(self, batch: Mapping[str, Any]) -> str:
-        names = batch.get("filename")
-        return Path(str(names[0])).name if names else str(self.global_step)
 
 
 def _frozen_modules(model: nn.Module) -> list[nn.Module]:

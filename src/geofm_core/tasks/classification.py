@@ -8,6 +8,7 @@ import torch
 from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassConfusionMatrix,
     MulticlassF1Score,
     MultilabelAccuracy,
     MultilabelAveragePrecision,
@@ -15,6 +16,7 @@ from torchmetrics.classification import (
 )
 
 from geofm_core.tasks.base import GeofmTask
+from geofm_core.tasks.class_metrics import per_class_metrics
 
 __all__ = ["ClassificationTask", "MultiLabelClassificationTask"]
 
@@ -23,8 +25,9 @@ class ClassificationTask(GeofmTask):
     """Classification of ``image`` (B, C, [T,] H, W) into one ``label`` (B,) per image.
 
     The model's output is (B, num_classes) logits. Metrics: ``accuracy`` (micro),
-    ``accuracy_macro``, ``F1`` (macro) and ``accuracy_<class>``. Predictions are the class
-    and the probabilities. Arguments: see :class:`GeofmTask`.
+    ``accuracy_macro``, ``F1`` (macro), ``accuracy_<class>``, ``precision_<class>``,
+    ``recall_<class>``, ``F1_<class>``, and a confusion matrix per validation/test epoch.
+    Predictions are the class and the probabilities. Arguments: see :class:`GeofmTask`.
     """
 
     task_name: ClassVar[str] = "classification"
@@ -46,12 +49,17 @@ class ClassificationTask(GeofmTask):
                 MulticlassAccuracy(average="none", **kwargs),
                 labels=self.class_names, prefix="accuracy_",
             ),
-        })
-        self.set_stage_metrics(metrics)
+            **per_class_metrics(self.class_names, **kwargs),
+        # Compute groups would share states between the per-class wrappers and their
+        # macro twins, and torchmetrics then warns that the wrappers were never updated.
+        }, compute_groups=False)
+        self.set_stage_metrics(metrics, MulticlassConfusionMatrix(**kwargs))
 
     def update_metrics(self, stage: str, output: torch.Tensor, target: torch.Tensor) -> None:
         """Update the stage's metrics with the predicted classes."""
-        self._metrics(stage).update(output.argmax(1), target)
+        predicted = output.argmax(1)
+        self._metrics(stage).update(predicted, target)
+        self.update_confusion(stage, predicted, target)
 
     def prediction_outputs(self, output: torch.Tensor) -> dict[str, Any]:
         """Class (B,) and probabilities (B, num_classes)."""
