@@ -25,7 +25,7 @@ from geofm_core.io.checkpoints import TASK_CLASS_KEY
 from geofm_core.io.weights import load_weights
 from geofm_core.models.contracts import ModelOutput
 from geofm_core.registry import get_registry
-from geofm_core.signatures import check_arguments
+from geofm_core.signatures import accepted_arguments, check_arguments
 from geofm_core.tasks.loss_handler import LossHandler
 
 __all__ = ["METADATA_KEYS", "GeofmTask"]
@@ -540,6 +540,9 @@ class GeofmTask(LightningModule):
             self._plotted = self.hparams["plot_on_val"]
             return
         prediction = self.prediction_outputs(output.detach())["prediction"]
+        # TorchGeo's plot(sample, show_titles, suptitle); a user's may take the sample only.
+        accepted = accepted_arguments(plotter)
+        titled = accepted is None or accepted.accepts("suptitle")
         names = batch.get("filename")
         size = batch["image"].shape[0]
         for i in range(min(size, self.hparams["plot_on_val"] - self._plotted)):
@@ -548,7 +551,7 @@ class GeofmTask(LightningModule):
             sample["prediction"] = prediction[i].cpu()
             name = Path(str(names[i])).stem if names else f"sample{self._plotted}"
             try:
-                figure = plotter(sample, suptitle=name)
+                figure = plotter(sample, suptitle=name) if titled else plotter(sample)
             except Exception as exc:  # a plot is a convenience; never stop training for it
                 self._plot_failed = True
                 warnings.warn(f"plot_on_val: plotting failed, no more figures: {exc}",
