@@ -399,7 +399,7 @@ def test_plot_on_val_logs_figures_and_is_skipped_without_support(tmp_path: Any) 
     Trainer(accelerator="cpu", max_epochs=1, logger=logger, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
             num_sanity_val_steps=0, limit_train_batches=1).fit(task, datamodule=dm)
-    assert logger.figures == ["val/prediction_chip0"]
+    assert logger.figures == ["val/prediction_chip0", "val/confusion_matrix"]
     assert {"image", "mask", "prediction"} <= dm.helper.plotted[0]
     # Without a logger that takes figures nothing is plotted, and nothing fails.
     dm2 = DM()
