@@ -200,3 +200,30 @@ def test_a_checkpoint_of_the_python_api_works_with_infer(trained, tmp_path, caps
                  "--crop", "32", "--no-progress"]) == 0, capsys.readouterr().err
     with rasterio.open(out) as result:
         assert result.crs.to_epsg() == 32633 and (result.read(1)[6:, 9:] < 3).all()
+
+
+
+def test_class_map_is_gis_ready(trained, tmp_path, capsys):
+    """Colour table, class names as tags, probability band names and a QGIS style."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from geofm_core.data.palette import class_colors
+
+    out = tmp_path / "map.tif"
+    assert main(["infer", "--ckpt", str(trained["ckpt"]), str(trained["scene"]), str(out),
+                 "--probabilities", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    with rasterio.open(out) as src:
+        names = json.loads(src.tags(1)["class_names"])
+        colormap = src.colormap(1)
+        assert src.descriptions == ("class",)
+        # GIS order in the message: width x height (the scene is 110 wide, 90 high).
+        assert (src.width, src.height) == (110, 90) and "(110 x 90 px" in printed
+    assert names == ["0", "1", "2"]  # the checkpoint names no classes: their indices
+    assert [colormap[i][:3] for i in range(3)] == class_colors(3)
+    with rasterio.open(tmp_path / "map_probabilities.tif") as src:
+        assert src.descriptions == tuple(f"probability of {n}" for n in names)
+    entries = ET.parse(tmp_path / "map.qml").getroot().findall(".//paletteEntry")
+    assert [e.get("label") for e in entries] == names
+    assert "map.qml (QGIS style" in printed

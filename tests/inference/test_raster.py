@@ -195,3 +195,33 @@ def test_tiles_cover_every_pixel_with_positive_weight(height, width, crop, data)
     for row, col in tile_windows(max(height, crop), max(width, crop), crop, stride):
         cover[row : row + crop, col : col + crop] += weights
     assert (cover[:height, :width] > 0).all()
+
+
+def test_labels_name_classes_and_describe_regression(tmp_path, pointwise):
+    """Class names reach the tags and the QGIS style; regression gets description and units."""
+    import json
+    import xml.etree.ElementTree as ET
+
+    from geofm_core.io.gis import OutputLabels
+
+    data = np.random.default_rng(8).normal(size=(4, 64, 80)).astype(np.float32)
+    src = write_raster(tmp_path / "in.tif", data)
+    names = ("water", "land & sand", "cloud")
+    out = predict_raster(pointwise, src, tmp_path / "o.tif", num_classes=3, crop=32,
+                         stride=32, progress=False, labels=OutputLabels(names), cog=True)
+    with rasterio.open(out.output) as result:
+        assert json.loads(result.tags(1)["class_names"]) == list(names)
+        assert result.tags(1)["class_1"] == "land & sand"
+        assert len(result.colormap(1)) >= 3  # the COG copy keeps the colour table
+    labels = [e.get("label") for e in ET.parse(out.extra["style"]).getroot().iter("paletteEntry")]
+    assert labels == list(names)
+
+    def height(tiles):
+        return tiles[:, 0]
+
+    reg = predict_raster(height, src, tmp_path / "h.tif", kind="regression", crop=32,
+                         stride=32, progress=False,
+                         labels=OutputLabels(description="canopy height", units="m"))
+    with rasterio.open(reg.output) as result:
+        assert result.descriptions == ("canopy height",) and result.units == ("m",)
+    assert "style" not in reg.extra  # no style file for values

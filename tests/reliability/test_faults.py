@@ -124,7 +124,7 @@ def test_sigkill_mid_raster_leaves_no_output_and_a_rerun_completes(
     assert done.returncode == 0, done.stderr[-3000:]
     assert out.is_file()
     assert not any(p.exists() for p in leftovers)  # ...and the next run removes it
-    assert sorted(p.name for p in out.parent.iterdir()) == ["pred.tif"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["pred.qml", "pred.tif"]
 
 
 def test_ddp_on_cpu_two_processes_sync_metrics_and_write_one_checkpoint(

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing-crs", action="store_true",
                         help="accept an input without a CRS")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--description", help="what a regression output holds, written as "
+                        "its band description (e.g. 'canopy height')")
+    parser.add_argument("--units", help="units of a regression output (e.g. m)")
     return parser
 
 
@@ -63,6 +66,7 @@ def main(argv: Sequence[str]) -> int:
     from geofm_core.inference.checkpoint import load_task
     from geofm_core.inference.raster import Kind, predict_raster
     from geofm_core.io.checkpoints import read_checkpoint
+    from geofm_core.io.gis import OutputLabels
 
     checkpoint = read_checkpoint(args.ckpt)
     saved = (checkpoint.get("hyper_parameters") or {}).get("tiled_inference")
@@ -91,15 +95,21 @@ def main(argv: Sequence[str]) -> int:
             batch_size=tiling["batch_size"], blend=tiling["blend"],
             probabilities=args.probabilities, cog=args.cog, overwrite=args.overwrite,
             progress=not args.no_progress, allow_missing_crs=args.allow_missing_crs,
+            labels=OutputLabels(tuple(getattr(task, "class_names", None) or ()),
+                                args.description, args.units),
         )
     height, width = result.shape
     seconds = time.perf_counter() - start
+    # GIS convention: width x height
     sys.stdout.write(
-        f"wrote {result.output} ({height} x {width} px, {result.tiles} tiles, "
+        f"wrote {result.output} ({width} x {height} px, {result.tiles} tiles, "
         f"{height * width / 1e6 / seconds:.3g} Mpx/s)\n"
     )
     if result.probabilities:
         sys.stdout.write(f"wrote {result.probabilities}\n")
+    if result.extra.get("style"):
+        sys.stdout.write(f"wrote {result.extra['style']} (QGIS style: class colours and "
+                         "names)\n")
     return 0
 
 

@@ -27,6 +27,7 @@ from geofm_core.data.preprocessing import Preprocessing, nodata_mask
 from geofm_core.errors import ConfigurationError, GeofmError, OutputExistsError, OutputWriteError
 from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
 from geofm_core.io.atomic import atomic_outputs, temporary_path, verify_raster
+from geofm_core.io.gis import OutputLabels, qgis_style
 
 __all__ = [
     "OutputExistsError",
@@ -96,6 +97,7 @@ def predict_raster(
     progress: bool = True,
     allow_missing_crs: bool = False,
     gdal_cache_mb: int = 64,
+    labels: OutputLabels | None = None,
 ) -> RasterPrediction:
     """Predict a whole raster tile by tile and write a georeferenced GeoTIFF.
 
@@ -122,6 +124,11 @@ def predict_raster(
         gdal_cache_mb: GDAL's block cache during the run. GDAL keeps blocks it has read
             up to its cache size (5% of RAM by default), which would make memory grow
             with the raster although every block is read once.
+        labels: Class names (a class map gets a colour table and class-name tags, and
+            a QGIS style ``<name>.qml`` is written beside it; probability bands are named
+            by class) or a regression band's description and units
+            (:class:`~geofm_core.io.gis.OutputLabels`). Without it a class map still gets
+            the colour table, classes named by their index, and no style file.
 
     Returns:
         A :class:`RasterPrediction` naming the written files.
@@ -136,17 +143,32 @@ def predict_raster(
     finals = [output_path]
     if probabilities and kind == "segmentation":
         finals.append(output_path.with_name(f"{output_path.stem}_probabilities.tif"))
+    # The QGIS style is a file of its own: written only when names are asked for.
+    style = labels is not None and kind == "segmentation"
+    if labels is None:
+        labels = OutputLabels.for_classes(None, num_classes or 0)
+    elif kind == "segmentation":
+        labels = OutputLabels.for_classes(labels.class_names, num_classes or 0)
     with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
         return _predict_open(forward, input_path, finals, kind, num_classes, prep, crop,
                              stride, batch_size, blend, cog, overwrite, progress,
-                             allow_missing_crs)
+                             allow_missing_crs, labels, style)
+
+
+def _verify_outputs(temp: Path, final: Path) -> None:
+    if final.suffix.lower() in (".tif", ".tiff"):
+        verify_raster(temp, final)
 
 
 def _predict_open(
     forward: Forward, input_path: Path, finals: list[Path], kind: Kind,
     num_classes: int | None, prep: Preprocessing, crop: int, stride: int, batch_size: int,
     blend: Blend, cog: bool, overwrite: bool, progress: bool, allow_missing_crs: bool,
+    labels: OutputLabels, style: bool,
 ) -> RasterPrediction:
+    rasters = len(finals)
+    if style:  # QGIS loads <name>.qml as the layer's style
+        finals = [*finals, finals[0].with_suffix(".qml")]
     try:
         src = rasterio.open(input_path)
     except rasterio.errors.RasterioIOError as exc:
@@ -154,7 +176,7 @@ def _predict_open(
             f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
         ) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
-                             verify=verify_raster)
+                             verify=_verify_outputs)
     with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(
@@ -162,8 +184,13 @@ def _predict_open(
                 "assign one (e.g. gdal_edit.py -a_srs EPSG:XXXX) or pass allow_missing_crs"
             )
         try:
-            result = _stream(forward, src, temps, finals, kind, num_classes or 1, prep,
-                             crop, stride, batch_size, blend, cog, progress)
+            result = _stream(forward, src, temps[:rasters], finals[:rasters], kind,
+                             num_classes or 1, prep, crop, stride, batch_size, blend, cog,
+                             progress, labels)
+            if len(finals) > rasters:
+                nodata = CLASS_NODATA[_output_dtype(kind, num_classes or 1)]
+                temps[rasters].write_text(qgis_style(labels.class_names, nodata))
+                result.extra["style"] = finals[rasters]
         except (rasterio.errors.RasterioIOError, OSError) as exc:
             if isinstance(exc, GeofmError):
                 raise
@@ -177,7 +204,7 @@ def _predict_open(
 def _stream(
     forward: Forward, src: Any, temps: list[Path], finals: list[Path], kind: Kind,
     num_classes: int, prep: Preprocessing, crop: int, stride: int, batch_size: int,
-    blend: Blend, cog: bool, progress: bool,
+    blend: Blend, cog: bool, progress: bool, labels: OutputLabels,
 ) -> RasterPrediction:
     height, width = src.height, src.width
     indexes = prep.plan(src.name, src.count).indexes
@@ -242,6 +269,13 @@ def _stream(
             n = done_to - strip_top
             _write_rows(dst, dst_probs, total[:, :n, :width], weight_sum[:n, :width],
                         invalid[:n, :width], strip_top, kind, dtype, out_nodata)
+    # Colours and names before the COG copy, which carries them over.
+    if kind == "segmentation":
+        labels.describe_class_map(temps[0])
+        if len(temps) > 1:
+            labels.describe_probabilities(temps[1])
+    else:
+        labels.describe_values(temps[0])
     if cog:
         for temp, final in zip(temps, finals, strict=True):
             _to_cog(temp, final)

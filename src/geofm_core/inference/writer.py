@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from geofm_core.inference.raster import CLASS_NODATA
 from geofm_core.io.atomic import atomic_output, check_output, verify_raster
+from geofm_core.io.gis import OutputLabels
 
 __all__ = ["GeoTiffPredictionWriter"]
 
@@ -126,9 +127,17 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         profile.update(dtype=dtype.name, nodata=nodata, compress="deflate")
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(target, overwrite=self.overwrite, hint=_HINT,
-                           verify=verify_raster) as partial, \
-                rasterio.open(partial, "w", **profile) as dst:
-            dst.write(out)
+                           verify=verify_raster) as partial:
+            with rasterio.open(partial, "w", **profile) as dst:
+                dst.write(out)
+            num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
+            if num_classes:  # class maps and probabilities carry the class names
+                labels = OutputLabels.for_classes(getattr(pl_module, "class_names", None),
+                                                  num_classes)
+                if array.dtype.kind in "iu":
+                    labels.describe_class_map(partial)
+                elif extra:
+                    labels.describe_probabilities(partial)
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the CSV of classification predictions, if any."""
