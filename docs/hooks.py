@@ -34,7 +34,9 @@ def _components() -> list[dict[str, Any]]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # `<name>` in a description would be read as an HTML tag and vanish.
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " "))
 
 
 def component_tables() -> str:
