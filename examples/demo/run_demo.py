@@ -14,7 +14,7 @@ Stages, each printed as it starts:
    cover codes 1..7 to 0..6, with nodata (of the labels or of any band) -> -1 (ignored);
 3. cut 64 x 64 training chips and 96 x 96 validation chips; validation is a vertical
    strip of the scene that no training chip touches (16 px gap on each side);
-4. ``geofm stats -c examples/demo/config.yaml --json``: per-band means/stds and the
+4. ``geofm stats -c examples/demo/config.yaml --json -o .demo/stats.json``: means/stds and the
    class counts of the training chips;
 5. ``geofm fit -c examples/demo/config.yaml`` (Prithvi-EO-2.0 tiny + necks + UperNet;
    random initialisation unless the official weights are on disk);
@@ -367,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
           f"under {(demo / 'chips').relative_to(ROOT)}")
 
     stage(4, "per-band means/stds of the training chips: geofm stats")
-    stats = json.loads(run([geofm(), "stats", "-c", str(CONFIG), "--json"], capture=True))
+    # The config reads means/stds from this file (`means: .demo/stats.json`).
+    stats_file = demo / "stats.json"
+    run([geofm(), "stats", "-c", str(CONFIG), "--json", "-o", str(stats_file.relative_to(ROOT)),
+         "--overwrite"])
+    stats = json.loads(stats_file.read_text())
     means, stds = stats["means"], stats["stds"]
     train_counts = {int(k): v for k, v in stats.get("class_counts", {}).items()
                     if int(k) != IGNORE}
@@ -380,9 +384,7 @@ def main(argv: list[str] | None = None) -> int:
              f"({'official weights' if pretrained else 'random initialisation'})")
     runs = demo / "runs"
     shutil.rmtree(runs, ignore_errors=True)
-    command = [geofm(), "fit", "-c", str(CONFIG),
-               f"--data.init_args.means={json.dumps(means)}",
-               f"--data.init_args.stds={json.dumps(stds)}"]
+    command = [geofm(), "fit", "-c", str(CONFIG)]
     if pretrained:
         command.append("--model.init_args.model_args.backbone_kwargs.pretrained=true")
     if args.max_epochs:

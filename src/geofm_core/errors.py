@@ -8,6 +8,7 @@ __all__ = [
     "ComponentImportError",
     "ComponentLookupError",
     "ConfigurationError",
+    "ConfigurationWarning",
     "DuplicateComponentError",
     "GeofmError",
     "InvalidNameError",
@@ -78,6 +79,10 @@ class OutputExistsError(GeofmError, FileExistsError):
 
 class OutputWriteError(GeofmError, OSError):
     """Writing an output failed (a full disk, say); nothing is left at the final path."""
+
+
+class ConfigurationWarning(UserWarning):
+    """A setting that works but is probably not what was meant (e.g. no normalisation)."""
 
 
 class PluginWarning(UserWarning):

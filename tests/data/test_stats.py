@@ -144,3 +144,19 @@ def test_stats_file_that_is_not_statistics_names_file_and_fix(tmp_path):
     bad.write_text("77 files\nBAND NAME MEAN\n0 BLUE 80.1\n")
     with pytest.raises(ConfigurationError, match=r"table\.txt.*geofm stats -c CONFIG -o"):
         load_band_values(str(bad), "means")
+
+
+def test_training_without_statistics_warns(chips):
+    from geofm_core.data import GeoTiffSegmentationDataModule
+    from geofm_core.errors import ConfigurationWarning
+
+    root, _, _ = chips
+    common = {"train_data_root": str(root / "train"), "img_pattern": "*_img.tif",
+              "label_pattern": "*_lab.tif", "num_classes": 3}
+    with pytest.warns(ConfigurationWarning, match=r"without means/stds.*geofm stats"):
+        GeoTiffSegmentationDataModule(**common).setup("fit")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConfigurationWarning)
+        GeoTiffSegmentationDataModule(**common, means=[0.0] * 4, stds=[1.0] * 4).setup("fit")

@@ -34,6 +34,7 @@ option with its help, and ``save_hyperparameters`` records them all.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -50,7 +51,7 @@ from geofm_core.data.datasets import (
     collate_samples,
 )
 from geofm_core.data.preprocessing import Preprocessing
-from geofm_core.errors import ConfigurationError
+from geofm_core.errors import ConfigurationError, ConfigurationWarning
 
 __all__ = [
     "GeoTiffChipDataModule",
@@ -246,6 +247,13 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
         for name in wanted.get(stage, ()):
             if name == "train" or self.is_configured(name):
                 self.dataset(name)
+        if stage in ("fit", None) and self.image_options.get("means") is None:
+            warnings.warn(
+                "training without means/stds: the model sees the raw band values (times "
+                "constant_scale), which suits no pretrained backbone and slows training. "
+                "Compute them with `geofm stats -c CONFIG -o stats.yaml` and set "
+                "data.init_args.means and data.init_args.stds to stats.yaml",
+                ConfigurationWarning, stacklevel=2)
         if stage in ("validate", "test", "predict"):
             only = wanted[stage][0]
             if not self.is_configured(only):
