@@ -392,3 +392,21 @@ def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path: Path,
     assert geofm(["fit", "-c", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad} is not a valid config: it holds a list" in err and "Traceback" not in err
+
+
+def test_fit_help_lists_geofm_tasks_data_modules_and_options() -> None:
+    proc = subprocess.run([_geofm_exe(), "fit", "--help"], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for name in ("SemanticSegmentationTask", "MultiLabelClassificationTask",
+                 "GeoTiffSegmentationDataModule", "GeoTiffSceneDataModule",
+                 "--overwrite", "--model.help SemanticSegmentationTask"):
+        assert name in text, name
+
+
+def test_print_config_alone_says_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert geofm(["fit", "--print_config"]) == 1
+    err = capsys.readouterr().err
+    assert "add -c config.yaml, or --model TASK and --data DATAMODULE" in err
+    assert "model: null" not in err

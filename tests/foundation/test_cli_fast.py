@@ -163,3 +163,15 @@ def test_one_checkpoint_spelling_everywhere(tmp_path):
         result = run(*command)
         assert result.returncode == 1, result.stderr
         assert f"checkpoint {missing} does not exist" in result.stderr
+
+
+def test_bash_completion_completes_commands_and_options(tmp_path):
+    result = run("completion", "bash")
+    assert result.returncode == 0, result.stderr
+    script = tmp_path / "geofm.bash"
+    script.write_text(result.stdout)
+    probe = (f"source '{script}'; COMP_WORDS=(geofm inf); COMP_CWORD=1; _shtab_geofm; "
+             'echo "[${COMPREPLY[*]}]"; COMP_WORDS=(geofm infer --prob); COMP_CWORD=2; '
+             '_shtab_geofm; echo "[${COMPREPLY[*]}]"')
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["[infer]", "[--probabilities]"], done.stderr

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "geofm export onnx|safetensors --ckpt CKPT --output FILE"),
     "convert": ("convert", "convert a TerraTorch config: "
                 "geofm convert terratorch CONFIG.yaml -o OUT.yaml"),
+    "completion": ("completion", "print a shell completion script: "
+                   "geofm completion bash|zsh|tcsh"),
 }
 
 EXIT_ERROR = 1

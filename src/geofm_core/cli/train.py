@@ -151,12 +151,48 @@ class GeofmCLI(LightningCLI):
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
 
 
+#: What each subcommand does, first in its ``--help``.
+_PURPOSES = {
+    "fit": "Train a model: geofm fit -c config.yaml.",
+    "validate": "Validate a model on the validation data: geofm validate -c config.yaml "
+                "--ckpt_path CKPT.",
+    "test": "Test a model on the test data: geofm test -c config.yaml --ckpt_path CKPT.",
+    "predict": "Predict the predict_data_root chips of a config with Lightning's loop "
+               "(several devices, GeoTIFFs per chip): geofm predict -c config.yaml "
+               "--ckpt_path CKPT. For one raster of any size, streamed, without a "
+               "config, use geofm infer.",
+}
+
+
+def subcommand_description(subcommand: str) -> str:
+    """The top of ``geofm SUBCOMMAND --help``: geofm's tasks, data modules and options.
+
+    jsonargparse lists only the subclasses imported so far, and geofm imports a task or
+    data module only when a config names it, so the names are listed here instead.
+    """
+    from geofm_core.cli.train_config import SHORT_NAMES
+
+    tasks = ", ".join(n for n in SHORT_NAMES if n.endswith("Task"))
+    data = ", ".join(n for n in SHORT_NAMES if n.endswith("DataModule"))
+    overwrite = {"fit": "replace an earlier run's checkpoints",
+                 "predict": "replace existing prediction files"}.get(subcommand)
+    extra = f" --overwrite: {overwrite}." if overwrite else ""
+    return (
+        f"{_PURPOSES[subcommand]} Tasks (model.class_path): {tasks}. Data modules "
+        f"(data.class_path): {data}. Any other LightningModule / LightningDataModule "
+        "(TorchGeo's too) by its full class path. `--model.help SemanticSegmentationTask` "
+        "and `--data.help GeoTiffSegmentationDataModule` show their options; `geofm "
+        f"describe NAME` a component's.{extra} --ckpt is --ckpt_path; --debug shows "
+        "tracebacks."
+    )
+
+
 def _parser_kwargs() -> dict[str, Any]:
     # Config files are read by geofm's loader, which expands short class names.
     options = {"exit_on_error": False, "parser_mode": LOADER_MODE}
     kwargs: dict[str, Any] = dict(options)
     for sub in SUBCOMMANDS:
-        kwargs[sub] = dict(options)
+        kwargs[sub] = dict(options, description=subcommand_description(sub))
     return kwargs
 
 
@@ -172,6 +208,21 @@ def _run_cli(args: list[str]) -> None:
     )
 
 
+def _check_print_config(args: Sequence[str]) -> None:
+    """``--print_config`` without a config or a model would print ``model: null``."""
+    if not any(a == "--print_config" or a.startswith("--print_config=") for a in args):
+        return
+    given = [a for a in args if a in ("-c", "--config") or a.startswith("--config=")
+             or a.startswith("--model")]
+    if not given:
+        raise ConfigurationError(
+            f"geofm {args[0] if args else 'fit'} --print_config prints the configuration of "
+            "a run, and none is given: add -c config.yaml, or --model TASK and --data "
+            "DATAMODULE (e.g. --model SemanticSegmentationTask --data "
+            "GeoTiffSegmentationDataModule) to see every option with its default"
+        )
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm fit|validate|test|predict ...``; returns the exit code.
 
@@ -185,6 +236,7 @@ def main(argv: Sequence[str]) -> int:
     GeofmCLI.last_config = None
     if not any(a in ("-h", "--help") for a in args):
         check_config_files(args)
+        _check_print_config(args)
     install_loader()
     from geofm_core.cli.run_report import quiet_lightning
 
