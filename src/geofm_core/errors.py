@@ -12,6 +12,7 @@ __all__ = [
     "DuplicateComponentError",
     "GeofmError",
     "InvalidNameError",
+    "NonFiniteError",
     "OutputExistsError",
     "OutputWriteError",
     "PluginConflictError",
@@ -71,6 +72,10 @@ class ComponentArgumentError(GeofmError, TypeError):
 
 class ConfigurationError(GeofmError, ValueError):
     """A configuration value is wrong; the message names the field and the fix."""
+
+
+class NonFiniteError(GeofmError, ArithmeticError):
+    """A loss or weights became NaN / inf while training, or a checkpoint holds such weights."""
 
 
 class OutputExistsError(GeofmError, FileExistsError):

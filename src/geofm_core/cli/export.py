@@ -116,7 +116,7 @@ def _calibration_chips(paths: Sequence[Path], prep: Any, size: tuple[int, int]) 
         with rasterio.open(path) as src:
             h, w = min(size[0], src.height), min(size[1], src.width)
             window = Window((src.width - w) // 2, (src.height - h) // 2, w, h)
-            raw = src.read(prep.plan(path, src.count).indexes, window=window)
+            raw = src.read(prep.plan(path, src.count, src.dtypes).indexes, window=window)
             x = prep(raw, src.nodata)
         chips.append(x.unsqueeze(0).numpy())
     return chips

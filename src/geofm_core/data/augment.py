@@ -23,6 +23,7 @@ frame gets the same geometry.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +33,8 @@ from geofm_core.errors import ConfigurationError
 __all__ = ["AUGMENTATIONS", "BatchAugmentation", "AugmentationSpec", "build_augmentation"]
 
 AugmentationSpec = str | dict[str, Any]
+#: Augmentations that cut a window out of the chip (they cannot be larger than it).
+_CROPS = ("random_crop", "center_crop")
 
 
 def _size(value: Any, name: str) -> tuple[int, int]:
@@ -134,10 +137,13 @@ AUGMENTATIONS: dict[str, Callable[[Any], Any]] = {
 class BatchAugmentation:
     """Applies a kornia pipeline to a batch dict, jointly to ``image`` and ``mask``."""
 
-    def __init__(self, ops: Sequence[Any], names: Sequence[str]) -> None:
+    def __init__(self, ops: Sequence[Any], names: Sequence[str],
+                 sizes: Sequence[tuple[int, int] | None] | None = None) -> None:
         import kornia.augmentation as K
 
         self.names = list(names)
+        # Output size of each op that sets one (crops, resizes), to check crops fit.
+        self.sizes = list(sizes) if sizes is not None else [None] * len(self.names)
         self._with_mask = K.AugmentationSequential(*ops, data_keys=["input", "mask"])
         self._image_only = K.AugmentationSequential(*ops, data_keys=["input"])
         self._normalize_channels = [
@@ -147,9 +153,28 @@ class BatchAugmentation:
     def __repr__(self) -> str:
         return f"BatchAugmentation({self.names})"
 
+    def check_sizes(self, batch: dict[str, Any]) -> None:
+        """A crop larger than the chip (at its place in the list) is an error naming both.
+
+        Kornia would otherwise resample image and mask up to the crop size silently.
+        """
+        height, width = (int(n) for n in batch["image"].shape[-2:])
+        for name, size in zip(self.names, self.sizes, strict=True):
+            if size is None:
+                continue
+            if name in _CROPS and (size[0] > height or size[1] > width):
+                files = batch.get("filename") or ["?"]
+                raise ConfigurationError(
+                    f"augmentation {name}: the crop {size[0]}x{size[1]} is larger than the "
+                    f"chip {height}x{width} ({Path(str(files[0])).name}); use a crop of at most "
+                    f"{height}x{width}, or larger chips"
+                )
+            height, width = size
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Augment ``batch["image"]`` (and ``batch["mask"]``) in a new dict."""
         image: torch.Tensor = batch["image"]
+        self.check_sizes(batch)
         if "rot90" in self.names and image.shape[-1] != image.shape[-2]:
             raise ConfigurationError(
                 f"augmentation rot90 needs square chips, got {tuple(image.shape[-2:])}; add a "
@@ -186,6 +211,7 @@ def build_augmentation(
     if not spec:
         return None
     ops, names = [], []
+    sizes: list[tuple[int, int] | None] = []
     for entry in spec:
         if isinstance(entry, str):
             name, arg = entry, None
@@ -202,4 +228,14 @@ def build_augmentation(
             )
         ops.append(AUGMENTATIONS[name](arg))
         names.append(name)
-    return BatchAugmentation(ops, names)
+        sizes.append(_output_size(name, arg))
+    return BatchAugmentation(ops, names, sizes)
+
+
+def _output_size(name: str, arg: Any) -> tuple[int, int] | None:
+    """The (height, width) an augmentation outputs, when it sets one."""
+    if name in _CROPS or name == "resize":
+        return _size(arg, name)
+    if name == "random_resized_crop":
+        return _size(arg.get("size") if isinstance(arg, dict) else arg, name)
+    return None

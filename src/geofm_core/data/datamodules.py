@@ -35,6 +35,7 @@ option with its help, and ``save_hyperparameters`` records them all.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning.pytorch as pl
@@ -187,6 +188,8 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
         # inference rebuilds its preprocessing from them): Lightning collects the
         # arguments of this frame and of the subclasses' frames that called it.
         self.save_hyperparameters()
+        self.preprocessing.store_values(self.hparams)
+        self.preprocessing.store_values(self.image_options)
 
 
     # ------------------------------------------------------------------ roots
@@ -322,6 +325,29 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
         return batch
 
     # --------------------------------------------------------------- metadata
+    def input_bands(self) -> tuple[int, str] | None:
+        """Bands per frame the model gets, and where that comes from (for messages).
+
+        From ``output_bands`` / ``dataset_bands`` when they say, else from the band count
+        of the first file of the first configured stage (metadata only).
+        """
+        if self.preprocessing.channels is not None:
+            what = "output_bands" if self.preprocessing.bands is not None else "dataset_bands"
+            return self.preprocessing.channels, f"data.init_args.{what}"
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        dataset = self._reference()
+        if not dataset.items:
+            return None
+        path = dataset.items[0][1]
+        try:
+            with rasterio.open(path) as src:
+                plan = self.preprocessing.plan(path, src.count, src.dtypes)
+        except RasterioError:
+            return None  # reading the file later names it
+        return plan.bands, f"the bands of {Path(path).name}"
+
     def _reference(self) -> GeoTiffImageDataset:
         for stage in ("train", "val", "test", "predict"):
             if stage in self.datasets:

@@ -37,6 +37,7 @@ def collate_samples(samples: Sequence[Sample]) -> dict[str, Any]:
     """
     from torch.utils.data import default_collate, get_worker_info
 
+    _check_same_shapes(samples)
     if get_worker_info() is not None:
         batch: dict[str, Any] = default_collate(list(samples))
         return batch
@@ -48,6 +49,24 @@ def collate_samples(samples: Sequence[Sample]) -> dict[str, Any]:
         else:
             out[key] = values
     return out
+
+def _check_same_shapes(samples: Sequence[Sample]) -> None:
+    """Items batched together must have one shape; otherwise name two files that differ."""
+    for key, first in samples[0].items():
+        if not isinstance(first, torch.Tensor):
+            continue
+        other = next((s for s in samples[1:] if s[key].shape != first.shape), None)
+        if other is None:
+            continue
+        names = [Path(str(s.get("filename"))).name for s in (samples[0], other)]
+        sizes = ["x".join(str(n) for n in s[key].shape) for s in (samples[0], other)]
+        raise ConfigurationError(
+            f"chips of different sizes in one batch: {names[0]} has {key} {sizes[0]} but "
+            f"{names[1]} has {sizes[1]}; the chips of a folder must all have one size (and "
+            "one band count): re-tile the odd files, or move them out or leave them out with "
+            "a split file"
+        )
+
 
 def read_error(path: Path, exc: Exception) -> ConfigurationError:
     """The error for a file rasterio cannot read: names it and says what to do."""

@@ -23,6 +23,36 @@ from geofm_core.errors import ConfigurationError
 __all__ = ["GeoTiffRegressionDataset", "GeoTiffSegmentationDataset"]
 
 
+def _georeferenced(src: Any) -> bool:
+    return src.crs is not None or not src.transform.is_identity
+
+
+def georef_difference(image: Any, label: Any) -> str | None:
+    """How the grids of two open rasters differ (CRS, pixel size, origin), or ``None``.
+
+    A raster without georeferencing (no CRS, identity transform) matches any grid of its
+    size: label masks are often written without one, and they still pair by name. The
+    origin may differ by 1% of a pixel (rounding by other tools); pixel sizes relatively
+    by 1e-6.
+    """
+    if not (_georeferenced(image) and _georeferenced(label)):
+        return None
+    if image.crs != label.crs:
+        return f"CRS {image.crs} vs {label.crs}"
+    a, b = image.transform, label.transform
+    size = max(abs(a.a), abs(a.e), abs(a.b), abs(a.d))
+    if any(abs(x - y) > 1e-6 * size for x, y in zip(a[:2] + a[3:5], b[:2] + b[3:5],
+                                                     strict=True)):
+        return (f"pixel size {abs(a.a):g} x {abs(a.e):g} vs {abs(b.a):g} x {abs(b.e):g} "
+                f"(transforms {tuple(a)[:6]} vs {tuple(b)[:6]})")
+    # + 0.0: no "-0" in the message
+    dx, dy = (b.c - a.c) / (a.a or 1.0) + 0.0, (b.f - a.f) / (a.e or 1.0) + 0.0
+    if max(abs(dx), abs(dy)) > 0.01:
+        return (f"origin shifted by ({dx:.4g}, {dy:.4g}) pixels: ({a.c:.12g}, {a.f:.12g}) vs "
+                f"({b.c:.12g}, {b.f:.12g})")
+    return None
+
+
 class _PairedDataset(GeoTiffImageDataset):
     """Images paired by name with single-band label rasters of the same size."""
 
@@ -38,6 +68,8 @@ class _PairedDataset(GeoTiffImageDataset):
         self.label_data_root = Path(data_root if label_data_root is None else label_data_root)
         self.label_pattern = label_pattern
         self.no_label_replace = no_label_replace
+        # Pairs whose grids were compared (once per pair and worker: metadata only).
+        self._grids_checked: set[int] = set()
         img_pattern = kwargs.get("img_pattern", "*.tif")
         if self.label_data_root == Path(data_root) and label_pattern == img_pattern:
             raise ConfigurationError(
@@ -78,6 +110,8 @@ class _PairedDataset(GeoTiffImageDataset):
                         f"{self.items[index][1].name} is {shape[0]}x{shape[1]}; labels must "
                         "have the size of their image (check the pairing patterns or the files)"
                     )
+                if index not in self._grids_checked:
+                    self._check_grid(index, src)
                 data = src.read(1)
                 nodata = src.nodata
         except RasterioError as exc:
@@ -91,6 +125,20 @@ class _PairedDataset(GeoTiffImageDataset):
                 "or leave them out with a split file"
             )
         return data, valid
+
+    def _check_grid(self, index: int, label: Any) -> None:
+        """Image and label must lie on one grid: pairing by name alone would misalign them."""
+        image_path: Path = self.items[index][1]
+        with rasterio.open(image_path) as image:
+            difference = georef_difference(image, label)
+        if difference is not None:
+            raise ConfigurationError(
+                f"{image_path.name} and its label {Path(label.name).name} are not on the same "
+                f"grid ({difference}), so their pixels would be paired wrongly; reproject or "
+                "resample the label onto the image's grid (e.g. gdalwarp -te/-tr/-t_srs from "
+                "the image), or fix the pairing patterns"
+            )
+        self._grids_checked.add(index)
 
     def __getitem__(self, index: int) -> Sample:
         sample = super().__getitem__(index)

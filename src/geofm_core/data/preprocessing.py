@@ -7,7 +7,8 @@ so inference cannot drift from what the model was trained on. The stages, in ord
 1. band selection: the ``output_bands`` of every frame (names resolved through
    ``dataset_bands``, see :mod:`geofm_core.data.bands`);
 2. cast to float32, times ``constant_scale``;
-3. pixels equal to the file's nodata value, or NaN, become ``no_data_replace`` (when set);
+3. pixels equal to the file's nodata value, NaN or ±inf, become ``no_data_replace`` (when
+   set);
 4. ``(x - mean) / std`` per selected band (when ``means``/``stds`` are set);
 5. with ``expand_temporal_dimension``, the C·T bands stacked in the file (frame after
    frame: band c of frame t is file band ``t * C + c``) become (C, T).
@@ -19,7 +20,7 @@ the same object: :meth:`Preprocessing.from_checkpoint`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -32,29 +33,45 @@ from geofm_core.errors import ConfigurationError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["BandPlan", "Preprocessing", "nodata_mask"]
+__all__ = ["BandPlan", "Preprocessing", "check_real", "nodata_mask"]
 
 Array = np.ndarray[Any, Any]
 
 def nodata_mask(data: Array, nodata: float | None) -> Array | None:
-    """Where ``data`` holds the nodata value or NaN (same shape); ``None`` when nowhere.
+    """Where ``data`` holds the nodata value, NaN or ±inf (same shape); ``None`` when nowhere.
 
     The comparison is made in ``data``'s own type (an int16 file's nodata -9999 is
-    compared as int16). ``None`` lets callers skip the replacement pass for the usual
-    chip without nodata.
+    compared as int16). Infinities count as missing like NaN: neither is a measurement,
+    and either turns a loss and then every weight non-finite. ``None`` lets callers skip
+    the replacement pass for the usual chip without nodata.
     """
     invalid: Array | None = None
     if nodata is not None and not np.isnan(nodata):
         invalid = data == np.asarray(nodata).astype(data.dtype)
     if data.dtype.kind == "f":
-        nan = np.isnan(data)
+        nonfinite = ~np.isfinite(data)
         if invalid is None:
-            invalid = nan
+            invalid = nonfinite
         else:
-            invalid |= nan
+            invalid |= nonfinite
     if invalid is not None and not invalid.any():
         return None
     return invalid
+
+
+def check_real(path: str | Path, dtypes: Sequence[str]) -> None:
+    """Refuse complex-valued bands (e.g. SAR single-look complex) with the file's name.
+
+    Casting them to float would drop the imaginary part silently.
+    """
+    # rasterio names them complex64, complex128 or complex_int16 (no NumPy type)
+    complex_bands = [i + 1 for i, d in enumerate(dtypes) if str(d).startswith("complex")]
+    if complex_bands:
+        raise ConfigurationError(
+            f"{path}: band {complex_bands[0]} is complex-valued ({dtypes[complex_bands[0] - 1]})"
+            "; geofm reads real-valued bands only. Convert the file first, e.g. to amplitude "
+            "and phase bands, or to intensity in dB"
+        )
 
 
 class BandPlan(NamedTuple):
@@ -189,6 +206,17 @@ class Preprocessing:
             "num_frames": self.num_frames, "means": self.means, "stds": self.stds,
         }
 
+    def store_values(self, hparams: MutableMapping[str, Any]) -> None:
+        """Replace statistics files in a data module's ``hparams`` by the values read.
+
+        Checkpoints save these hyper-parameters and inference rebuilds its preprocessing
+        from them: a file path would let a later edit of the file change, silently, what
+        the trained model is fed.
+        """
+        for key, values in (("means", self.means), ("stds", self.stds)):
+            if isinstance(hparams.get(key), str):
+                hparams[key] = list(values or [])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Preprocessing):
             return NotImplemented
@@ -211,14 +239,20 @@ class Preprocessing:
         return None if self.dataset_bands is None else len(self.dataset_bands)
 
     # ------------------------------------------------------------ band selection
-    def plan(self, path: str | Path, count: int) -> BandPlan:
+    def plan(self, path: str | Path, count: int, dtypes: Sequence[str] = ()) -> BandPlan:
         """The bands to read from a file of ``count`` bands, checked against the settings.
 
+        Args:
+            path: the file, for messages.
+            count: its number of bands.
+            dtypes: its bands' data types (rasterio's ``src.dtypes``), when known.
+
         Raises:
-            ConfigurationError: naming ``path``: its bands do not form whole frames, do not
-                match ``dataset_bands``, lack a selected index, or are not as many as
-                ``means``/``stds`` values.
+            ConfigurationError: naming ``path``: its bands are complex-valued, do not form
+                whole frames, do not match ``dataset_bands``, lack a selected index, or are
+                not as many as ``means``/``stds`` values.
         """
+        check_real(path, dtypes)
         if self.expand_temporal_dimension:
             per_frame = (
                 len(self.dataset_bands) if self.dataset_bands is not None
@@ -316,11 +350,19 @@ class Preprocessing:
         return values
 
     def __call__(self, raw: Array, nodata: float | None = None) -> torch.Tensor:
-        """Raw planes (C·T, H, W), read with :meth:`plan`, as the model's input tensor."""
+        """Raw planes (C·T, H, W), read with :meth:`plan`, as the model's input tensor.
+
+        Used to predict: nodata / NaN / inf pixels get ``no_data_replace`` as in training
+        and, when it is not set, non-finite values become 0 after normalisation (the band
+        mean), so they never reach the model; the caller writes those pixels as nodata.
+        """
         import torch
 
         values, invalid = self.scale(raw, nodata)
-        return torch.from_numpy(self.fill_and_normalise(values, invalid))
+        values = self.fill_and_normalise(values, invalid)
+        if invalid is not None and self.no_data_replace is None:
+            np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.from_numpy(values)
 
     def read(self, src: Any, window: Any = None) -> tuple[Array, Array | None]:
         """Read the selected bands of an open rasterio dataset and :meth:`scale` them.
@@ -332,11 +374,11 @@ class Preprocessing:
         Returns:
             ``(values, invalid)`` as :meth:`scale` returns them.
         """
-        plan = self.plan(src.name, src.count)
+        plan = self.plan(src.name, src.count, src.dtypes)
         return self.scale(src.read(plan.indexes, window=window), src.nodata, copy=False)
 
     def check_trainable(self, values: Array, invalid: Array, path: str | Path) -> None:
-        """Training data must not feed nodata-only chips or NaN to the model.
+        """Training data must not feed nodata-only chips, NaN or inf to the model.
 
         A chip with no valid pixel can teach nothing and, left in silently, dilutes the
         batch; a NaN reaching the model turns the loss and then every weight into NaN.
@@ -353,11 +395,11 @@ class Preprocessing:
                 "nothing; remove it (and its label) from the folder, or leave it out with a "
                 "split file"
             )
-        if self.no_data_replace is None and np.isnan(values).any():
+        if self.no_data_replace is None and not np.isfinite(values).all():
             raise ConfigurationError(
-                f"{path}: the image has NaN pixels and no_data_replace is not set, so NaN would "
-                "reach the model and turn the loss into NaN; set no_data_replace (e.g. 0) in "
-                "the data section"
+                f"{path}: the image has NaN or infinite pixels and no_data_replace is not set, "
+                "so they would reach the model and turn the loss and the weights into NaN; set "
+                "no_data_replace (e.g. 0) in the data section, or fix the file"
             )
 
     def denormalise(self, values: Array) -> Array:

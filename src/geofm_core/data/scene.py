@@ -239,6 +239,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         self.image_nodata: float | None = None
         self.label_nodata: float | None = None
         self.save_hyperparameters()
+        self.preprocessing.store_values(self.hparams)
 
     # ------------------------------------------------------------ datasets
     def _image_dataset(self, stage: Stage) -> Any:
@@ -248,8 +249,8 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
             raise ConfigurationError(f"{stage}_data_root is not set; give the {stage} scenes")
         files = _scene_files(root, self.img_glob, field)
         with rasterio.open(files[0]) as src:
-            count, self.image_nodata = src.count, src.nodata
-        selected = [i - 1 for i in self.preprocessing.plan(files[0], count).indexes]
+            count, self.image_nodata, dtypes = src.count, src.nodata, src.dtypes
+        selected = [i - 1 for i in self.preprocessing.plan(files[0], count, dtypes).indexes]
         self.band_indices = selected
         all_bands = tuple(f"band{i}" for i in range(count))
         cls = _scene_raster_class()

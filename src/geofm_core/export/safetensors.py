@@ -18,7 +18,12 @@ import torch
 
 from geofm_core.errors import ConfigurationError
 from geofm_core.io.atomic import check_output
-from geofm_core.io.checkpoints import TASK_CLASS_KEY, read_checkpoint, task_class_path
+from geofm_core.io.checkpoints import (
+    TASK_CLASS_KEY,
+    check_finite_state,
+    read_checkpoint,
+    task_class_path,
+)
 from geofm_core.io.weights import MODEL_PREFIX, save_weights
 
 __all__ = ["export_safetensors"]
@@ -43,6 +48,7 @@ def export_safetensors(ckpt: str | Path, output: str | Path, *,
              if k.startswith(MODEL_PREFIX) and isinstance(v, torch.Tensor)}
     if not state:
         raise ConfigurationError(f"{ckpt} holds no model weights (no 'model.' keys)")
+    check_finite_state(checkpoint["state_dict"], ckpt)
     hparams = checkpoint.get("hyper_parameters") or {}
     metadata = {
         "format": "pt",

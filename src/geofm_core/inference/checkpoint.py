@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.io.checkpoints import load_state_dict_checked, read_checkpoint, task_class_path
+from geofm_core.io.checkpoints import (
+    check_finite_state,
+    load_state_dict_checked,
+    read_checkpoint,
+    task_class_path,
+)
 
 __all__ = ["load_task"]
 
@@ -58,11 +63,13 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
     Raises:
         ConfigurationError: Missing, corrupted, unsafe or foreign checkpoint, or weights
             that do not fit the model the hyper-parameters describe.
+        NonFiniteError: Weights holding NaN or inf (naming the first such tensor).
     """
     path = Path(path)
     if checkpoint is None:
         checkpoint = read_checkpoint(path)
     cls = _task_class(checkpoint, path)
+    check_finite_state(checkpoint["state_dict"], path)
     hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
                if not k.startswith("_")}
     hparams.update(overrides or {})

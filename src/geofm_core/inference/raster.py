@@ -107,7 +107,9 @@ def predict_raster(
             Called under ``torch.inference_mode``.
         input_path: The input GeoTIFF (any size, integer or float bands).
         output_path: The output GeoTIFF: a class map in the smallest fitting unsigned
-            type (nodata 255 or 65535) or float32 values (nodata NaN).
+            type (nodata 255 or 65535) or float32 values (nodata NaN). Pixels whose bands
+            are all nodata, or any NaN / inf, are nodata there (and in the probabilities);
+            they are filled before the model, so valid neighbours keep finite predictions.
         kind: ``"segmentation"`` or ``"regression"``.
         num_classes: Number of classes (segmentation).
         preprocessing: Band selection, scaling and normalisation (see :class:`Preprocessing`).
@@ -207,7 +209,7 @@ def _stream(
     blend: Blend, cog: bool, progress: bool, labels: OutputLabels,
 ) -> RasterPrediction:
     height, width = src.height, src.width
-    indexes = prep.plan(src.name, src.count).indexes
+    indexes = prep.plan(src.name, src.count, src.dtypes).indexes
     nodata = src.nodata
     rows, cols = tile_starts(height, crop, stride), tile_starts(width, crop, stride)
     weights = blend_weights(crop, stride, blend)
@@ -258,10 +260,7 @@ def _stream(
                     ) from exc
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block
-                # no band holds data: written as nodata, as the scene data module ignores it
-                bad = nodata_mask(block, nodata)
-                invalid[r0 : r0 + block.shape[1], :width] = (
-                    False if bad is None else bad.all(axis=0))
+                invalid[r0 : r0 + block.shape[1], :width] = _missing(block, nodata)
                 loaded_until = read_to
             _run_tile_row(forward, raw, nodata, prep, total, weight_sum, weights, cols, crop,
                           batch_size, kind, bar)
@@ -281,6 +280,22 @@ def _stream(
             _to_cog(temp, final)
     return RasterPrediction(finals[0], finals[1] if len(finals) > 1 else None, n_tiles,
                             (height, width))
+
+
+def _missing(block: np.ndarray[Any, Any], nodata: float | None) -> Any:
+    """Pixels written as nodata: no band holds data, or a band holds NaN / inf.
+
+    The nodata value must fill every band (as the scene data module ignores it): a 0 in
+    one band may be a real measurement. A NaN or inf is never one; the model saw such
+    pixels filled (:class:`Preprocessing`), so their prediction means nothing.
+    """
+    bad = nodata_mask(block, nodata)
+    if bad is None:
+        return False
+    missing = bad.all(axis=0)
+    if block.dtype.kind == "f":
+        missing |= ~np.isfinite(block).all(axis=0)
+    return missing
 
 
 def _shift_up(buf: Any, shift: int, fill: float) -> None:

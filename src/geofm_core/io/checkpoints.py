@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from geofm_core.errors import ConfigurationError
+from geofm_core.errors import ConfigurationError, NonFiniteError
 
 __all__ = [
     "TASK_CLASS_KEY",
+    "check_finite_state",
     "check_state_dict",
     "checkpoint_error",
+    "first_non_finite",
     "load_state_dict_checked",
     "read_checkpoint",
     "read_tensors",
@@ -151,3 +153,29 @@ def load_state_dict_checked(
     """Load ``state`` into ``module`` after :func:`check_state_dict` (same arguments)."""
     check_state_dict(module.state_dict(), state, source, strict=strict, fix=fix)
     module.load_state_dict(state, strict=strict)
+
+
+def first_non_finite(named: Iterable[tuple[str, Any]]) -> str | None:
+    """Name of the first floating-point tensor holding NaN or inf, if any (one device sync)."""
+    tensors = [(n, t) for n, t in named
+               if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())]
+    if not tensors:
+        return None
+    flags = torch.stack([torch.isfinite(t.detach()).all() for _, t in tensors]).cpu()
+    bad = (~flags).nonzero()
+    return tensors[int(bad[0])][0] if len(bad) else None
+
+
+def check_finite_state(state: Mapping[str, Any], source: Any) -> None:
+    """Refuse weights holding NaN or inf: a model with them predicts one class everywhere.
+
+    Raises:
+        NonFiniteError: naming ``source`` and the first offending tensor.
+    """
+    name = first_non_finite(state.items())
+    if name is not None:
+        raise NonFiniteError(
+            f"{source} holds non-finite weights (NaN/inf, first in {name}): the training that "
+            "wrote it diverged, and the model would predict nonsense. Use an earlier "
+            "checkpoint, or retrain with a lower learning rate or gradient clipping"
+        )

@@ -26,6 +26,7 @@ from geofm_core.io.weights import load_weights
 from geofm_core.models.contracts import ModelOutput
 from geofm_core.registry import get_registry
 from geofm_core.signatures import accepted_arguments, check_arguments
+from geofm_core.tasks import guards
 from geofm_core.tasks.loss_handler import LossHandler
 
 __all__ = ["METADATA_KEYS", "GeofmTask"]
@@ -149,6 +150,7 @@ class GeofmTask(LightningModule):
         self._updated: dict[str, bool] = {}
         #: The last validation/test confusion matrix per stage (true classes down).
         self.confusion_matrices: dict[str, torch.Tensor] = {}
+        self._guard_batch: Mapping[str, Any] | None = None  # files of the batch in training
 
     # -- configuration ------------------------------------------------------------
 
@@ -283,9 +285,18 @@ class GeofmTask(LightningModule):
         """Record the task class, so ``geofm infer`` rebuilds the task from any checkpoint.
 
         LightningCLI also saves ``_class_path`` in the hyper-parameters, but a task trained
-        from Python (``Trainer.fit(task)``) has no CLI to do it.
+        from Python (``Trainer.fit(task)``) has no CLI to do it. Weights that are NaN / inf
+        are never saved (a callback may save before :meth:`optimizer_step`'s check).
         """
+        guards.check_finite_weights(self, self.global_step, self.current_epoch,
+                                    self._guard_batch)
         checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def setup(self, stage: str) -> None:
+        """Check the model's input bands against the data module's, before any batch."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if datamodule is not None:
+            guards.check_input_bands(self.model, datamodule)
 
     # -- optimisation ---------------------------------------------------------------
 
@@ -384,9 +395,22 @@ class GeofmTask(LightningModule):
         return output, loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Compute and log the loss and update the training metrics."""
+        """Compute and log the loss and update the training metrics.
+
+        A NaN / inf loss stops the run (:class:`~geofm_core.errors.NonFiniteError`) naming
+        the step and the batch's files, before it reaches the weights.
+        """
+        self._guard_batch = {"filename": batch.get("filename")} if isinstance(
+            batch, Mapping) else None
         _, loss = self._shared_step(batch, "train")
+        guards.check_finite_loss(loss, self.global_step, self.current_epoch, batch)
         return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Step, then stop the run if a trainable weight became NaN / inf (naming it)."""
+        super().optimizer_step(*args, **kwargs)
+        guards.check_finite_weights(self, self.global_step, self.current_epoch,
+                                    self._guard_batch)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Compute and log the loss, update the metrics and log prediction figures."""
