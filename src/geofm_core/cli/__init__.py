@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("train", "test a model on the test set"),
     "predict": ("train", "predict the predict_data_root chips of a config with a Lightning "
                 "Trainer (several devices); for one raster of any size use infer"),
+    "init": ("init", "write a starter config from the data: "
+             "geofm init --images DIR --labels DIR -o config.yaml"),
     "stats": ("stats", "per-band means/stds of a training split: geofm stats -c config.yaml"),
     "infer": ("infer", "predict rasters of any size, streamed, without a config: "
               "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),

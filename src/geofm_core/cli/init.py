@@ -1,0 +1,245 @@
+"""``geofm init``: a starter config written from the data itself.
+
+Usage::
+
+    geofm init --images chips/ --labels masks/ -o config.yaml     # segmentation / regression
+    geofm init --images chips/ -o config.yaml                     # class subfolders
+
+It reads every file's header (bands, dtype, nodata, size, band descriptions) and every
+label, and writes a config whose data section is right by construction: the band
+names when the files carry them, nodata handling, the classes found in the labels (with
+their frequencies as comments), a train/validation split (two id files beside the
+config), the training split's means/stds (computed as ``geofm stats`` does), and tiling
+for the chip size. The model is a small, safe default to replace (``geofm list
+backbone``); the config is checked by building its data module before it is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geofm_core.cli._common import command_parser
+from geofm_core.errors import ConfigurationError
+from geofm_core.io.atomic import atomic_outputs
+
+__all__ = ["inspect_images", "main", "starter_config"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = command_parser("init", "Write a starter config from a folder of GeoTIFFs.")
+    parser.add_argument("--images", required=True, help="folder of image chips (GeoTIFF)")
+    parser.add_argument("--labels", help="folder of label rasters paired by name "
+                        "(segmentation: integer classes; regression: float values); without "
+                        "it, images in class subfolders make a classification config")
+    parser.add_argument("--img-pattern", default="*.tif", help="glob of the images")
+    parser.add_argument("--label-pattern", default="*.tif", help="glob of the labels")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="share of the chips held out for validation (default 0.2)")
+    parser.add_argument("-o", "--output", required=True, help="the config file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing files")
+    return parser
+
+
+def inspect_images(files: Sequence[Path]) -> dict[str, Any]:
+    """Bands, dtype, nodata, size and band names shared by every image (headers only).
+
+    Raises:
+        ConfigurationError: A file is not a raster, or the files disagree on bands or dtype.
+    """
+    import rasterio
+
+    first: dict[str, Any] | None = None
+    sizes: Counter[tuple[int, int]] = Counter()
+    for path in files:
+        try:
+            with rasterio.open(path) as src:
+                header = {"count": src.count, "dtype": src.dtypes[0], "nodata": src.nodata,
+                          "names": list(src.descriptions), "file": path.name}
+                sizes[(src.width, src.height)] += 1
+        except rasterio.errors.RasterioIOError as exc:
+            raise ConfigurationError(f"{path} is not a readable raster ({exc})") from exc
+        if first is None:
+            first = header
+        elif (header["count"], header["dtype"]) != (first["count"], first["dtype"]):
+            raise ConfigurationError(
+                f"{header['file']} has {header['count']} bands of {header['dtype']} but "
+                f"{first['file']} has {first['count']} of {first['dtype']}; one config "
+                "needs chips of one layout: move the odd files out"
+            )
+    assert first is not None
+    names = first["names"]
+    named = all(names) and len(set(names)) == len(names)
+    return {**first, "names": names if named else None, "sizes": sizes}
+
+
+def _label_summary(files: Sequence[Path]) -> dict[str, Any]:
+    import rasterio
+
+    counts: Counter[int] = Counter()
+    nodata_seen = False
+    kinds = set()
+    for path in files:
+        with rasterio.open(path) as src:
+            values = src.read(1)
+            kinds.add(values.dtype.kind)
+            valid = np.ones(values.shape, bool) if src.nodata is None else values != src.nodata
+            nodata_seen |= not bool(valid.all())
+            if values.dtype.kind in "iu":
+                found, n = np.unique(values[valid], return_counts=True)
+                counts.update({int(v): int(c) for v, c in zip(found, n, strict=True)})
+    task = "regression" if kinds & {"f"} else "segmentation"
+    return {"task": task, "counts": counts, "nodata": nodata_seen}
+
+
+def _split(keys: Sequence[str], fraction: float) -> tuple[list[str], list[str]]:
+    if not 0 < fraction < 1:
+        raise ConfigurationError(f"--val-fraction is {fraction}; give a share between 0 and 1")
+    if len(keys) < 2:
+        raise ConfigurationError(
+            f"found {len(keys)} chip; a training and a validation split need at least two")
+    order = list(np.random.default_rng(0).permutation(sorted(keys)))
+    n_val = min(len(keys) - 1, max(1, round(fraction * len(keys))))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _tiling(sizes: Counter[tuple[int, int]]) -> dict[str, int]:
+    width, height = sizes.most_common(1)[0][0]
+    crop = max(32, min(width, height) // 32 * 32)
+    return {"crop": crop, "stride": crop * 7 // 8, "batch_size": 8}
+
+
+def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pattern: str,
+                   split_files: tuple[Path, Path], fraction: float,
+                   split_names: tuple[str, str] = ("train split", "val split"),
+                   ) -> tuple[dict[str, Any], list[str]]:
+    """The config (a mapping) and its header comments; the split files' ids are written.
+
+    ``split_files`` are written now (temporary files, while the config is made);
+    ``split_names`` are their final names, for the comments.
+
+    Raises:
+        ConfigurationError: The folders hold nothing usable (named in the message).
+    """
+    from geofm_core.data.files import find_files, pair_by_key
+
+    found = find_files(images, img_pattern, "--images")
+    notes: list[str] = []
+    init: dict[str, Any] = {"train_data_root": str(images), "img_pattern": img_pattern}
+    if labels is None:
+        raise ConfigurationError(
+            "give --labels DIR with label rasters paired by name (segmentation or "
+            "regression); class-subfolder classification is not written by geofm init yet")
+    label_files = find_files(labels, label_pattern, "--labels")
+    pairs = pair_by_key(found, label_files)
+    header = inspect_images([p[1] for p in pairs])
+    summary = _label_summary([p[2] for p in pairs])
+    train_ids, val_ids = _split([p[0] for p in pairs], fraction)
+    split_files[0].write_text("\n".join(train_ids) + "\n")
+    split_files[1].write_text("\n".join(val_ids) + "\n")
+    init.update(train_label_data_root=str(labels), label_pattern=label_pattern,
+                train_split=str(split_files[0]), val_split=str(split_files[1]))
+    notes.append(f"{len(pairs)} chips: {len(train_ids)} for training, {len(val_ids)} for "
+                 f"validation ({split_names[0]}, {split_names[1]})")
+    notes.append(f"{header['count']} bands of {header['dtype']}, nodata {header['nodata']}; "
+                 f"chip sizes (width x height): " + ", ".join(
+                     f"{w} x {h} ({n})" for (w, h), n in header["sizes"].most_common()))
+    if header["names"]:
+        init["dataset_bands"] = header["names"]
+    else:
+        notes.append("the files carry no band names: name them with dataset_bands to select "
+                     "bands by name and to match a backbone's pretrained bands")
+    if header["nodata"] is not None:
+        init["no_data_replace"] = 0
+    model: dict[str, Any] = {"model_factory": "geofm:encoder_decoder"}
+    task_class = "SemanticSegmentationTask"
+    if summary["task"] == "segmentation":
+        counts: Counter[int] = summary["counts"]
+        if not counts or min(counts) < 0:
+            raise ConfigurationError(
+                f"labels under {labels} hold {sorted(counts)[:5]}: classes are 0, 1, 2, ...")
+        num_classes = max(counts) + 1
+        names = [f"class_{i}" for i in range(num_classes)]
+        total = sum(counts.values())
+        notes.append("classes (pixels, share): " + ", ".join(
+            f"{i}: {counts.get(i, 0)} ({counts.get(i, 0) / total:.1%})"
+            for i in range(num_classes)) + "; rename class_names")
+        init.update(num_classes=num_classes, class_names=list(names))
+        model.update(num_classes=num_classes, class_names=list(names), loss="ce")
+        if summary["nodata"]:
+            init["ignore_index"] = model["ignore_index"] = -1
+            notes.append("label nodata pixels are ignored (ignore_index -1)")
+        module = "GeoTiffSegmentationDataModule"
+    else:
+        task_class, module = "PixelwiseRegressionTask", "GeoTiffRegressionDataModule"
+        model["loss"] = "mse"
+    model["model_args"] = {
+        # A safe default to replace: timm adapts ImageNet weights to any band count.
+        "backbone": "timm:resnet50",
+        "backbone_kwargs": {"in_chans": header["count"], "pretrained": True},
+        "decoder": "geofm:fcn", "decoder_kwargs": {"channels": 128},
+    }
+    model["tiled_inference"] = _tiling(header["sizes"])
+    init.update(batch_size=8, train_augmentations=["hflip", "vflip"])
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "auto", "max_epochs": 50, "logger": {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "runs"}}},
+        "model": {"class_path": task_class, "init_args": model},
+        "data": {"class_path": module, "init_args": init},
+    }
+    return config, notes
+
+
+def _statistics(config: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """Means/stds of the training split, by building the data module as `geofm fit` will."""
+    import importlib
+
+    from geofm_core.cli.train_config import SHORT_NAMES
+    from geofm_core.data.stats import compute_stats
+
+    section = config["data"]
+    cls = getattr(importlib.import_module(SHORT_NAMES[section["class_path"]]),
+                  section["class_path"])
+    stats = compute_stats(cls(**section["init_args"]))
+    return ([float(f"{v:.6g}") for v in stats.mean.tolist()],
+            [float(f"{v:.6g}") for v in stats.std.tolist()])
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``geofm init``; returns the exit code."""
+    import yaml
+
+    args = _parser().parse_args(list(argv))
+    output = Path(args.output)
+    splits = (output.with_name(f"{output.stem}.train.txt"),
+              output.with_name(f"{output.stem}.val.txt"))
+    with atomic_outputs([output, *splits], overwrite=args.overwrite) as temps:
+        config, notes = starter_config(
+            Path(args.images), Path(args.labels) if args.labels else None, args.img_pattern,
+            args.label_pattern, (temps[1], temps[2]), args.val_fraction,
+            (splits[0].name, splits[1].name))
+        means, stds = _statistics(config)
+        init = config["data"]["init_args"]
+        init.update(means=means, stds=stds, train_split=str(splits[0]),
+                    val_split=str(splits[1]))
+        today = datetime.date.today().isoformat()
+        lines = [f"# geofm starter config, written by `geofm init` on {today} from",
+                 f"# {args.images}" + (f" and {args.labels}" if args.labels else ""), "#"]
+        lines += [f"# {note}" for note in notes]
+        lines += ["# means/stds: the training split's, as `geofm stats -c` computes them",
+                  "# model: a small default (timm:resnet50 + geofm:fcn); `geofm list backbone`"
+                  " shows the others", ""]
+        temps[0].write_text("\n".join(lines) + "\n" + yaml.safe_dump(
+            config, sort_keys=False, default_flow_style=None, width=88))
+    sys.stdout.write(f"wrote {output} ({splits[0].name}, {splits[1].name} beside it); "
+                     f"check it with geofm fit -c {output} --trainer.fast_dev_run 1\n")
+    return 0

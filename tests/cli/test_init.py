@@ -1,0 +1,88 @@
+"""`geofm init`: a starter config written from the data, right by construction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from rasterio.transform import from_origin
+
+from geofm_core.cli import main
+
+BANDS = ["BLUE", "GREEN", "RED", "NIR_NARROW"]
+
+
+def _write(path: Path, array: np.ndarray, nodata=None, names=None) -> None:
+    array = array if array.ndim == 3 else array[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=array.shape[2], height=array.shape[1],
+                       count=array.shape[0], dtype=array.dtype, crs="EPSG:32633",
+                       transform=from_origin(500_000, 4_000_000, 10, 10), nodata=nodata) as dst:
+        dst.write(array)
+        for i, name in enumerate(names or [], start=1):
+            dst.set_band_description(i, name)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(3)
+    for i in range(10):
+        image = rng.normal(1000, 200, (4, 40, 48)).astype(np.int16)
+        image[:, 0, :3] = -9999
+        _write(tmp_path / "img" / f"tile{i}.tif", image, nodata=-9999, names=BANDS)
+        mask = rng.choice([0, 1, 3], size=(40, 48), p=[0.6, 0.3, 0.1]).astype(np.uint8)
+        mask[5, :5] = 255
+        _write(tmp_path / "lbl" / f"tile{i}.tif", mask, nodata=255)
+    return tmp_path / "img", tmp_path / "lbl"
+
+
+def test_init_writes_a_config_that_trains(folders, tmp_path, capsys) -> None:
+    images, labels = folders
+    out = tmp_path / "cfg" / "starter.yaml"
+    out.parent.mkdir()
+    assert main(["init", "--images", str(images), "--labels", str(labels), "-o", str(out)]) == 0
+    text = out.read_text()
+    config = yaml.safe_load(text)
+    data, model = config["data"]["init_args"], config["model"]["init_args"]
+    assert data["dataset_bands"] == BANDS  # from the files' band descriptions
+    assert data["num_classes"] == model["num_classes"] == 4  # classes 0, 1, 3 (2 unused)
+    assert data["ignore_index"] == model["ignore_index"] == -1  # label nodata ignored
+    assert "3: " in text and "2: 0 (0.0%)" in text  # class frequencies as comments
+    train = Path(data["train_split"]).read_text().split()
+    val = Path(data["val_split"]).read_text().split()
+    assert (len(train), len(val)) == (8, 2) and not set(train) & set(val)
+    assert model["tiled_inference"]["crop"] == 32  # the 40 x 48 chips' largest multiple of 32
+    assert model["model_args"]["backbone_kwargs"]["in_chans"] == 4
+    # The statistics are the training split's, as geofm stats computes them.
+    stats_config = tmp_path / "stats.yaml"
+    stats_config.write_text(yaml.safe_dump({"data": config["data"]}))
+    capsys.readouterr()
+    assert main(["stats", "-c", str(stats_config), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(data["means"], stats["means"], rtol=1e-5)
+    np.testing.assert_allclose(data["stds"], stats["stds"], rtol=1e-5)
+    # It trains as written (a tiny backbone instead of the default, offline).
+    model["model_args"]["backbone"] = "timm:test_resnet"
+    model["model_args"]["backbone_kwargs"]["pretrained"] = False
+    config["trainer"].update(logger=False, fast_dev_run=1, default_root_dir=str(tmp_path / "r"),
+                             accelerator="cpu", enable_progress_bar=False)
+    runnable = tmp_path / "runnable.yaml"
+    runnable.write_text(yaml.safe_dump(config))
+    assert main(["fit", "-c", str(runnable)]) == 0
+
+
+def test_init_refuses_existing_files_and_bad_folders(folders, tmp_path, capsys) -> None:
+    images, labels = folders
+    out = tmp_path / "c.yaml"
+    out.write_text("mine\n")
+    assert main(["init", "--images", str(images), "--labels", str(labels), "-o", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "mine\n"
+    assert not (tmp_path / "c.train.txt").exists()  # nothing half-written
+    assert main(["init", "--images", str(tmp_path / "none"), "--labels", str(labels),
+                 "-o", str(tmp_path / "d.yaml")]) == 1
+    assert "--images" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "img", "lbl"]
