@@ -33,7 +33,7 @@ _FACTORY_TASKS = {
 def _parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "describe", "Signature and documentation of one component, task or data module, "
-        "e.g. geofm describe upernet:upernet, geofm describe decoder fcn, "
+        "e.g. geofm describe geofm:fcn, geofm describe decoder fcn, "
         "geofm describe SemanticSegmentationTask.", json_output=True)
     parser.add_argument("words", nargs="+", metavar="[KIND] NAME",
                         help=f"KIND is one of {', '.join(KINDS)}; optional when NAME is "
