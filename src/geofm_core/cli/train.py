@@ -30,8 +30,10 @@ from lightning.pytorch.cli import LightningCLI
 
 from geofm_core.cli.train_config import (
     LOADER_MODE,
+    check_accelerator,
     check_components,
     check_config_files,
+    check_ranges,
     expand_argv,
     install_loader,
 )
@@ -63,6 +65,8 @@ class GeofmCLI(LightningCLI):
         except Exception:  # only used to make messages more precise
             GeofmCLI.last_config = None
         check_components(GeofmCLI.last_config)
+        check_ranges(GeofmCLI.last_config, str(self.config.get("subcommand") or "fit"))
+        check_accelerator(GeofmCLI.last_config)
 
     def after_instantiate_classes(self) -> None:
         """Check that model and data agree on the settings they share (e.g. ``num_classes``).
