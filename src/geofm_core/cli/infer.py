@@ -6,7 +6,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +126,9 @@ def _device(name: str) -> Any:
         raise ConfigurationError(
             f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N"
         ) from None
-    available = {"cuda": torch.cuda.is_available,
-                 "mps": lambda: torch.backends.mps.is_available()}.get(device.type)
+    checks: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
+                                              "mps": torch.backends.mps.is_available}
+    available = checks.get(device.type)
     if available is not None and not available():
         raise ConfigurationError(
             f"--device {name}: this machine has no usable {device.type.upper()} device "
