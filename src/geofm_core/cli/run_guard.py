@@ -73,6 +73,8 @@ class RunGuard(Callback):
         self.saved: Path | None = None
         #: The optimizer step the run was interrupted after.
         self.step: int | None = None
+        #: Why saving that checkpoint failed (None: it did not).
+        self.error: str | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Turn off ``save_last`` for a fast_dev_run (Lightning saves it regardless)."""
@@ -90,7 +92,11 @@ class RunGuard(Callback):
         path = self._last_path(trainer)
         if path is None:
             return
-        trainer.save_checkpoint(path, weights_only=False)  # every rank takes part; rank 0 writes
+        try:  # every rank takes part; rank 0 writes
+            trainer.save_checkpoint(path, weights_only=False)
+        except Exception as exc:  # the run still ends as interrupted, saying what failed
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
         self.saved = Path(path)
 
     @staticmethod
@@ -112,6 +118,11 @@ def interrupted_error(guard: RunGuard | None) -> TrainingInterruptedError:
         return TrainingInterruptedError(
             f"training stopped by SIGTERM{step}; a resumable checkpoint is saved at "
             f"{guard.saved}. Resume with the same command and --ckpt_path last"
+        )
+    if guard is not None and guard.error is not None:
+        return TrainingInterruptedError(
+            f"training stopped by SIGTERM{step}; saving a checkpoint failed ({guard.error}). "
+            "Resume from the newest checkpoint there is with --ckpt_path last"
         )
     return TrainingInterruptedError(
         f"training stopped by SIGTERM{step}; no checkpoint was saved (checkpointing is off "
