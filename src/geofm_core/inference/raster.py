@@ -156,7 +156,7 @@ def _predict_open(
             f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
         ) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
-                             verify=verify_raster)
+                             verify=verify_raster, inputs=[input_path])
     with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(
