@@ -78,8 +78,10 @@ def check_output(final: Path, *, overwrite: bool, hint: str = "--overwrite",
 
     Raises:
         OutputExistsError: ``final`` exists and ``overwrite`` is False.
-        ConfigurationError: The folder is missing or not writable.
+        ConfigurationError: ``final`` is a folder, or its folder is missing or not writable.
     """
+    if final.is_dir():
+        raise ConfigurationError(f"{final} is a folder; give the path of a file to write")
     if final.exists() and not overwrite:
         raise OutputExistsError(
             f"{final} exists; pass {hint} to replace it or choose another output path"

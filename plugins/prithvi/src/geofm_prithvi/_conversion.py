@@ -45,8 +45,12 @@ def _rule(names: tuple[str, ...], variant: str, overrides: dict[str, int]) -> Co
                                         "encoding", otherwise=_ENCODING, unordered=True)},
         # TerraTorch loads ckpt_path only with pretrained: true; geofm loads it always.
         ignored_unless={"ckpt_path": "pretrained"},
+        # TerraTorch's PrithviViT takes **kwargs and drops them; pretrain_img_size belongs
+        # to its Swin backbones, yet configs pass it to Prithvi too.
+        ignored={"pretrain_img_size": "TerraTorch's Prithvi ViT takes and ignores it (its "
+                                      "position grid follows img_size)"},
         facts=BackboneFacts(tokens=True, depth=spec.depth, patch_size=spec.patch_size[-1],
-                            takes_bands=True, label="Prithvi backbone"),
+                            takes_bands=True, label="Prithvi backbone", new_int_bands=True),
     )
 
 

@@ -98,12 +98,36 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
     data = config.get("data")
     if isinstance(data, dict):
         out["data"] = convert_data(data, task, task_args, report)
+        _check_classes(task, task_args, out["data"], report)
     elif data is not None:
         report.drop("data", data, "expected a class_path / init_args mapping")
     first: tuple[str, ...] = ("seed_everything", "trainer", "model", "data")
     ordered: dict[str, Any] = {k: out[k] for k in first if k in out}
     ordered.update({k: v for k, v in out.items() if k not in ordered})
     return Conversion(ordered, report.unmapped, report.notes, source)
+
+
+def _check_classes(task: str | None, task_args: dict[str, Any], data: dict[str, Any],
+                   report: Report) -> None:
+    """List a model class count the data or the class names contradict (kept as given)."""
+    if task not in ("segmentation", "classification", "multilabel"):
+        return
+    model_args = task_args.get("model_args")
+    classes = model_args.get("num_classes") if isinstance(model_args, dict) else None
+    if not isinstance(classes, int) or isinstance(classes, bool):
+        return
+    data_args = data.get("init_args")
+    counts: dict[str, Any] = {}
+    if isinstance(data_args, dict) and isinstance(data_args.get("num_classes"), int):
+        counts["data.init_args.num_classes"] = data_args["num_classes"]
+    if isinstance(task_args.get("class_names"), list):
+        counts["model.init_args.class_names"] = len(task_args["class_names"])
+    other = {where: n for where, n in counts.items() if n != classes}
+    if other:
+        said = "; ".join(f"{where} says {n}" for where, n in other.items())
+        report.drop("model.init_args.model_args.num_classes", classes, (
+            f"kept as given, but {said}: the model predicts {classes} classes and the metrics "
+            "count that many; make them agree (a checkpoint's class count is the model's)"))
 
 
 def convert_file(path: str | Path, *, registry: Registry | None = None) -> Conversion:
@@ -117,6 +141,10 @@ def convert_file(path: str | Path, *, registry: Registry | None = None) -> Conve
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); YAML configs are UTF-8: re-save it as UTF-8") from exc
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
