@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geofm_core.convert.terratorch.hub import KNOWN_MODELS, resolve_hub_model
+from geofm_core.convert.terratorch import rule_book
+from geofm_core.convert.terratorch.hub import resolve_hub_model
 from geofm_core.errors import ConfigurationError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -46,7 +47,9 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_a_known_model_resolves_to_its_cached_config_and_checkpoint(offline: Path) -> None:
-    config, checkpoint = KNOWN_MODELS[SEN1FLOODS11]
+    # The Prithvi plugin declares the file names of the models published for its backbones.
+    config, checkpoint = rule_book().published()[SEN1FLOODS11]
+    assert checkpoint == "Prithvi-EO-V2-300M-TL-Sen1Floods11.pt"
     text = yaml.safe_dump({"model": {"class_path": "terratorch.tasks.SemanticSegmentationTask"}})
     snapshot = cache_repo(offline, SEN1FLOODS11, {
         config: text.encode(), checkpoint: b"not a real checkpoint", "README.md": b"# card"})
@@ -55,6 +58,8 @@ def test_a_known_model_resolves_to_its_cached_config_and_checkpoint(offline: Pat
     assert model.checkpoint == snapshot / checkpoint
     assert yaml.safe_load(model.config.read_text())["model"]["class_path"].startswith(
         "terratorch.")
+    other = resolve_hub_model(SEN1FLOODS11, known={SEN1FLOODS11: ("README.md", config)})
+    assert (other.config.name, other.checkpoint.name) == ("README.md", config)
 
 
 def test_an_unlisted_model_needs_exactly_one_config_and_checkpoint(offline: Path) -> None:

@@ -241,11 +241,14 @@ class ConversionRules:
         components: Backbone, neck and decoder rules.
         factories: Model factory rules.
         unconvertible: Names with no geofm equivalent.
+        published: Models the framework's authors publish for the plugin's components:
+            Hugging Face repo id -> (config file, checkpoint file) in that repository.
     """
 
     components: tuple[ComponentRule, ...] = ()
     factories: tuple[FactoryRule, ...] = ()
     unconvertible: tuple[Unconvertible, ...] = ()
+    published: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class Report(Protocol):

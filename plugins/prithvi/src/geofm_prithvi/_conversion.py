@@ -76,4 +76,12 @@ TERRATORCH = ConversionRules(
     ),
     # TerraTorch's Swin-based Prithvi models: no geofm equivalent, and not timm names.
     unconvertible=(Unconvertible("backbone", ("prithvi_swin",)),),
+    # The Prithvi-EO-2.0 models fine-tuned with TerraTorch by its authors (the 1.0 ones
+    # are MMSegmentation models).
+    published={
+        "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL-Sen1Floods11": (
+            "config.yaml", "Prithvi-EO-V2-300M-TL-Sen1Floods11.pt"),
+        "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-BurnScars": (
+            "burn_scars_config.yaml", "Prithvi_EO_V2_300M_BurnScars.pt"),
+    },
 )

@@ -3,9 +3,9 @@
 :func:`resolve_hub_model` finds the TerraTorch YAML config and the fine-tuned
 checkpoint of a model repository through ``huggingface_hub``: from its cache (the only
 place looked at with ``HF_HUB_OFFLINE=1``), or downloaded into it. The files are then
-converted like local ones. Repositories whose file names are known are listed in
-:data:`KNOWN_MODELS`; in any other, exactly one YAML file and one checkpoint must be
-found (or named).
+converted like local ones. Plugins declare the file names of the models published for
+their components (:attr:`geofm_core.convert.rules.ConversionRules.published`); in any
+other repository, exactly one YAML file and one checkpoint must be found (or named).
 
 Importing this module imports neither torch nor ``huggingface_hub``.
 """
@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from geofm_core.errors import ConfigurationError
 
-__all__ = ["KNOWN_MODELS", "HubModel", "hf_cache_dir", "resolve_hub_model"]
-
-#: TerraTorch fine-tuned models published by their authors -> (config, checkpoint) files.
-KNOWN_MODELS: dict[str, tuple[str, str]] = {
-    "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL-Sen1Floods11": (
-        "config.yaml", "Prithvi-EO-V2-300M-TL-Sen1Floods11.pt"),
-    "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-BurnScars": (
-        "burn_scars_config.yaml", "Prithvi_EO_V2_300M_BurnScars.pt"),
-}
+__all__ = ["HubModel", "hf_cache_dir", "resolve_hub_model"]
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONFIGS = (".yaml", ".yml")
@@ -115,7 +108,8 @@ def _pick(files: list[str], suffixes: tuple[str, ...], what: str, option: str,
 
 def resolve_hub_model(repo_id: str, *, config_file: str | None = None,
                       checkpoint_file: str | None = None, revision: str | None = None,
-                      cache_dir: str | Path | None = None) -> HubModel:
+                      cache_dir: str | Path | None = None,
+                      known: Mapping[str, tuple[str, str]] | None = None) -> HubModel:
     """Local paths of a published TerraTorch model's config and checkpoint.
 
     Args:
@@ -126,6 +120,8 @@ def resolve_hub_model(repo_id: str, *, config_file: str | None = None,
             only ``.ckpt`` / ``.pt`` / ``.pth`` file).
         revision: A branch, tag or commit (default ``main``).
         cache_dir: The hub cache (default: ``HF_HUB_CACHE`` / ``HF_HOME``'s).
+        known: Repo id -> (config, checkpoint) file names (default: those the installed
+            plugins declare).
 
     Raises:
         ConfigurationError: The id is malformed, the files are neither cached nor
@@ -134,14 +130,17 @@ def resolve_hub_model(repo_id: str, *, config_file: str | None = None,
     """
     if not isinstance(repo_id, str) or not _REPO_ID.fullmatch(repo_id):
         raise ConfigurationError(
-            f"{repo_id!r} is not a Hugging Face repo id; write it as org/name, e.g. "
-            f"{next(iter(KNOWN_MODELS))}")
+            f"{repo_id!r} is not a Hugging Face repo id; write it as org/name")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else hf_cache_dir()
     offline = _offline()
-    known = KNOWN_MODELS.get(repo_id)
-    if known is not None:
-        config_file = config_file or known[0]
-        checkpoint_file = checkpoint_file or known[1]
+    if known is None:
+        from geofm_core.convert.terratorch.names import rule_book
+
+        known = rule_book().published()
+    files_of = known.get(repo_id)
+    if files_of is not None:
+        config_file = config_file or files_of[0]
+        checkpoint_file = checkpoint_file or files_of[1]
     if config_file is None or checkpoint_file is None:
         files = _repo_files(repo_id, revision, cache, offline)
         config_file = config_file or _pick(files, _CONFIGS, "config", "--config-file",
