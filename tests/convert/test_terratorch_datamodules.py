@@ -101,8 +101,13 @@ def test_sen1floods11_and_burn_scars_modules_write_their_folders() -> None:
     assert args["constant_scale"] == 0.0001
     assert len(args["dataset_bands"]) == 13 and len(args["means"]) == 6
     assert args["means"][0] == pytest.approx(0.1412956)  # BLUE's, not the first band's
-    scars = data_args(convert_config(config({
-        "class_path": "FireScarsNonGeoDataModule", "init_args": {"data_root": "scars"}})))
+    converted = convert_config(config({
+        "class_path": "FireScarsNonGeoDataModule",
+        "init_args": {"data_root": "scars", "bands": ["RED", "COASTAL_AEROSOL"]}}))
+    assert any(u.startswith("data.init_args.bands: [COASTAL_AEROSOL]")
+               for u in converted.unmapped)
+    scars = data_args(converted)
+    assert scars["output_bands"] == ["RED"] and len(scars["means"]) == 1
     assert (scars["train_data_root"], scars["test_data_root"]) == (
         "scars/training", "scars/validation")
     assert "train_split" not in scars

@@ -195,10 +195,14 @@ def rewrite_specialised(data: dict[str, Any], report: Report) -> dict[str, Any] 
     out["predict_data_root"] = f"{root}/{layout.stages[layout.predict][0]}"
     out["img_grep"], out["label_grep"] = layout.img_grep, layout.label_grep
     bands = list(args.pop("bands", layout.bands))
+    unknown = [b for b in bands if b not in layout.bands]
+    if unknown:
+        report.drop(f"{_BASE}.bands", unknown, f"not bands of {name} ({', '.join(layout.bands)})")
+        bands = [b for b in bands if b in layout.bands]
     out["dataset_bands"], out["output_bands"] = list(layout.bands), bands
     stats = dict(zip(layout.bands, zip(layout.means, layout.stds, strict=True), strict=True))
-    out["means"] = [stats[b][0] for b in bands if b in stats]
-    out["stds"] = [stats[b][1] for b in bands if b in stats]
+    out["means"] = [stats[b][0] for b in bands]
+    out["stds"] = [stats[b][1] for b in bands]
     out["num_classes"] = layout.num_classes
     for key, default in layout.defaults.items():
         out[key] = args.pop(key, default)
