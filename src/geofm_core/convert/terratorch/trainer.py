@@ -80,8 +80,22 @@ def _callbacks(callbacks: list[Any], report: Report) -> list[Any]:
         class_path = cb.get("class_path") if isinstance(cb, dict) else None
         name = class_name(class_path)
         where = f"trainer.callbacks[{i}]"
-        if class_path in CHECKPOINT_CALLBACKS:
-            cb = _checkpoint(cb, where, report)
+        if name == "ModelCheckpoint" or class_path in CHECKPOINT_CALLBACKS:
+            key = _state_key(cb.get("init_args") or {})
+            if key in checkpoint_keys:
+                # Checked on TerraTorch's arguments, before any conversion note is written.
+                weights_only = (cb.get("init_args") or {}).get("save_weights_only")
+                report.drop(where, cb, (
+                    f"checkpoints on the same schedule and monitor as trainer.callbacks"
+                    f"[{checkpoint_keys[key]}]: Lightning refuses two such ModelCheckpoint "
+                    "callbacks. " + (
+                        "A weights-only copy is not needed: geofm reads its weights from the "
+                        "full checkpoint (`geofm export safetensors` writes them alone)"
+                        if weights_only else "Give it another monitor, mode or schedule")))
+                continue
+            checkpoint_keys[key] = i
+            if class_path in CHECKPOINT_CALLBACKS:
+                cb = _checkpoint(cb, where, report)
         elif class_path in WRITER_CALLBACKS:
             cb = _writer(cb, where, report)
             if cb is None:
@@ -94,16 +108,6 @@ def _callbacks(callbacks: list[Any], report: Report) -> list[Any]:
                         "Lightning's default progress bar is used (pip install rich and "
                         "add it back)")
             continue
-        if isinstance(cb, dict) and class_name(cb.get("class_path")) == "ModelCheckpoint":
-            key = _state_key(cb.get("init_args") or {})
-            if key in checkpoint_keys:
-                report.drop(where, cb, (
-                    f"checkpoints on the same schedule and monitor as trainer.callbacks"
-                    f"[{checkpoint_keys[key]}]: Lightning refuses two such ModelCheckpoint "
-                    "callbacks. A weights-only copy is not needed: geofm reads its weights from "
-                    "the full checkpoint (`geofm export safetensors` writes them alone)"))
-                continue
-            checkpoint_keys[key] = i
         kept.append(cb)
     return kept
 
