@@ -126,6 +126,20 @@ def test_stray_trainer_keys_are_listed_not_copied() -> None:
     assert conversion.config["trainer"]["max_epochs"] == 1
 
 
+def test_keys_beside_class_path_and_init_args_are_listed() -> None:
+    config = base_config()
+    config["data"]["dict_kwargs"] = {"prefetch_factor": 2}
+    config["model"]["dict_kwargs"] = {"extra": 1}
+    conversion = convert_config(config)
+    assert "dict_kwargs" not in conversion.config["data"]
+    unmapped = joined(conversion.unmapped)
+    assert "data.dict_kwargs: {prefetch_factor: 2}" in unmapped
+    assert "model.dict_kwargs: {extra: 1}" in unmapped
+    config["data"] = {"class_path": "terratorch.datamodules.FireScarsNonGeoDataModule",
+                      "init_args": {"data_root": "scars"}, "dict_kwargs": {"x": 1}}
+    assert "data.dict_kwargs: {x: 1}" in joined(convert_config(config).unmapped)
+
+
 # ------------------------------------------------------------------------- model
 
 

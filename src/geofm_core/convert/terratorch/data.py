@@ -38,7 +38,9 @@ def convert_data(data: dict[str, Any], task: str | None, task_args: dict[str, An
     if rewritten is not None:
         if class_name(rewritten.get("class_path")) not in DATAMODULES:
             return rewritten  # a TorchGeo datamodule, final
-        data, class_path, name = rewritten, rewritten["class_path"], rewritten["class_path"]
+        extra = {k: v for k, v in data.items() if k not in ("class_path", "init_args")}
+        data, class_path, name = {**extra, **rewritten}, rewritten["class_path"], \
+            rewritten["class_path"]
     if name not in DATAMODULES or not ours:
         instead = advice(name) if ours else None
         report.drop("data.class_path", class_path, (
@@ -50,6 +52,10 @@ def convert_data(data: dict[str, Any], task: str | None, task_args: dict[str, An
         geofm_class = "GeoTiffMultiLabelDataModule"
         report.note("data.class_path", "multi-label task: written as GeoTiffMultiLabelDataModule"
                     " (it reads labels from CSV files given as {stage}_label_data_root)")
+    for key in data:
+        if key not in ("class_path", "init_args"):
+            report.drop(f"data.{key}", data[key], f"{geofm_class} takes its arguments as "
+                        "init_args; move them there if they are TerraTorch datamodule arguments")
     args = dict(data.get("init_args") or {})
     out: dict[str, Any] = {}
     for key in SAME_DATA_ARGS[family]:

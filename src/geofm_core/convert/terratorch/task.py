@@ -31,6 +31,10 @@ def convert_model(model: dict[str, Any], report: Report, book: RuleBook,
                     "not a TerraTorch task geofm has; the model section is kept as is")
         return copy.deepcopy(model), None
     geofm_class, task = TASKS[name]
+    for key in model:
+        if key not in ("class_path", "init_args"):
+            report.drop(f"model.{key}", model[key], f"{geofm_class} takes its arguments as "
+                        "init_args; move them there if they are TerraTorch task arguments")
     args = dict(model.get("init_args") or {})
     out = convert_factory(args, task, report, _BASE, book, Signatures(book.registry))
     if "loss" in args:
