@@ -105,6 +105,20 @@ def test_the_converted_checkpoint_callbacks_build_a_lightning_trainer() -> None:
     assert len([c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]) == 1
 
 
+def test_predict_output_dir_goes_to_the_converted_writer() -> None:
+    config = {"predict_output_dir": "out/preds", **base_config()}  # before the trainer
+    config["trainer"]["callbacks"] = [{"class_path": "terratorch.cli_tools.CustomWriter"}]
+    conversion = convert_config(config)
+    assert conversion.config["trainer"]["callbacks"] == [
+        {"class_path": "geofm_core.inference.writer.GeoTiffPredictionWriter",
+         "init_args": {"output_dir": "out/preds"}}]
+    assert "predict_output_dir" not in conversion.config
+    assert not any(u.startswith("predict_output_dir") for u in conversion.unmapped)
+    config["trainer"].pop("callbacks")
+    assert any(u.startswith("predict_output_dir: out/preds")
+               for u in convert_config(config).unmapped)
+
+
 def test_without_a_checkpoint_callback_the_default_checkpoints_are_noted() -> None:
     conversion = convert_config(base_config())
     assert any(n.startswith("trainer.callbacks: no checkpoint callback") for n in conversion.notes)

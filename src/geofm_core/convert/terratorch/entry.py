@@ -20,6 +20,7 @@ from geofm_core.convert.terratorch.report import (
 from geofm_core.convert.terratorch.tables import (
     DATAMODULES,
     ENCODER_DECODER_FACTORIES,
+    GEOFM_WRITER,
     OTHER_TERRATORCH_FACTORIES,
     TOP_LEVEL_COPIED,
 )
@@ -83,11 +84,14 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
         if key in ("model", "data"):
             continue
         if key == "trainer":
-            out[key] = convert_trainer(value, report)
+            out[key] = convert_trainer(value, report, config.get("predict_output_dir"))
         elif key in TOP_LEVEL_COPIED:
             out[key] = copy.deepcopy(value)
-        else:
+        elif key != "predict_output_dir":
             report.drop(key, value, "not a `geofm fit` setting")
+    if "predict_output_dir" in config and not _writes_to_it(out.get("trainer")):
+        report.drop("predict_output_dir", config["predict_output_dir"],
+                    "not a `geofm fit` setting (geofm's prediction writer takes output_dir)")
     model = config.get("model")
     if isinstance(model, dict):
         converted, task = convert_model(model, report, book, cli_optimizer="optimizer" in config)
@@ -105,6 +109,13 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
     ordered: dict[str, Any] = {k: out[k] for k in first if k in out}
     ordered.update({k: v for k, v in out.items() if k not in ordered})
     return Conversion(ordered, report.unmapped, report.notes, source)
+
+
+def _writes_to_it(trainer: Any) -> bool:
+    """Whether the converted trainer's prediction writer took TerraTorch's predict_output_dir."""
+    callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+    return any(isinstance(c, dict) and c.get("class_path") == GEOFM_WRITER
+               for c in callbacks or [])
 
 
 def _check_classes(task: str | None, task_args: dict[str, Any], data: dict[str, Any],

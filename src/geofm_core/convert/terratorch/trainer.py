@@ -36,8 +36,15 @@ def _trainer_accepts(key: str) -> bool:
     return key in inspect.signature(Trainer.__init__).parameters
 
 
-def convert_trainer(trainer: Any, report: Report) -> Any:
-    """The trainer section for geofm: callbacks converted or listed, stray keys listed."""
+def convert_trainer(trainer: Any, report: Report, predict_output_dir: Any = None) -> Any:
+    """The trainer section for geofm: callbacks converted or listed, stray keys listed.
+
+    Args:
+        trainer: TerraTorch's trainer section.
+        report: Where to report.
+        predict_output_dir: TerraTorch's top-level setting, where its ``CustomWriter``
+            writes when given no ``output_dir``.
+    """
     if not isinstance(trainer, dict):
         return copy.deepcopy(trainer)
     out = copy.deepcopy(trainer)
@@ -48,7 +55,7 @@ def convert_trainer(trainer: Any, report: Report) -> Any:
     if isinstance(callbacks, dict):
         callbacks = [callbacks]
     if isinstance(callbacks, list):
-        kept = _callbacks(callbacks, report)
+        kept = _callbacks(callbacks, report, predict_output_dir)
         if kept:
             out["callbacks"] = kept
         else:
@@ -73,7 +80,7 @@ def convert_trainer(trainer: Any, report: Report) -> Any:
     return out
 
 
-def _callbacks(callbacks: list[Any], report: Report) -> list[Any]:
+def _callbacks(callbacks: list[Any], report: Report, predict_output_dir: Any) -> list[Any]:
     kept: list[Any] = []
     checkpoint_keys: dict[tuple[Any, ...], int] = {}
     for i, cb in enumerate(callbacks):
@@ -97,7 +104,7 @@ def _callbacks(callbacks: list[Any], report: Report) -> list[Any]:
             if class_path in CHECKPOINT_CALLBACKS:
                 cb = _checkpoint(cb, where, report)
         elif class_path in WRITER_CALLBACKS:
-            cb = _writer(cb, where, report)
+            cb = _writer(cb, where, report, predict_output_dir)
             if cb is None:
                 continue
         elif is_terratorch_path(class_path) or class_path in TERRATORCH_CALLBACKS:
@@ -130,10 +137,15 @@ def _checkpoint(cb: dict[str, Any], where: str, report: Report) -> dict[str, Any
     return out
 
 
-def _writer(cb: dict[str, Any], where: str, report: Report) -> dict[str, Any] | None:
-    """TerraTorch's CustomWriter: geofm's GeoTIFF prediction writer (same output_dir)."""
+def _writer(cb: dict[str, Any], where: str, report: Report,
+            predict_output_dir: Any) -> dict[str, Any] | None:
+    """TerraTorch's CustomWriter: geofm's GeoTIFF prediction writer (same output folder)."""
     args = dict(cb.get("init_args") or {})
     output_dir = args.pop("output_dir", None)
+    if output_dir is None and predict_output_dir is not None:
+        output_dir = predict_output_dir
+        report.note("predict_output_dir", f"{short(output_dir)} written as the output_dir of "
+                    f"the prediction writer ({where}), where TerraTorch's CustomWriter writes")
     interval = args.pop("write_interval", None)
     for key, value in args.items():
         report.drop(f"{where}.init_args.{key}", value, "CustomWriter takes no such argument")
