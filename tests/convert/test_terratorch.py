@@ -560,19 +560,19 @@ def test_every_dropped_key_is_reported() -> None:
                            "necks": [{"name": "FeaturePyramidNetworkNeck"}]},
             "loss": "tversky",
         }},
-        "data": {"class_path": "terratorch.datamodules.Sen1Floods11NonGeoDataModule",
+        "data": {"class_path": "terratorch.datamodules.Landslide4SenseNonGeoDataModule",
                  "init_args": {"batch_size": 2}},
     }
     conversion = convert_config(config, "x.yaml")
     joined = "\n".join(conversion.unmapped)
     for item in ("ASPPSegmentationHead", "mystery_option", "FeaturePyramidNetworkNeck",
-                 "tversky", "Sen1Floods11NonGeoDataModule"):
+                 "tversky", "Landslide4SenseNonGeoDataModule"):
         assert item in joined, item
     # unknown parts are kept, not silently removed, so the user can fix them in place
     assert conversion.config["model"]["init_args"]["model_args"]["decoder"] == \
         "ASPPSegmentationHead"
     assert conversion.config["data"]["class_path"] == \
-        "terratorch.datamodules.Sen1Floods11NonGeoDataModule"
+        "terratorch.datamodules.Landslide4SenseNonGeoDataModule"
     assert "NOT CONVERTED" in render(conversion)
 
 

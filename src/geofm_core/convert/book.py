@@ -108,6 +108,7 @@ class RuleBook:
         self._components: dict[tuple[str, str], list[Claim[ComponentRule]]] = {}
         self._factories: dict[str, list[Claim[FactoryRule]]] = {}
         self._unconvertible: dict[str, list[str]] = {}
+        self._published: dict[str, list[tuple[str, tuple[str, str]]]] = {}
         #: Plugins whose rules could not be read: ``"source (why)"``.
         self.unavailable: list[str] = [
             f"{p.source!r} ({p.status})" for p in registry.plugins if p.status != "loaded"
@@ -141,6 +142,10 @@ class RuleBook:
             for item in rules.unconvertible:
                 if item.kind not in RULE_KINDS:
                     raise InvalidNameError(f"unconvertible kind {item.kind!r}")
+            for repo, files in rules.published.items():
+                if not (isinstance(repo, str) and isinstance(files, tuple) and len(files) == 2
+                        and all(isinstance(f, str) and f for f in files)):
+                    raise TypeError(f"published {repo!r}: expected (config, checkpoint) names")
         except (TypeError, ValueError, GeofmError) as exc:
             self.unavailable.append(f"{source!r} (invalid rules)")
             warnings.warn(
@@ -157,6 +162,8 @@ class RuleBook:
                 self._factories.setdefault(name, []).append(Claim(source, factory))
         for item in rules.unconvertible:
             self._unconvertible.setdefault(item.kind, []).extend(p.lower() for p in item.prefixes)
+        for repo, files in rules.published.items():
+            self._published.setdefault(repo, []).append((source, files))
 
     def _warn_conflicts(self) -> None:
         for what, claims in self._conflicts():
@@ -228,6 +235,11 @@ class RuleBook:
     def unconvertible(self, kind: str, name: str) -> bool:
         """Whether a plugin declares ``name`` a component of its family geofm does not convert."""
         return name.lower().startswith(tuple(self._unconvertible.get(kind, ())))
+
+    def published(self) -> dict[str, tuple[str, str]]:
+        """Published models -> (config, checkpoint) files; one claimed twice is left out."""
+        return {repo: claims[0][1] for repo, claims in self._published.items()
+                if len(claims) == 1}
 
     def missing_hint(self) -> str:
         """A message tail naming the plugins whose rules could not be asked, or ``""``."""

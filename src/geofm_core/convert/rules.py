@@ -79,6 +79,9 @@ class BackboneFacts:
         channels_arg: The keyword that takes the number of input channels; foreign
             ``bands`` are written as their count there.
         label: How messages name the backbone family (``"Prithvi backbone"``).
+        new_int_bands: The framework takes integers in ``bands`` (and ``[a, b]`` ranges)
+            as new bands, without pretrained weights, where geofm takes them as indices
+            into the pretrained bands; they are written as new-band names (``BAND_<i>``).
     """
 
     tokens: bool = False
@@ -87,6 +90,7 @@ class BackboneFacts:
     takes_bands: bool = False
     channels_arg: str = ""
     label: str = ""
+    new_int_bands: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class ComponentRule:
         activations: geofm keywords whose value names a torch activation
             (``torch.nn.GELU`` -> ``gelu``).
         fixed: Foreign keywords whose value the component has built in.
+        ignored: Foreign keywords the framework's component takes and ignores -> why;
+            dropped with a note (``<value> dropped: <why>``).
         ignored_unless: geofm keyword -> boolean geofm keyword: the framework ignores the
             first unless the second is true, geofm would use it, so it is dropped then.
         neck_flags: Foreign boolean keyword -> geofm neck appended when it is true.
@@ -145,6 +151,7 @@ class ComponentRule:
     values: Mapping[str, tuple[tuple[Any, Any], ...]] = field(default_factory=dict)
     activations: tuple[str, ...] = ()
     fixed: Mapping[str, Fixed] = field(default_factory=dict)
+    ignored: Mapping[str, str] = field(default_factory=dict)
     ignored_unless: Mapping[str, str] = field(default_factory=dict)
     neck_flags: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
@@ -234,11 +241,14 @@ class ConversionRules:
         components: Backbone, neck and decoder rules.
         factories: Model factory rules.
         unconvertible: Names with no geofm equivalent.
+        published: Models the framework's authors publish for the plugin's components:
+            Hugging Face repo id -> (config file, checkpoint file) in that repository.
     """
 
     components: tuple[ComponentRule, ...] = ()
     factories: tuple[FactoryRule, ...] = ()
     unconvertible: tuple[Unconvertible, ...] = ()
+    published: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 class Report(Protocol):

@@ -178,7 +178,7 @@ def _predict_open(
             f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
         ) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
-                             verify=_verify_outputs)
+                             verify=_verify_outputs, inputs=[input_path])
     with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(

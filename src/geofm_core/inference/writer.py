@@ -30,6 +30,15 @@ __all__ = ["GeoTiffPredictionWriter"]
 _HINT = "overwrite: true to the prediction writer (or choose another output_dir)"
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: equal for every path of one file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class GeoTiffPredictionWriter(BasePredictionWriter):
     """Write each prediction of ``geofm predict`` as it comes (pixel maps or a CSV).
 
@@ -50,6 +59,7 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         self._written: set[Path] = set()
         self._rows: list[list[str]] = []
         self._root: Path | None = None
+        self._inputs: dict[tuple[int, int] | None, str] = {}
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Find the predict root (outputs mirror the inputs' folders below it)."""
@@ -62,8 +72,12 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         # Refuse before predicting anything, rather than after half the outputs.
         dataset = getattr(datamodule, "dataset", None)
         if callable(dataset) and getattr(pl_module, "pixelwise", True):
-            for name in getattr(dataset("predict"), "filenames", []):
-                self._target(str(name), self.suffix)
+            names = [str(n) for n in getattr(dataset("predict"), "filenames", [])]
+            # an output that is an input (output_dir over the inputs, suffix "") is refused
+            self._inputs = {_file_id(Path(n)): n for n in names} if names else {}
+            self._inputs.pop(None, None)
+            for name in names:
+                self._target(name, self.suffix)
             self._written.clear()
 
     def _target(self, filename: str, suffix: str) -> Path:
@@ -77,7 +91,9 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         while target in self._written:  # two inputs with one name: never overwrite
             target = target.with_name(f"{stem}_{n}.tif")
             n += 1
-        check_output(target, overwrite=self.overwrite, hint=_HINT, folder=False)
+        source_of = self._inputs.get(_file_id(target)) if self._inputs else None
+        check_output(target, overwrite=self.overwrite, hint=_HINT, folder=False,
+                     inputs=[source_of])
         self._written.add(target)
         return target
 

@@ -45,8 +45,12 @@ def _rule(names: tuple[str, ...], variant: str, overrides: dict[str, int]) -> Co
                                         "encoding", otherwise=_ENCODING, unordered=True)},
         # TerraTorch loads ckpt_path only with pretrained: true; geofm loads it always.
         ignored_unless={"ckpt_path": "pretrained"},
+        # TerraTorch's PrithviViT takes **kwargs and drops them; pretrain_img_size belongs
+        # to its Swin backbones, yet configs pass it to Prithvi too.
+        ignored={"pretrain_img_size": "TerraTorch's Prithvi ViT takes and ignores it (its "
+                                      "position grid follows img_size)"},
         facts=BackboneFacts(tokens=True, depth=spec.depth, patch_size=spec.patch_size[-1],
-                            takes_bands=True, label="Prithvi backbone"),
+                            takes_bands=True, label="Prithvi backbone", new_int_bands=True),
     )
 
 
@@ -72,4 +76,12 @@ TERRATORCH = ConversionRules(
     ),
     # TerraTorch's Swin-based Prithvi models: no geofm equivalent, and not timm names.
     unconvertible=(Unconvertible("backbone", ("prithvi_swin",)),),
+    # The Prithvi-EO-2.0 models fine-tuned with TerraTorch by its authors (the 1.0 ones
+    # are MMSegmentation models).
+    published={
+        "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-TL-Sen1Floods11": (
+            "config.yaml", "Prithvi-EO-V2-300M-TL-Sen1Floods11.pt"),
+        "ibm-nasa-geospatial/Prithvi-EO-2.0-300M-BurnScars": (
+            "burn_scars_config.yaml", "Prithvi_EO_V2_300M_BurnScars.pt"),
+    },
 )

@@ -6,6 +6,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from geofm_core.convert.terratorch.datasets import advice, rewrite_specialised
 from geofm_core.convert.terratorch.report import Report, class_name, is_terratorch_path, short
 from geofm_core.convert.terratorch.tables import (
     DATA_ONLY_ARGS,
@@ -32,16 +33,29 @@ def convert_data(data: dict[str, Any], task: str | None, task_args: dict[str, An
     """
     class_path = data.get("class_path")
     name = class_name(class_path)
-    if name not in DATAMODULES or not (is_terratorch_path(class_path) or class_path == name):
-        report.drop("data.class_path", class_path,
-                    "not a generic TerraTorch datamodule geofm can replace; the data section "
-                    "is kept as is")
+    ours = is_terratorch_path(class_path) or class_path == name
+    rewritten = rewrite_specialised(data, report) if ours else None
+    if rewritten is not None:
+        if class_name(rewritten.get("class_path")) not in DATAMODULES:
+            return rewritten  # a TorchGeo datamodule, final
+        extra = {k: v for k, v in data.items() if k not in ("class_path", "init_args")}
+        data, class_path, name = {**extra, **rewritten}, rewritten["class_path"], \
+            rewritten["class_path"]
+    if name not in DATAMODULES or not ours:
+        instead = advice(name) if ours else None
+        report.drop("data.class_path", class_path, (
+            f"not converted: {instead}; the data section is kept as is" if instead else
+            "not a TerraTorch datamodule geofm can replace; the data section is kept as is"))
         return copy.deepcopy(data)
     geofm_class, family = DATAMODULES[name]
     if task == "multilabel" and family == "classification":
         geofm_class = "GeoTiffMultiLabelDataModule"
         report.note("data.class_path", "multi-label task: written as GeoTiffMultiLabelDataModule"
                     " (it reads labels from CSV files given as {stage}_label_data_root)")
+    for key in data:
+        if key not in ("class_path", "init_args"):
+            report.drop(f"data.{key}", data[key], f"{geofm_class} takes its arguments as "
+                        "init_args; move them there if they are TerraTorch datamodule arguments")
     args = dict(data.get("init_args") or {})
     out: dict[str, Any] = {}
     for key in SAME_DATA_ARGS[family]:

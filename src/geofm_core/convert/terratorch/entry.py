@@ -20,6 +20,7 @@ from geofm_core.convert.terratorch.report import (
 from geofm_core.convert.terratorch.tables import (
     DATAMODULES,
     ENCODER_DECODER_FACTORIES,
+    GEOFM_WRITER,
     OTHER_TERRATORCH_FACTORIES,
     TOP_LEVEL_COPIED,
 )
@@ -83,11 +84,14 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
         if key in ("model", "data"):
             continue
         if key == "trainer":
-            out[key] = convert_trainer(value, report)
+            out[key] = convert_trainer(value, report, config.get("predict_output_dir"))
         elif key in TOP_LEVEL_COPIED:
             out[key] = copy.deepcopy(value)
-        else:
+        elif key != "predict_output_dir":
             report.drop(key, value, "not a `geofm fit` setting")
+    if "predict_output_dir" in config and not _writes_to_it(out.get("trainer")):
+        report.drop("predict_output_dir", config["predict_output_dir"],
+                    "not a `geofm fit` setting (geofm's prediction writer takes output_dir)")
     model = config.get("model")
     if isinstance(model, dict):
         converted, task = convert_model(model, report, book, cli_optimizer="optimizer" in config)
@@ -98,12 +102,43 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
     data = config.get("data")
     if isinstance(data, dict):
         out["data"] = convert_data(data, task, task_args, report)
+        _check_classes(task, task_args, out["data"], report)
     elif data is not None:
         report.drop("data", data, "expected a class_path / init_args mapping")
     first: tuple[str, ...] = ("seed_everything", "trainer", "model", "data")
     ordered: dict[str, Any] = {k: out[k] for k in first if k in out}
     ordered.update({k: v for k, v in out.items() if k not in ordered})
     return Conversion(ordered, report.unmapped, report.notes, source)
+
+
+def _writes_to_it(trainer: Any) -> bool:
+    """Whether the converted trainer's prediction writer took TerraTorch's predict_output_dir."""
+    callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+    return any(isinstance(c, dict) and c.get("class_path") == GEOFM_WRITER
+               for c in callbacks or [])
+
+
+def _check_classes(task: str | None, task_args: dict[str, Any], data: dict[str, Any],
+                   report: Report) -> None:
+    """List a model class count the data or the class names contradict (kept as given)."""
+    if task not in ("segmentation", "classification", "multilabel"):
+        return
+    model_args = task_args.get("model_args")
+    classes = model_args.get("num_classes") if isinstance(model_args, dict) else None
+    if not isinstance(classes, int) or isinstance(classes, bool):
+        return
+    data_args = data.get("init_args")
+    counts: dict[str, Any] = {}
+    if isinstance(data_args, dict) and isinstance(data_args.get("num_classes"), int):
+        counts["data.init_args.num_classes"] = data_args["num_classes"]
+    if isinstance(task_args.get("class_names"), list):
+        counts["model.init_args.class_names"] = len(task_args["class_names"])
+    other = {where: n for where, n in counts.items() if n != classes}
+    if other:
+        said = "; ".join(f"{where} says {n}" for where, n in other.items())
+        report.drop("model.init_args.model_args.num_classes", classes, (
+            f"kept as given, but {said}: the model predicts {classes} classes and the metrics "
+            "count that many; make them agree (a checkpoint's class count is the model's)"))
 
 
 def convert_file(path: str | Path, *, registry: Registry | None = None) -> Conversion:
@@ -117,6 +152,10 @@ def convert_file(path: str | Path, *, registry: Registry | None = None) -> Conve
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); YAML configs are UTF-8: re-save it as UTF-8") from exc
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:

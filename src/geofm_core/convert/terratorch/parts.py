@@ -12,7 +12,7 @@ from typing import Any
 
 from geofm_core.convert.book import RuleBook, Signatures
 from geofm_core.convert.rules import ComponentRule, pop_prefixed
-from geofm_core.convert.terratorch.report import Report, strip_source
+from geofm_core.convert.terratorch.report import Report, short, strip_source
 from geofm_core.convert.terratorch.tables import (
     ACTIVATIONS,
     CHANNEL_KEYWORDS,
@@ -92,6 +92,7 @@ class Parts:
         """The kwargs of a backbone a rule converts."""
         path, facts, target = f"{self.path}.backbone_", rule.backbone, rule.target
         bands = bk.get("bands")
+        pretrained = bool(bk.get("pretrained"))
         counted: Any = None
         out: dict[str, Any] = {}
         for key in list(bk):
@@ -99,6 +100,10 @@ class Parts:
             fixed = rule.fixed.get(key)
             if key in rule.args:
                 self._put(out, rule, rule.args[key], value, where)
+            elif key in rule.ignored:
+                self.report.note(where, f"{short(value)} dropped: {rule.ignored[key]}")
+            elif key == "bands" and facts.new_int_bands and isinstance(value, list):
+                self._put(out, rule, key, self._new_bands(value, where, pretrained, target), where)
             elif fixed is not None and fixed.agrees(value):
                 self.report.note(where, f"{value} dropped: the variant's own {fixed.what}")
             elif fixed is not None and fixed.otherwise:
@@ -132,6 +137,27 @@ class Parts:
             self.report.drop(f"{path}bands", counted, "expected a list of bands")
         for key, default in rule.defaults.items():
             out.setdefault(key, default)
+        return out
+
+    def _new_bands(self, bands: list[Any], where: str, pretrained: bool,
+                   target: str) -> list[Any]:
+        """Integer bands (and ``[a, b]`` ranges) as new-band names, keeping TerraTorch's meaning."""
+        out: list[Any] = []
+        for band in bands:
+            if isinstance(band, list | tuple) and len(band) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in band):
+                out.extend(f"BAND_{i}" for i in range(band[0], band[1] + 1))
+            elif isinstance(band, int) and not isinstance(band, bool):
+                out.append(f"BAND_{band}")
+            else:
+                out.append(band)
+        if out != bands:
+            weights = (" TerraTorch starts them from random weights, geofm from the mean of "
+                       "the pretrained bands' weights." if pretrained else "")
+            self.report.note(where, (
+                f"{short(bands)} written as {short(out)}: TerraTorch takes integer bands as "
+                f"new bands, without pretrained weights; {target} would take them as indices "
+                f"into its pretrained bands.{weights}"))
         return out
 
     def timm_backbone_kwargs(self, bk: dict[str, Any]) -> dict[str, Any]:

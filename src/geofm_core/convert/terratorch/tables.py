@@ -15,23 +15,30 @@ from geofm_core.data.bands import band_names
 __all__ = [
     "ACTIVATIONS",
     "CHANNEL_KEYWORDS",
+    "CHECKPOINT_CALLBACKS",
     "CORE_RULES",
     "DATAMODULES",
     "DATA_ONLY_ARGS",
     "ENCODER_DECODER_FACTORIES",
     "FACTORY_FILLED",
     "FRAMEWORK",
+    "GEOFM_WRITER",
     "HEADS",
     "HEAD_ARGS",
     "HLS_NAMES",
+    "LIGHTNING_CHECKPOINT",
     "LOSSES",
     "OTHER_TERRATORCH_FACTORIES",
+    "PARAMETER_PREFIXES",
     "SAME_DATA_ARGS",
     "SAME_TASK_ARGS",
     "TASKS",
     "TASK_ONLY_ARGS",
+    "TERRATORCH_CALLBACKS",
     "TERRATORCH_ONLY_BACKBONES",
     "TOP_LEVEL_COPIED",
+    "TRAINER_ARGS",
+    "WRITER_CALLBACKS",
 ]
 
 #: The framework name plugins are asked about.
@@ -188,3 +195,32 @@ TOP_LEVEL_COPIED = ("seed_everything", "trainer", "optimizer", "lr_scheduler", "
 
 #: The band names geofm's dataset_bands takes.
 HLS_NAMES = frozenset(band_names())
+
+#: Lightning 2.x ``Trainer`` arguments (other keys are checked against the installed
+#: Lightning's signature, and listed when it does not take them either).
+TRAINER_ARGS = frozenset((
+    "accelerator", "strategy", "devices", "num_nodes", "precision", "logger", "callbacks",
+    "fast_dev_run", "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time",
+    "limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches",
+    "overfit_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
+    "log_every_n_steps", "enable_checkpointing", "enable_progress_bar", "enable_model_summary",
+    "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm", "deterministic",
+    "benchmark", "inference_mode", "use_distributed_sampler", "profiler", "detect_anomaly",
+    "barebones", "plugins", "sync_batchnorm", "reload_dataloaders_every_n_epochs",
+    "default_root_dir",
+))
+
+#: TerraTorch's ModelCheckpoint subclass, as configs name it (bare names resolve too).
+CHECKPOINT_CALLBACKS = ("StateDictAwareModelCheckpoint",
+                        "terratorch.cli_tools.StateDictAwareModelCheckpoint")
+LIGHTNING_CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+#: TerraTorch's GeoTIFF prediction writer, and geofm's.
+WRITER_CALLBACKS = ("CustomWriter", "terratorch.cli_tools.CustomWriter")
+GEOFM_WRITER = "geofm_core.inference.writer.GeoTiffPredictionWriter"
+#: TerraTorch callbacks configs may name without a ``terratorch.`` path (geofm has none).
+TERRATORCH_CALLBACKS = ("StudioDeploySaveConfigCallback", "ProgressiveResizing",
+                        "LogMAEReconstruction", "LogIntermediatePredictions",
+                        "CheckpointCallback")
+
+#: First parts of TerraTorch's model parameter names -> geofm's (``lr_overrides`` keys).
+PARAMETER_PREFIXES: dict[str, str] = {"encoder": "backbone", "neck": "necks"}

@@ -8,7 +8,13 @@ from typing import Any
 from geofm_core.convert.book import RuleBook, Signatures
 from geofm_core.convert.terratorch.factories import convert_factory
 from geofm_core.convert.terratorch.report import Report, class_name, is_terratorch_path
-from geofm_core.convert.terratorch.tables import LOSSES, SAME_TASK_ARGS, TASK_ONLY_ARGS, TASKS
+from geofm_core.convert.terratorch.tables import (
+    LOSSES,
+    PARAMETER_PREFIXES,
+    SAME_TASK_ARGS,
+    TASK_ONLY_ARGS,
+    TASKS,
+)
 
 __all__ = ["convert_model"]
 
@@ -25,6 +31,10 @@ def convert_model(model: dict[str, Any], report: Report, book: RuleBook,
                     "not a TerraTorch task geofm has; the model section is kept as is")
         return copy.deepcopy(model), None
     geofm_class, task = TASKS[name]
+    for key in model:
+        if key not in ("class_path", "init_args"):
+            report.drop(f"model.{key}", model[key], f"{geofm_class} takes its arguments as "
+                        "init_args; move them there if they are TerraTorch task arguments")
     args = dict(model.get("init_args") or {})
     out = convert_factory(args, task, report, _BASE, book, Signatures(book.registry))
     if "loss" in args:
@@ -37,6 +47,8 @@ def convert_model(model: dict[str, Any], report: Report, book: RuleBook,
     for key in SAME_TASK_ARGS:
         if key in args:
             out[key] = args.pop(key)
+    if isinstance(out.get("lr_overrides"), dict):
+        out["lr_overrides"] = _lr_overrides(out["lr_overrides"], report)
     if task == "regression":
         for key in ("class_weights", "class_names"):
             if key in out:
@@ -80,6 +92,33 @@ def _optimisation(args: dict[str, Any], out: dict[str, Any], report: Report,
         else:
             report.drop(f"{_BASE}.scheduler_hparams.interval", interval,
                         "geofm steps schedulers every epoch")
+
+
+def _lr_overrides(overrides: dict[str, Any], report: Report) -> dict[str, Any]:
+    """Parameter-name substrings renamed where TerraTorch's model names a part differently."""
+    out: dict[str, Any] = {}
+    where = f"{_BASE}.lr_overrides"
+    for key, lr in overrides.items():
+        parts = str(key).split(".")
+        at = 1 if parts[0] == "model" and len(parts) > 1 else 0
+        new = parts[at] in PARAMETER_PREFIXES
+        if new:
+            parts[at] = PARAMETER_PREFIXES[parts[at]]
+        renamed = ".".join(parts)
+        if renamed in out:
+            report.drop(f"{where}.{key}", lr, f"the same geofm parameters as {renamed}")
+            continue
+        out[renamed] = lr
+        inner = len(parts) > at + 1
+        if new:
+            old = str(key).split(".")[at]
+            report.note(f"{where}.{key}", (
+                f"written as {renamed} (TerraTorch's model.{old} is geofm's model.{parts[at]})"
+                + ("; the names inside it may differ too" if inner else "")))
+        elif inner:
+            report.note(f"{where}.{key}", "kept; parameter names inside a component may differ "
+                        "in geofm (`geofm fit` stops when an override matches no parameter)")
+    return out
 
 
 def _extras(args: dict[str, Any], out: dict[str, Any], task: str, report: Report) -> None:
