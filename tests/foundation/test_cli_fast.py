@@ -157,12 +157,19 @@ def test_one_checkpoint_spelling_everywhere(tmp_path):
 
     assert expand_argv(["--ckpt", "a.ckpt", "--ckpt=b.ckpt", "--ckpt-path", "c.ckpt"]) == [
         "--ckpt_path", "a.ckpt", "--ckpt_path=b.ckpt", "--ckpt_path", "c.ckpt"]
-    missing = tmp_path / "missing.ckpt"
-    for command in (["infer", "--ckpt_path", str(missing), "in.tif", "out.tif"],
+    import numpy as np
+    import rasterio
+
+    missing, scene = tmp_path / "missing.ckpt", tmp_path / "in.tif"
+    with rasterio.open(scene, "w", driver="GTiff", width=4, height=4, count=1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((1, 4, 4), np.uint8))
+    for command in (["infer", "--ckpt_path", str(missing), str(scene),
+                     str(tmp_path / "out.tif")],
                     ["export", "onnx", "--ckpt_path", str(missing), "--output", "m.onnx"]):
         result = run(*command)
         assert result.returncode == 1, result.stderr
-        assert f"checkpoint {missing} does not exist" in result.stderr
+        assert f"{missing} does not exist" in result.stderr
 
 
 def test_bash_completion_completes_commands_and_options(tmp_path):
