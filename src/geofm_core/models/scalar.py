@@ -14,6 +14,7 @@ from geofm_core.models.pixelwise import (
     AuxiliaryHead,
     EncoderDecoderFreezing,
     FeaturePrep,
+    check_pad_mode,
     input_multiple_of,
     pad_to_multiple,
     run_encoder,
@@ -66,6 +67,8 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         input_multiple: Pad inputs to a multiple of this (default: the backbone's).
         prepare_features_for_image_model: Applied to the backbone's features before the
             necks (default: the backbone's own method of that name, if any).
+        pad_mode: What padding is filled with (see ``PixelWiseModel``).
+        pad_centred: Split the padding between both sides (see ``PixelWiseModel``).
     """
 
     def __init__(
@@ -79,8 +82,11 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         pooling: str = "avg",
         input_multiple: int | None = None,
         prepare_features_for_image_model: FeaturePrep | None = None,
+        pad_mode: str = "constant",
+        pad_centred: bool = False,
     ) -> None:
         super().__init__()
+        check_pad_mode(pad_mode)
         if task not in SCALAR_TASKS:
             raise ConfigurationError(
                 f"ScalarOutputModel task must be one of {', '.join(SCALAR_TASKS)}, got {task!r}"
@@ -101,10 +107,12 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         })
         self.input_multiple = input_multiple_of(backbone, input_multiple)
         self.prepare_features_for_image_model = prepare_features_for_image_model
+        self.pad_mode = pad_mode
+        self.pad_centred = pad_centred
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
         """Logits (B, num_classes); ``metadata`` goes to the backbone."""
-        x = pad_to_multiple(x, self.input_multiple)
+        x = pad_to_multiple(x, self.input_multiple, self.pad_mode, self.pad_centred)
         features = run_encoder(
             self.backbone, self.necks, x, metadata, self.prepare_features_for_image_model
         )

@@ -51,6 +51,8 @@ def build_prithvi(
     embed_dim: int | None = None,
     depth: int | None = None,
     num_heads: int | None = None,
+    position_grid: str = "recompute",
+    coords_dtype: str = "float64",
 ) -> PrithviViT:
     """Build the Prithvi variant ``variant``; every ``prithvi:<name>`` factory calls this.
 
@@ -72,6 +74,10 @@ def build_prithvi(
         embed_dim: Architecture override for small test models (not with pretrained).
         depth: Architecture override for small test models (not with pretrained).
         num_heads: Architecture override for small test models (not with pretrained).
+        position_grid: ``recompute`` the sin-cos positions for the input's token grid,
+            or ``interpolate`` the ``img_size`` grid bicubically (TerraTorch's models).
+        coords_dtype: Precision of the time/location encodings, ``float64`` or
+            ``float32`` (TerraTorch's).
 
     Raises:
         ConfigurationError: An unknown variant, architecture overrides with official
@@ -105,6 +111,8 @@ def build_prithvi(
         coords_encoding=spec.coords_encoding,
         coords_scale_learn=True,
         out_indices=out_indices,
+        position_grid=position_grid,
+        coords_dtype=coords_dtype,
     )
     model.bands = [name for name, _ in resolved]
     model.variant = variant

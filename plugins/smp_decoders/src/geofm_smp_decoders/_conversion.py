@@ -175,6 +175,9 @@ TERRATORCH = ConversionRules(
             args={"channels": "decoder_channels", "use_batchnorm": "use_norm",
                   "attention_type": "attention_type"},
             values=_NORM_VALUES,
+            # TerraTorch feeds the finest level twice, so its last block keeps that level's
+            # resolution instead of upsampling it.
+            defaults={"upsample_last": False},
             note="written as smp:unet (the smp U-Net decoder TerraTorch's UNetDecoder wraps)"),
     ),
     factories=(

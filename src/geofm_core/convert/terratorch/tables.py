@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofm_core.convert.rules import ComponentRule, ConversionRules, DecoderFacts, FactoryRule
+from geofm_core.convert.rules import (
+    ComponentRule,
+    ConversionRules,
+    DecoderFacts,
+    FactoryRule,
+    KeyRule,
+)
 from geofm_core.data.bands import band_names
 
 __all__ = [
@@ -31,7 +37,9 @@ __all__ = [
     "TASKS",
     "TASK_ONLY_ARGS",
     "TERRATORCH_ONLY_BACKBONES",
+    "TIMM_KEYS",
     "TOP_LEVEL_COPIED",
+    "head_keys",
 ]
 
 #: The framework name plugins are asked about.
@@ -98,13 +106,23 @@ _NECK_NAMES = {
     "AddBottleneckLayer": "add_bottleneck_layer",
 }
 
+#: Weights of TerraTorch's necks, relative to the neck, where geofm's names differ.
+_NECK_KEYS: dict[str, tuple[KeyRule, ...]] = {
+    # TerraTorch wraps the one transposed conv of the second level in a Sequential.
+    "LearnedInterpolateToPyramidal": (KeyRule(r"fpn2\.0\.(\w+)", r"fpn2.\1"),),
+}
+
+#: Weights of a TerraTorch timm backbone (the timm model itself) in geofm's wrapper.
+TIMM_KEYS = (KeyRule(r"(.+)", r"model.\1"),)
+
 #: The core's TerraTorch rules (source ``geofm``): its necks and decoders, and timm's
 #: TimmModelFactory (a whole timm classifier, written as a timm backbone and geofm's head).
 CORE_RULES = ConversionRules(factories=(
     FactoryRule(("TimmModelFactory",), tasks=("classification", "multilabel"),
                 convert="geofm_core.convert.terratorch.factories:convert_timm"),
 ), components=(
-    *(ComponentRule("neck", (tt,), f"geofm:{name}") for tt, name in _NECK_NAMES.items()),
+    *(ComponentRule("neck", (tt,), f"geofm:{name}", keys=_NECK_KEYS.get(tt, ()))
+      for tt, name in _NECK_NAMES.items()),
     ComponentRule(
         "decoder", ("FCNDecoder",), "geofm:fcn",
         note="geofm:fcn is MMSeg's FCN head (conv blocks, no upsampling), not TerraTorch's "
@@ -127,6 +145,25 @@ HEADS: dict[str, str] = {
     "segmentation": "geofm:segmentation", "regression": "geofm:regression",
     "classification": "geofm:classification", "multilabel": "geofm:classification",
 }
+
+def head_keys(task: str, head_kwargs: dict[str, Any]) -> tuple[KeyRule, ...]:
+    """How TerraTorch names the weights of a task's head, relative to the head.
+
+    TerraTorch's heads are ``head = Sequential(blocks, dropout, last layer)``, each block
+    a ``Sequential(layer, ReLU)``. geofm's segmentation head nests its
+    ``conv_bias_relu`` blocks the same way; its classification head is flat
+    (dropout, linear, activation per hidden layer), so the hidden layers are listed.
+    """
+    if task == "segmentation":
+        return (KeyRule(r"head\.2\.(\w+)", r"classifier.\1"),
+                KeyRule(r"head\.0\.(\d+)\.0\.(\w+)", r"blocks.\1.0.\2"))
+    if task in ("classification", "multilabel"):
+        hidden = len(head_kwargs.get("dim_list") or ())
+        return (KeyRule(r"head\.2\.(\w+)", rf"layers.{3 * hidden + 1}.\1"),
+                *(KeyRule(rf"head\.0\.{i}\.0\.(\w+)", rf"layers.{3 * i + 1}.\1")
+                  for i in range(hidden)))
+    return ()  # TerraTorch's regression head: not verified, its keys are reported
+
 
 #: TerraTorch head kwargs per geofm task -> geofm head kwargs. Listed in full rather than
 #: read off the head's signature: heads are not named in TerraTorch configs, and reading
