@@ -26,7 +26,8 @@ from geofm_core.errors import ConfigurationError
 from geofm_core.inference.checkpoint import load_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "terratorch"
-CASES = ("prithvi_v1_upernet", "prithvi_v2_tl_upernet", "timm_resnet_unet",
+CASES = ("prithvi_v1_upernet", "prithvi_v2_tl_upernet", "prithvi_v2_fcn", "timm_resnet_unet",
+         "smp_unet",
          "timm_resnet_classification")
 # The fixture script's normalisation (its MEANS and STDS).
 MEANS = [500.0, 700.0, 900.0]

@@ -348,7 +348,8 @@ def test_segmentation_prithvi_necks_upernet_converts_and_fits(
         "geofm:learned_interpolate_to_pyramidal"]
     assert args["decoder"] == "upernet:upernet"
     assert args["decoder_kwargs"] == {"channels": 16, "align_corners": True}
-    assert args["head_kwargs"] == {"channel_list": [8], "dropout": 0.1}
+    assert args["head_kwargs"] == {"channel_list": [8], "dropout": 0.1,
+                                   "conv_block": "conv_bias_relu"}
     init = model["init_args"]
     assert init["tiled_inference"] == {"crop": 32, "stride": 24, "blend": "ramp"}
     assert init["loss"] == "dice" and init["class_weights"] == [0.3, 0.7]
@@ -504,7 +505,7 @@ def test_sen1floods11_example_on_the_real_chip_converts_and_fits(tmp_path: Path)
     converted = yaml.safe_load(target.read_text())
     args = converted["model"]["init_args"]["model_args"]
     assert args["decoder"] == "smp:unet"
-    assert args["aux_decoders"] == [{"name": "aux_head", "decoder": "geofm:fcn",
+    assert args["aux_decoders"] == [{"name": "aux_head", "decoder": "geofm:upscale_fcn",
                                      "decoder_kwargs": {"channels": 16, "in_index": -1,
                                                         "num_convs": 2},
                                      "head_kwargs": {"dropout": 0.1}}]
@@ -612,7 +613,8 @@ def test_fcn_decoder_keeps_full_size_output_and_flip_maps() -> None:
     assert args["backbone"] == "prithvi:prithvi_eo_v1_100"
     assert args["necks"] == [{"name": "geofm:reshape_tokens_to_image",
                               "effective_time_dim": 3}]
-    assert args["decoder"] == "geofm:fcn" and args["rescale"] is True
+    # The same upsampling FCN as TerraTorch's, which needs no rescaling either.
+    assert args["decoder"] == "geofm:upscale_fcn" and args["rescale"] is False
     data = converted["data"]["init_args"]
     assert data["train_augmentations"] == ["hflip", "vflip"]
     assert data["reduce_zero_label"] is True and data["ignore_index"] == -1
@@ -673,7 +675,7 @@ def test_smp_model_factory_becomes_smp_backbone_and_decoder() -> None:
     assert args == {"backbone": "smp:resnet18", "backbone_kwargs": {"in_channels": 6},
                     "decoder": "smp:unet",
                     "decoder_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]},
-                    "num_classes": 2}
+                    "num_classes": 2, "head_kwargs": {"kernel_size": 3}}
     import torch
 
     task = build_task(converted)

@@ -64,6 +64,7 @@ class SegmentationHead(nn.Module):
         dropout: Dropout probability before the classifier.
         conv_block: Layout of the ``channel_list`` blocks: ``conv_bn_relu`` (default)
             or ``conv_bias_relu`` (conv with bias and ReLU, no norm: TerraTorch's).
+        kernel_size: Kernel of the classifier conv (1; smp's segmentation head uses 3).
     """
 
     def __init__(
@@ -73,16 +74,19 @@ class SegmentationHead(nn.Module):
         channel_list: Sequence[int] | None = None,
         dropout: float = 0.0,
         conv_block: str = "conv_bn_relu",
+        kernel_size: int = 1,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
+        if num_classes < 1 or kernel_size < 1 or kernel_size % 2 == 0:
             raise ComponentArgumentError(
-                f"segmentation head: num_classes must be >= 1, got {num_classes}"
+                f"segmentation head: num_classes must be >= 1 and kernel_size odd, got "
+                f"{num_classes} and {kernel_size}"
             )
         _check_dropout(dropout, "segmentation head")
         self.blocks, width = _conv_blocks(in_channels, channel_list, conv_block)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.classifier = nn.Conv2d(width, num_classes, kernel_size=1)
+        self.classifier = nn.Conv2d(width, num_classes, kernel_size=kernel_size,
+                                    padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes, h, w)."""

@@ -12,7 +12,6 @@ from typing import Any
 from geofm_core.convert.rules import (
     ComponentRule,
     ConversionRules,
-    DecoderFacts,
     FactoryRule,
     KeyRule,
 )
@@ -123,11 +122,8 @@ CORE_RULES = ConversionRules(factories=(
 ), components=(
     *(ComponentRule("neck", (tt,), f"geofm:{name}", keys=_NECK_KEYS.get(tt, ()))
       for tt, name in _NECK_NAMES.items()),
-    ComponentRule(
-        "decoder", ("FCNDecoder",), "geofm:fcn",
-        note="geofm:fcn is MMSeg's FCN head (conv blocks, no upsampling), not TerraTorch's "
-             "transposed-conv FCNDecoder; the output is rescaled to the input size",
-        facts=DecoderFacts(upsamples_itself=True)),
+    # The same layers and weight names as TerraTorch's FCNDecoder.
+    ComponentRule("decoder", ("FCNDecoder",), "geofm:upscale_fcn"),
     ComponentRule("decoder", ("IdentityDecoder",), "geofm:identity"),
     ComponentRule(
         "decoder", ("LinearDecoder",), "geofm:linear", args={"upsampling_size": "upsampling"},
