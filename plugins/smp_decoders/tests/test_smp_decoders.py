@@ -154,7 +154,6 @@ def test_unknown_encoder_suggests_close_names():
 
 def test_unet_without_last_upsampling_keeps_the_finest_resolution() -> None:
     import torch
-
     from geofm_smp_decoders.decoders import SmpUnet
 
     features = [torch.zeros(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate((4, 8, 16))]

@@ -108,12 +108,15 @@ def _neck_places(tt_necks: Any, geofm_necks: list[dict[str, Any]],
     return places
 
 
-def _places(tt_args: dict[str, Any], factory: str, task: str,
-            geofm_args: dict[str, Any], book: RuleBook) -> list[_Place]:
-    """Where every component of a TerraTorch model built by ``factory`` goes."""
+def _places(tt_args: dict[str, Any], factory: str, task: str, geofm_args: dict[str, Any],
+            book: RuleBook, aux_decoders: dict[str, Any]) -> list[_Place]:
+    """Where every component of a TerraTorch model built by ``factory`` goes.
+
+    ``aux_decoders`` maps TerraTorch's auxiliary head names to their decoder names.
+    """
     if factory not in ENCODER_DECODER_FACTORIES:
-        found = book.factory(factory)
-        rule = found.claim.rule if found is not None and found.claim is not None else None
+        made = book.factory(factory)
+        rule = made.claim.rule if made is not None and made.claim is not None else None
         if rule is not None and rule.keys:
             return [_Place("", "", rule.keys, strict=True)]
         if rule is None or rule.convert:
@@ -127,14 +130,28 @@ def _places(tt_args: dict[str, Any], factory: str, task: str,
         elif match.family in ("timm", "timm_bare"):
             places.append(_Place("encoder.", "backbone.", TIMM_KEYS))
     places += _neck_places(tt_args.get("necks"), list(geofm_args.get("necks") or []), book)
-    decoder = tt_args.get("decoder")
-    if isinstance(decoder, str):
-        found = book.component("decoder", strip_source(decoder, "terratorch"))
-        if found is not None and found.claim is not None:
-            places.append(_Place("decoder.", "decoder.", found.claim.rule.keys))
+    decoder = _decoder_keys(tt_args.get("decoder"), book)
+    if decoder is not None:
+        places.append(_Place("decoder.", "decoder.", decoder))
     places.append(_Place("head.", "head.", head_keys(task, dict(geofm_args.get("head_kwargs")
                                                                    or {}))))
+    # An auxiliary head is Sequential(decoder, head) in TerraTorch, named parts in geofm.
+    for aux in geofm_args.get("aux_decoders") or []:
+        name = aux.get("name")
+        keys = _decoder_keys(aux_decoders.get(name), book)
+        if keys is not None:
+            places.append(_Place(f"aux_heads.{name}.0.", f"aux_heads.{name}.decoder.", keys))
+            places.append(_Place(f"aux_heads.{name}.1.", f"aux_heads.{name}.head.",
+                                 head_keys(task, dict(aux.get("head_kwargs") or {}))))
     return places
+
+
+def _decoder_keys(decoder: Any, book: RuleBook) -> tuple[KeyRule, ...] | None:
+    """The key rules of a TerraTorch decoder name, ``None`` when no rule converts it."""
+    if not isinstance(decoder, str):
+        return None
+    found = book.component("decoder", strip_source(decoder, "terratorch"))
+    return found.claim.rule.keys if found is not None and found.claim is not None else None
 
 
 def _task_class(short: str) -> type[Any]:
@@ -195,8 +212,14 @@ def convert_checkpoint(ckpt: str | Path, config: str | Path) -> CheckpointConver
                                  "`geofm convert terratorch` for what is missing")
     cls = _task_class(str(model.get("class_path")))
     book = rule_book()
-    places = _places(dict(raw.get("model_args") or {}), class_name(raw.get("model_factory")),
-                     cls.task_name, init_args["model_args"], book)
+    tt_args = dict(raw.get("model_args") or {})
+    aux = {}
+    for item in [*(tt_args.get("aux_decoders") or []), *(raw.get("aux_heads") or [])]:
+        spec = item.get("init_args", item) if isinstance(item, dict) else {}
+        if isinstance(spec, dict) and "name" in spec:
+            aux[spec["name"]] = spec.get("decoder")
+    places = _places(tt_args, class_name(raw.get("model_factory")), cls.task_name,
+                     init_args["model_args"], book, aux)
     state, rest = _read_state(ckpt)
     renamed, dropped, unmapped = rename_state_dict(state, places)
     dropped += [f"{k} (task state outside the model, rebuilt from the config)" for k in rest]
