@@ -72,6 +72,11 @@ def test_converted_checkpoint_gives_terratorchs_logits(case: str, tmp_path: Path
     got = _logits(task, x, coords)
     assert got.shape == expected.shape
     assert float((got - expected).abs().max()) <= TOLERANCE
+    ref = load_file(str(FIXTURES / f"{case}.ref.safetensors"))
+    with torch.no_grad():
+        aux = task.model(x, **coords).auxiliary_heads
+    for name in [k.removeprefix("aux.") for k in ref if k.startswith("aux.")]:
+        assert float((aux[name] - ref[f"aux.{name}"]).abs().max()) <= TOLERANCE
 
 
 def test_the_terratorch_options_are_what_makes_them_equal(tmp_path: Path) -> None:
