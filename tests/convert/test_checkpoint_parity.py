@@ -195,3 +195,35 @@ def test_a_converted_checkpoint_is_accepted_for_fine_tuning_and_ckpt_path(tmp_pa
     task.eval()
     assert float((_logits(task, x, coords) - expected).abs().max()) <= TOLERANCE
     check_checkpoint_fits(path, task)  # what `geofm predict/validate/test --ckpt_path` checks
+
+
+def _saved_with_object(tmp_path: Path, module: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import sys
+    import types
+
+    fake = types.ModuleType(module)
+    head = type("AuxiliaryHead", (), {"__module__": module})
+    fake.AuxiliaryHead = head  # type: ignore[attr-defined]
+    for part in range(1, module.count(".") + 2):
+        monkeypatch.setitem(sys.modules, ".".join(module.split(".")[:part]),
+                            fake if part == module.count(".") + 1 else types.ModuleType("x"))
+    checkpoint = torch.load(FIXTURES / "prithvi_v1_upernet.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["aux_heads"] = [head()]
+    path = tmp_path / "lightning.ckpt"
+    torch.save(checkpoint, path)
+    monkeypatch.undo()  # the class is gone again, as where TerraTorch is not installed
+    return path
+
+
+def test_terratorch_objects_in_the_hyper_parameters_are_read_as_inert_stand_ins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _saved_with_object(tmp_path, "terratorch.models.model", monkeypatch)
+    result = convert_checkpoint(path, FIXTURES / "prithvi_v1_upernet.yaml")
+    assert "model.head.classifier.weight" in result.checkpoint["state_dict"]
+
+
+def test_objects_of_other_packages_are_still_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _saved_with_object(tmp_path, "evil_package.payload", monkeypatch)
+    with pytest.raises(ConfigurationError, match="refused to load"):
+        convert_checkpoint(path, FIXTURES / "prithvi_v1_upernet.yaml")

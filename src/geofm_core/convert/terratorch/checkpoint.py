@@ -15,6 +15,7 @@ are reported.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = ["CheckpointConversion", "convert_checkpoint", "rename_state_dict"]
 
 _MODEL = "model."
 _LISTED = 8
+_MAX_STAND_INS = 32
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,49 @@ def _task_class(short: str) -> type[Any]:
     return cls
 
 
+def _inert(name: str) -> type:
+    """A stand-in for a TerraTorch class named in a checkpoint: takes anything, does nothing."""
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def setstate(self: Any, state: Any) -> None:
+        pass
+
+    return type(name.rpartition(".")[2], (), {"__init__": init, "__setstate__": setstate})
+
+
+def _load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, TerraTorch's own classes read as inert stand-ins.
+
+    TerraTorch saves objects of its classes in the hyper-parameters (``AuxiliaryHead``,
+    band enums). They are not needed (the config says the same), so each ``terratorch.*``
+    global the safe unpickler refuses is replaced by a class that ignores its arguments;
+    any other global is still refused, and nothing from the file is ever executed.
+    """
+    import pickle
+
+    import torch
+
+    stand_ins: list[Any] = []
+    for _ in range(_MAX_STAND_INS):
+        try:
+            with torch.serialization.safe_globals(stand_ins):
+                return read_tensors(path)
+        except ConfigurationError as exc:
+            cause = exc.__cause__
+            found = re.search(r"GLOBAL ([\w.]+)", str(cause)) \
+                if isinstance(cause, pickle.UnpicklingError) else None
+            if found is None or not found.group(1).startswith("terratorch."):
+                raise
+            stand_ins.append((_inert(found.group(1)), found.group(1)))
+    raise ConfigurationError(f"{path} names more than {_MAX_STAND_INS} TerraTorch classes in "
+                             "its hyper-parameters; save its state_dict alone")
+
+
 def _read_state(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The model's tensors of a TerraTorch checkpoint (``model.`` stripped), and the rest."""
-    loaded = read_tensors(path)
+    loaded = _load(path)
     state = loaded.get("state_dict") if isinstance(loaded, dict) else None
     if state is None and isinstance(loaded, dict):
         state = loaded
