@@ -227,3 +227,19 @@ def test_objects_of_other_packages_are_still_refused(
     path = _saved_with_object(tmp_path, "evil_package.payload", monkeypatch)
     with pytest.raises(ConfigurationError, match="refused to load"):
         convert_checkpoint(path, FIXTURES / "prithvi_v1_upernet.yaml")
+
+
+def test_lightning_predicts_from_a_converted_checkpoint(tmp_path: Path) -> None:
+    from lightning.pytorch import Trainer
+
+    from geofm_core.tasks import SemanticSegmentationTask
+
+    path = _converted("prithvi_v1_upernet", tmp_path)
+    hparams = torch.load(path, weights_only=True)["hyper_parameters"]
+    task = SemanticSegmentationTask(**hparams)  # fresh weights, replaced by --ckpt_path's
+    x, _, expected = _reference("prithvi_v1_upernet")
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                      default_root_dir=tmp_path, accelerator="cpu")
+    loader = torch.utils.data.DataLoader([{"image": x[0]}], batch_size=1)
+    (batch,) = trainer.predict(task, loader, ckpt_path=str(path), weights_only=True)
+    assert torch.equal(batch["prediction"], expected.argmax(1))
