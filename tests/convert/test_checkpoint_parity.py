@@ -175,6 +175,12 @@ def test_convert_ckpt_needs_an_output_and_a_readable_checkpoint(
                   "-o", str(tmp_path / "out.ckpt")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out.ckpt").exists()
+    ckpt = str(FIXTURES / "prithvi_v1_upernet.ckpt")
+    assert geofm(["convert", "terratorch", config, "--ckpt", ckpt, "-o", str(tmp_path)]) == 1
+    assert "is a folder" in capsys.readouterr().err
+    missing = tmp_path / "no" / "out.ckpt"
+    assert geofm(["convert", "terratorch", config, "--ckpt", ckpt, "-o", str(missing)]) == 1
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_the_fixture_configs_are_terratorch_configs() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from geofm_core.cli._common import command_parser
 from geofm_core.convert.terratorch import convert_file, render
-from geofm_core.io.atomic import atomic_output
+from geofm_core.io.atomic import atomic_output, check_output
 
 __all__ = ["main"]
 
@@ -44,6 +44,10 @@ def _write_checkpoint(args: argparse.Namespace) -> list[str]:
     if not args.output:
         raise ConfigurationError("--ckpt writes a geofm checkpoint: give its path with -o "
                                  "(e.g. -o model.ckpt)")
+    if Path(args.output).is_dir():
+        raise ConfigurationError(f"-o {args.output} is a folder; give the checkpoint's file "
+                                 "name (e.g. -o model.ckpt)")
+    check_output(Path(args.output), overwrite=True)  # before the work, not after
     result = convert_checkpoint(args.ckpt, args.config)
 
     def verify(temp: Path, final: Path) -> None:
