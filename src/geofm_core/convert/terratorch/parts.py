@@ -281,12 +281,13 @@ class Parts:
                         continue
                     value = act
                 out[renames[key]] = value
-                if key == "channel_list" and value and self.task in ("segmentation",
-                                                                     "regression"):
+                # TerraTorch's regression head blocks are conv-BN-ReLU, as geofm's are.
+                if key == "channel_list" and value and self.task == "segmentation":
                     out["conv_block"] = "conv_bias_relu"
                     self.report.note(f"{where}{key}", (
-                        "TerraTorch's head blocks are conv (with bias) + ReLU; written as "
-                        "conv_block: conv_bias_relu (geofm's default adds batch norm)"))
+                        "TerraTorch's segmentation head blocks are conv (with bias) + ReLU; "
+                        "written as conv_block: conv_bias_relu (geofm's default adds batch "
+                        "norm)"))
             elif key == "batch_norm" and value is True:
                 self.report.note(f"{where}{key}", "true dropped (geofm's head blocks always use "
                                  "batch norm)")

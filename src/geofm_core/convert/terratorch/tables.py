@@ -149,16 +149,30 @@ def head_keys(task: str, head_kwargs: dict[str, Any]) -> tuple[KeyRule, ...]:
     a ``Sequential(layer, ReLU)``. geofm's segmentation head nests its
     ``conv_bias_relu`` blocks the same way; its classification head is flat
     (dropout, linear, activation per hidden layer), so the hidden layers are listed.
+    TerraTorch's regression head has conv-BN-ReLU blocks (geofm's flat ones) and no
+    block ``Sequential`` without ``channel_list``.
     """
     if task == "segmentation":
         return (KeyRule(r"head\.2\.(\w+)", r"classifier.\1"),
                 KeyRule(r"head\.0\.(\d+)\.0\.(\w+)", r"blocks.\1.0.\2"))
+    if task == "regression" and not head_kwargs.get("learned_upscale_layers"):
+        # Sequential([blocks,] dropout, output); its blocks are conv-BN-ReLU like geofm's.
+        # (Its learned upscaling is a pixel shuffle, geofm's a transposed conv: unmapped.)
+        pre = 1 if head_kwargs.get("channel_list") else 0
+        return (KeyRule(rf"head\.{pre + 1}\.(\w+)", r"output.\1"),
+                *_regression_blocks(len(head_kwargs.get("channel_list") or ())))
     if task in ("classification", "multilabel"):
         hidden = len(head_kwargs.get("dim_list") or ())
         return (KeyRule(r"head\.2\.(\w+)", rf"layers.{3 * hidden + 1}.\1"),
                 *(KeyRule(rf"head\.0\.{i}\.0\.(\w+)", rf"layers.{3 * i + 1}.\1")
                   for i in range(hidden)))
-    return ()  # TerraTorch's regression head: not verified, its keys are reported
+    return ()
+
+
+def _regression_blocks(count: int) -> tuple[KeyRule, ...]:
+    """TerraTorch's ``head.0.i.{0,1}`` (conv, BN) as geofm's flat ``blocks.{3i,3i+1}``."""
+    return tuple(KeyRule(rf"head\.0\.{i}\.{j}\.(\w+)", rf"blocks.{3 * i + j}.\1")
+                 for i in range(count) for j in (0, 1))
 
 
 #: TerraTorch head kwargs per geofm task -> geofm head kwargs. Listed in full rather than
