@@ -206,7 +206,7 @@ class EncoderDecoderFactory:
         head_kwargs: dict[str, Any] | None = None,
         aux_decoders: list[AuxDecoderSpec] | None = None,
         rescale: bool = True,
-        pooling: Literal["avg", "max", "cls"] = "avg",
+        pooling: Literal["avg", "max", "cls", "head_then_avg"] = "avg",
         input_multiple: Positive | None = None,
         pad_mode: Literal["constant", "reflect", "replicate"] = "constant",
         pad_centred: bool = False,
@@ -228,7 +228,8 @@ class EncoderDecoderFactory:
             aux_decoders: Auxiliary heads, each ``{"name": <output name>, "decoder":
                 <decoder name>, "decoder_kwargs": {...}, "head_kwargs": {...}}``.
             rescale: Resize pixel-wise outputs to the input size.
-            pooling: Pooling of scalar-output models (``avg``, ``max``, ``cls``).
+            pooling: Pooling of scalar-output models (``avg``, ``max``, ``cls``, or
+                ``head_then_avg``: the head per position, then averaged).
             input_multiple: Pad inputs to a multiple of this (default: the backbone's).
             pad_mode: What the padding is filled with (zeros by default; TerraTorch
                 reflects).

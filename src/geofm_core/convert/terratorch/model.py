@@ -263,6 +263,12 @@ class ModelConverter(Parts):
         hkw = self.head_kwargs(parts.hk, f"{self.path}.head_")
         if hkw:
             out["head_kwargs"] = hkw
+        if self.task in ("classification", "multilabel") and "pooling" not in out \
+                and not parts.hk.get("linear_after_pool"):
+            out["pooling"] = "head_then_avg"
+            self.report.note(f"{self.path}.head_linear_after_pool", (
+                "false (TerraTorch's default): its head runs at every position and is then "
+                "averaged; written as pooling: head_then_avg"))
         if parts.aux:
             aux_list = self.aux(parts.aux)
             if aux_list:

@@ -293,7 +293,8 @@ class Parts:
                                  "batch norm)")
             elif key == "linear_after_pool":
                 self.report.note(f"{where}{key}", (
-                    f"{value} dropped: geofm pools first, then applies the head's layers"))
+                    f"{value}: written as the model's pooling (avg when true: pool, then "
+                    "the head; head_then_avg when false)"))
             else:
                 self.report.drop(f"{where}{key}", value, "the geofm head takes no such argument")
         return out
