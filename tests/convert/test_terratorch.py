@@ -340,7 +340,7 @@ def test_segmentation_prithvi_necks_upernet_converts_and_fits(
     assert args["backbone_kwargs"] == {
         "pretrained": False, "drop_path_rate": 0.1, "embed_dim": 32, "depth": 4,
         "num_heads": 4, "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
-        "position_grid": "interpolate"}
+        "position_grid": "interpolate", "drop_path_schedule": "uniform"}
     # TerraTorch pads a patch backbone's input to twice the patch, reflected, both sides.
     assert (args["input_multiple"], args["pad_mode"], args["pad_centred"]) == (32, "reflect", True)
     assert [n["name"] for n in args["necks"]] == [
@@ -645,7 +645,8 @@ def test_smp_decoder_args_and_legacy_names_map() -> None:
     args = conversion.config["model"]["init_args"]["model_args"]
     assert args["backbone"] == "prithvi:prithvi_eo_v1_100"
     assert args["backbone_kwargs"] == {"embed_dim": 256, "depth": 4, "num_heads": 4,
-                                       "position_grid": "interpolate"}
+                                       "position_grid": "interpolate",
+                                       "drop_path_schedule": "uniform"}
     assert args["decoder"] == "smp:deeplabv3plus"
     assert args["decoder_kwargs"] == {"atrous_rates": [6, 12, 18]}
     assert args["necks"][1] == {"name": "geofm:interpolate_to_pyramidal", "scale_factor": 2}

@@ -335,3 +335,16 @@ def test_the_head_conv_block_layouts_and_a_bad_pad_mode() -> None:
         SegmentationHead(8, 3, channel_list=[4], conv_block="conv_gn")
     with pytest.raises(ConfigurationError, match="pad_mode"):
         check_pad_mode("circular")
+
+
+def test_head_then_avg_runs_the_head_at_every_position() -> None:
+    import torch
+    from torch import nn
+
+    from geofm_core.models.scalar import head_then_avg
+
+    head = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(2, 3, 5, 6)
+    expected = head(x.flatten(2).transpose(1, 2)).mean(1)
+    assert torch.allclose(head_then_avg(head, x), expected)
+    assert not torch.allclose(head(x.mean((2, 3))), expected)

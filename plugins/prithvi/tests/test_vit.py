@@ -200,3 +200,11 @@ def test_the_float32_coordinate_encoding_differs_from_float64_only_by_rounding()
 def test_unknown_position_grid_and_coords_dtype_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="position_grid"):
         PrithviViT(in_chans=3, embed_dim=32, depth=1, num_heads=2, position_grid="nearest")
+
+
+def test_the_uniform_drop_path_schedule_gives_every_block_the_rate() -> None:
+    uniform = PrithviViT(in_chans=3, embed_dim=32, depth=3, num_heads=2, drop_path_rate=0.1,
+                         drop_path_schedule="uniform")
+    linear = PrithviViT(in_chans=3, embed_dim=32, depth=3, num_heads=2, drop_path_rate=0.1)
+    assert [b.drop_path.p for b in uniform.blocks] == [0.1, 0.1, 0.1]
+    assert [b.drop_path.p for b in linear.blocks] == [0.0, 0.05, 0.1]

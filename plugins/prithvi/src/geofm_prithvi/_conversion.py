@@ -45,7 +45,8 @@ _KEYS = (KeyRule("pos_embed", None, "the fixed sin-cos position embedding, which
 def _defaults(coords: bool) -> dict[str, str]:
     # TerraTorch resizes the img_size position grid bicubically for other input sizes and
     # computes the time/location sin-cos in float32; its fine-tuned weights expect both.
-    out = {"position_grid": "interpolate"}
+    # Its drop path (training only) is the same for every block.
+    out = {"position_grid": "interpolate", "drop_path_schedule": "uniform"}
     if coords:
         out["coords_dtype"] = "float32"
     return out

@@ -53,6 +53,7 @@ def build_prithvi(
     num_heads: int | None = None,
     position_grid: str = "recompute",
     coords_dtype: str = "float64",
+    drop_path_schedule: str = "linear",
 ) -> PrithviViT:
     """Build the Prithvi variant ``variant``; every ``prithvi:<name>`` factory calls this.
 
@@ -78,6 +79,8 @@ def build_prithvi(
             or ``interpolate`` the ``img_size`` grid bicubically (TerraTorch's models).
         coords_dtype: Precision of the time/location encodings, ``float64`` or
             ``float32`` (TerraTorch's).
+        drop_path_schedule: ``linear`` stochastic depth over the blocks, or ``uniform``
+            (every block at ``drop_path_rate``, TerraTorch's); training only.
 
     Raises:
         ConfigurationError: An unknown variant, architecture overrides with official
@@ -113,6 +116,7 @@ def build_prithvi(
         out_indices=out_indices,
         position_grid=position_grid,
         coords_dtype=coords_dtype,
+        drop_path_schedule=drop_path_schedule,
     )
     model.bands = [name for name, _ in resolved]
     model.variant = variant

@@ -267,6 +267,9 @@ class PrithviViT(nn.Module):
             frame by frame: what TerraTorch models were fine-tuned with).
         coords_dtype: Precision of the time/location sin-cos: ``float64`` or
             ``float32`` (TerraTorch's).
+        drop_path_schedule: ``linear`` (0 at the first block, ``drop_path_rate`` at the
+            last) or ``uniform`` (``drop_path_rate`` everywhere, TerraTorch's); training
+            only.
     """
 
     def __init__(
@@ -287,12 +290,15 @@ class PrithviViT(nn.Module):
         norm_eps: float = 1e-5,
         position_grid: str = "recompute",
         coords_dtype: str = "float64",
+        drop_path_schedule: str = "linear",
     ) -> None:
         super().__init__()
-        if position_grid not in POSITION_GRIDS or coords_dtype not in COORDS_DTYPES:
+        if position_grid not in POSITION_GRIDS or coords_dtype not in COORDS_DTYPES \
+                or drop_path_schedule not in ("linear", "uniform"):
             raise ConfigurationError(
-                f"position_grid must be one of {', '.join(POSITION_GRIDS)} and coords_dtype "
-                f"one of {', '.join(COORDS_DTYPES)}; got {position_grid!r}, {coords_dtype!r}"
+                f"position_grid must be one of {', '.join(POSITION_GRIDS)}, coords_dtype "
+                f"one of {', '.join(COORDS_DTYPES)} and drop_path_schedule linear or "
+                f"uniform; got {position_grid!r}, {coords_dtype!r}, {drop_path_schedule!r}"
             )
         self.position_grid = position_grid
         patch = (1, patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
@@ -333,7 +339,9 @@ class PrithviViT(nn.Module):
                 )
             self.temporal_embed_enc = TemporalEncoder(embed_dim, coords_scale_learn, coords_dtype)
             self.location_embed_enc = LocationEncoder(embed_dim, coords_scale_learn, coords_dtype)
-        rates = [drop_path_rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
+        rates = [drop_path_rate if drop_path_schedule == "uniform"
+                 else drop_path_rate * i / (depth - 1) if depth > 1 else 0.0
+                 for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=rate, norm_eps=norm_eps)
             for rate in rates
