@@ -130,9 +130,17 @@ class Parts:
                 f"{out[facts.channels_arg]}"))
         elif counted is not None:
             self.report.drop(f"{path}bands", counted, "expected a list of bands")
-        for key, default in rule.defaults.items():
-            out.setdefault(key, default)
+        self._defaults(rule, out, path)
         return out
+
+    def _defaults(self, rule: ComponentRule, out: dict[str, Any], where: str) -> None:
+        """Write the rule's defaults the config leaves out, each with a note."""
+        written = {k: v for k, v in rule.defaults.items() if k not in out}
+        out.update(written)
+        if written:
+            listed = ", ".join(f"{k}: {v}" for k, v in written.items())
+            self.report.note(f"{where}*", f"TerraTorch's behaviour written out for "
+                             f"{rule.target}: {listed}")
 
     def timm_backbone_kwargs(self, bk: dict[str, Any]) -> dict[str, Any]:
         """The kwargs of a ``timm:`` backbone (the rest goes to timm through model_kwargs)."""
@@ -187,8 +195,7 @@ class Parts:
             else:
                 self._pass(out, rule, key, value, f"{where}{key}", f"{target} takes no such "
                            f"argument (`geofm describe decoder {target}`)")
-        for key, default in rule.defaults.items():
-            out.setdefault(key, default)
+        self._defaults(rule, out, where)
         return out
 
     def decoder_rule(self, name: str, where: str, item: Any) -> ComponentRule | None:
