@@ -31,6 +31,8 @@ MODEL_COMPONENTS: ComponentTable = (
      "Append the last feature with its channels halved by a 1x1 conv"),
     ("decoder", "fcn", "geofm_core.models.decoders:FCNDecoder",
      "MMSeg's FCN head: conv-BN-ReLU blocks on one level"),
+    ("decoder", "upscale_fcn", "geofm_core.models.decoders:UpscaleFCNDecoder",
+     "2x transposed-conv blocks with LayerNorm and GELU on one level (TerraTorch's FCN)"),
     ("decoder", "identity", "geofm_core.models.decoders:IdentityDecoder",
      "Pass one feature through unchanged"),
     ("decoder", "linear", "geofm_core.models.decoders:LinearDecoder",

@@ -339,13 +339,17 @@ def test_segmentation_prithvi_necks_upernet_converts_and_fits(
     assert args["backbone"] == "prithvi:prithvi_eo_v2_300"
     assert args["backbone_kwargs"] == {
         "pretrained": False, "drop_path_rate": 0.1, "embed_dim": 32, "depth": 4,
-        "num_heads": 4, "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]}
+        "num_heads": 4, "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"],
+        "position_grid": "interpolate", "drop_path_schedule": "uniform"}
+    # TerraTorch pads a patch backbone's input to twice the patch, reflected, both sides.
+    assert (args["input_multiple"], args["pad_mode"], args["pad_centred"]) == (32, "reflect", True)
     assert [n["name"] for n in args["necks"]] == [
         "geofm:select_indices", "geofm:reshape_tokens_to_image",
         "geofm:learned_interpolate_to_pyramidal"]
     assert args["decoder"] == "upernet:upernet"
     assert args["decoder_kwargs"] == {"channels": 16, "align_corners": True}
-    assert args["head_kwargs"] == {"channel_list": [8], "dropout": 0.1}
+    assert args["head_kwargs"] == {"channel_list": [8], "dropout": 0.1,
+                                   "conv_block": "conv_bias_relu"}
     init = model["init_args"]
     assert init["tiled_inference"] == {"crop": 32, "stride": 24, "blend": "ramp"}
     assert init["loss"] == "dice" and init["class_weights"] == [0.3, 0.7]
@@ -501,7 +505,7 @@ def test_sen1floods11_example_on_the_real_chip_converts_and_fits(tmp_path: Path)
     converted = yaml.safe_load(target.read_text())
     args = converted["model"]["init_args"]["model_args"]
     assert args["decoder"] == "smp:unet"
-    assert args["aux_decoders"] == [{"name": "aux_head", "decoder": "geofm:fcn",
+    assert args["aux_decoders"] == [{"name": "aux_head", "decoder": "geofm:upscale_fcn",
                                      "decoder_kwargs": {"channels": 16, "in_index": -1,
                                                         "num_convs": 2},
                                      "head_kwargs": {"dropout": 0.1}}]
@@ -609,7 +613,8 @@ def test_fcn_decoder_keeps_full_size_output_and_flip_maps() -> None:
     assert args["backbone"] == "prithvi:prithvi_eo_v1_100"
     assert args["necks"] == [{"name": "geofm:reshape_tokens_to_image",
                               "effective_time_dim": 3}]
-    assert args["decoder"] == "geofm:fcn" and args["rescale"] is True
+    # The same upsampling FCN as TerraTorch's, which needs no rescaling either.
+    assert args["decoder"] == "geofm:upscale_fcn" and args["rescale"] is False
     data = converted["data"]["init_args"]
     assert data["train_augmentations"] == ["hflip", "vflip"]
     assert data["reduce_zero_label"] is True and data["ignore_index"] == -1
@@ -639,7 +644,9 @@ def test_smp_decoder_args_and_legacy_names_map() -> None:
     conversion = convert_config(config)
     args = conversion.config["model"]["init_args"]["model_args"]
     assert args["backbone"] == "prithvi:prithvi_eo_v1_100"
-    assert args["backbone_kwargs"] == {"embed_dim": 256, "depth": 4, "num_heads": 4}
+    assert args["backbone_kwargs"] == {"embed_dim": 256, "depth": 4, "num_heads": 4,
+                                       "position_grid": "interpolate",
+                                       "drop_path_schedule": "uniform"}
     assert args["decoder"] == "smp:deeplabv3plus"
     assert args["decoder_kwargs"] == {"atrous_rates": [6, 12, 18]}
     assert args["necks"][1] == {"name": "geofm:interpolate_to_pyramidal", "scale_factor": 2}
@@ -669,7 +676,7 @@ def test_smp_model_factory_becomes_smp_backbone_and_decoder() -> None:
     assert args == {"backbone": "smp:resnet18", "backbone_kwargs": {"in_channels": 6},
                     "decoder": "smp:unet",
                     "decoder_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]},
-                    "num_classes": 2}
+                    "num_classes": 2, "head_kwargs": {"kernel_size": 3}}
     import torch
 
     task = build_task(converted)

@@ -301,3 +301,50 @@ def test_unknown_component_name(factory):
 def test_backbone_without_out_channels_is_a_clear_error(factory):
     with pytest.raises(ComponentArgumentError, match="out_channels"):
         factory.build_model("segmentation", nn.Conv2d(3, 4, 1), "geofm:fcn", num_classes=2)
+
+
+def test_centred_reflect_padding_is_cropped_back_from_both_sides() -> None:
+    import torch
+
+    from geofm_core.models.pixelwise import pad_to_multiple, padding_of
+
+    x = torch.arange(2 * 3 * 2 * 5 * 6, dtype=torch.float32).reshape(2, 3, 2, 5, 6)
+    padded = pad_to_multiple(x, 8, mode="reflect", centred=True)
+    assert padded.shape == (2, 3, 2, 8, 8)
+    top, bottom, left, right = padding_of((5, 6), 8, centred=True)
+    assert (top, bottom, left, right) == (1, 2, 1, 1)
+    assert torch.equal(padded[..., top:top + 5, left:left + 6], x)
+    assert torch.equal(padded[..., 0, left:left + 6], x[..., 1, :])  # reflected, not zeros
+    assert torch.equal(pad_to_multiple(x, 8)[..., :5, :6], x)  # default: zeros, bottom/right
+
+
+def test_the_head_conv_block_layouts_and_a_bad_pad_mode() -> None:
+    import pytest
+    import torch
+
+    from geofm_core.errors import ComponentArgumentError, ConfigurationError
+    from geofm_core.models.heads import SegmentationHead
+    from geofm_core.models.pixelwise import check_pad_mode
+
+    bias = SegmentationHead(8, 3, channel_list=[4], conv_block="conv_bias_relu")
+    assert sorted(bias.state_dict()) == ["blocks.0.0.bias", "blocks.0.0.weight",
+                                         "classifier.bias", "classifier.weight"]
+    assert bias(torch.zeros(1, 8, 4, 4)).shape == (1, 3, 4, 4)
+    assert SegmentationHead(8, 3, kernel_size=3).classifier.kernel_size == (3, 3)
+    with pytest.raises(ComponentArgumentError, match="conv_block"):
+        SegmentationHead(8, 3, channel_list=[4], conv_block="conv_gn")
+    with pytest.raises(ConfigurationError, match="pad_mode"):
+        check_pad_mode("circular")
+
+
+def test_head_then_avg_runs_the_head_at_every_position() -> None:
+    import torch
+    from torch import nn
+
+    from geofm_core.models.scalar import head_then_avg
+
+    head = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(2, 3, 5, 6)
+    expected = head(x.flatten(2).transpose(1, 2)).mean(1)
+    assert torch.allclose(head_then_avg(head, x), expected)
+    assert not torch.allclose(head(x.mean((2, 3))), expected)

@@ -21,7 +21,8 @@ def test_terratorch_names_convert_to_the_variants() -> None:
     args = conversion.config["model"]["init_args"]["model_args"]
     assert args["backbone"] == "prithvi:prithvi_eo_v2_300"
     assert args["backbone_kwargs"] == {"bands": ["BLUE", "GREEN"], "pretrained": True,
-                                       "num_frames": 1}
+                                       "num_frames": 1, "position_grid": "interpolate",
+                                       "drop_path_schedule": "uniform"}
     # 24 blocks, 4 levels for UperNet, then the tokens as images
     assert args["necks"] == [{"name": "geofm:select_indices", "indices": [5, 11, 17, 23]},
                              {"name": "geofm:reshape_tokens_to_image"}]

@@ -171,3 +171,40 @@ def test_drop_path_changes_training_outputs_only():
     model.train()
     with torch.no_grad():
         assert not torch.equal(model(x)[-1], model(x)[-1])
+
+
+def test_the_interpolated_position_grid_is_the_stored_one_at_img_size_and_resized_elsewhere(
+) -> None:
+    model = PrithviViT(in_chans=3, img_size=32, embed_dim=32, depth=1, num_heads=2,
+                       position_grid="interpolate")
+    device = torch.device("cpu")
+    assert torch.equal(model.position_embedding((1, 2, 2), device), sincos_3d(32, (1, 2, 2)))
+    resized = model.position_embedding((2, 3, 4), device)
+    stored = sincos_3d(32, (2, 2, 2))
+    grid = stored[0, 1:].reshape(2, 2, 2, 32).permute(0, 3, 1, 2)
+    expected = F.interpolate(grid, size=(3, 4), mode="bicubic", align_corners=True)
+    assert torch.allclose(resized[0, 1:], expected.permute(0, 2, 3, 1).reshape(-1, 32))
+    assert not torch.allclose(resized, sincos_3d(32, (2, 3, 4)))
+
+
+def test_the_float32_coordinate_encoding_differs_from_float64_only_by_rounding() -> None:
+    from geofm_prithvi.vit import TemporalEncoder
+
+    coords = torch.tensor([[[2021.0, 173.0]]])
+    wide, narrow = TemporalEncoder(64), TemporalEncoder(64, precision="float32")
+    with torch.no_grad():
+        diff = float((wide(coords, 1) - narrow(coords, 1)).abs().max())
+    assert 0 < diff < 1e-3
+
+
+def test_unknown_position_grid_and_coords_dtype_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="position_grid"):
+        PrithviViT(in_chans=3, embed_dim=32, depth=1, num_heads=2, position_grid="nearest")
+
+
+def test_the_uniform_drop_path_schedule_gives_every_block_the_rate() -> None:
+    uniform = PrithviViT(in_chans=3, embed_dim=32, depth=3, num_heads=2, drop_path_rate=0.1,
+                         drop_path_schedule="uniform")
+    linear = PrithviViT(in_chans=3, embed_dim=32, depth=3, num_heads=2, drop_path_rate=0.1)
+    assert [b.drop_path.p for b in uniform.blocks] == [0.1, 0.1, 0.1]
+    assert [b.drop_path.p for b in linear.blocks] == [0.0, 0.05, 0.1]

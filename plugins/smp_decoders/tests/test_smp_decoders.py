@@ -150,3 +150,12 @@ def test_mit_encoder_drops_its_empty_stride_two_level():
 def test_unknown_encoder_suggests_close_names():
     with pytest.raises(UnknownComponentError, match="smp:resnet18"):
         get_registry().get("backbone", "smp:resnet19")
+
+
+def test_unet_without_last_upsampling_keeps_the_finest_resolution() -> None:
+    import torch
+    from geofm_smp_decoders.decoders import SmpUnet
+
+    features = [torch.zeros(1, c, 32 // 2**i, 32 // 2**i) for i, c in enumerate((4, 8, 16))]
+    assert SmpUnet([4, 8, 16], [16, 8, 4])(features).shape[-1] == 64
+    assert SmpUnet([4, 8, 16], [16, 8, 4], upsample_last=False)(features).shape[-1] == 32

@@ -1,7 +1,9 @@
-"""``geofm convert FRAMEWORK CONFIG.yaml [-o OUT.yaml]``: another framework's config as geofm YAML.
+"""``geofm convert FRAMEWORK CONFIG.yaml [--ckpt CKPT -o OUT.ckpt | -o OUT.yaml]``.
 
-The conversion itself lives in :mod:`geofm_core.convert`; this module parses the command
-line, writes the result and reports what was not converted on stderr.
+Another framework's config as geofm YAML or, with ``--ckpt``, its trained checkpoint as
+a geofm checkpoint (``geofm infer --ckpt``, ``--ckpt_path``, ``weights_path``). The
+conversion itself lives in :mod:`geofm_core.convert`; this module parses the command
+line, writes the result atomically and reports what was not converted on stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from geofm_core.cli._common import command_parser
 from geofm_core.convert.terratorch import convert_file, render
@@ -24,13 +27,56 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="framework", metavar="FRAMEWORK", required=True)
     p = sub.add_parser("terratorch", help="a TerraTorch LightningCLI YAML (terratorch fit -c)")
     p.add_argument("config", help="the TerraTorch YAML config")
-    p.add_argument("-o", "--output", help="write the geofm YAML here (default: stdout)")
+    p.add_argument("-o", "--output", help="write the geofm YAML (or, with --ckpt, the geofm "
+                   "checkpoint) here; YAML goes to stdout by default")
+    p.add_argument("--ckpt", help="a TerraTorch checkpoint trained with CONFIG: convert its "
+                   "weights too and write a geofm checkpoint to -o")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return parser
 
 
+def _write_checkpoint(args: argparse.Namespace) -> list[str]:
+    """Convert ``--ckpt`` and save it at ``-o``; returns the report's lines."""
+    import torch
+
+    from geofm_core.convert.terratorch.checkpoint import convert_checkpoint
+    from geofm_core.errors import ConfigurationError
+    from geofm_core.io.checkpoints import read_checkpoint
+
+    if not args.output:
+        raise ConfigurationError("--ckpt writes a geofm checkpoint: give its path with -o "
+                                 "(e.g. -o model.ckpt)")
+    if Path(args.output).is_dir():
+        raise ConfigurationError(f"-o {args.output} is a folder; give the checkpoint's file "
+                                 "name (e.g. -o model.ckpt)")
+    result = convert_checkpoint(args.ckpt, args.config)
+
+    def verify(temp: Path, final: Path) -> None:
+        read_checkpoint(temp, mmap=True)
+
+    with atomic_output(Path(args.output), overwrite=args.overwrite, verify=verify) as temp:
+        torch.save(result.checkpoint, temp)
+    _report(result.config, args.config)
+    if result.dropped:
+        sys.stderr.write(f"{len(result.dropped)} tensor(s) of {args.ckpt} left out:\n")
+        sys.stderr.writelines(f"  - {item}\n" for item in result.dropped)
+    sys.stderr.write(f"wrote {args.output} ({len(result.checkpoint['state_dict'])} tensors)\n")
+    return result.dropped
+
+
+def _report(conversion: Any, source: str) -> None:
+    err = sys.stderr
+    if conversion.unmapped:
+        err.write(f"{len(conversion.unmapped)} setting(s) of {source} not converted "
+                  "(also listed at the top of the output):\n")
+        err.writelines(f"  - {item}\n" for item in conversion.unmapped)
+    if conversion.notes:
+        err.write(f"{len(conversion.notes)} note(s):\n")
+        err.writelines(f"  - {item}\n" for item in conversion.notes)
+
+
 def main(argv: Sequence[str]) -> int:
-    """``geofm convert terratorch CONFIG.yaml [-o OUT.yaml]``; returns the exit code.
+    """``geofm convert terratorch CONFIG.yaml [--ckpt CKPT] [-o OUT]``; returns the exit code.
 
     Raises:
         ConfigurationError: The input is not a readable TerraTorch config (or has a key
@@ -40,9 +86,15 @@ def main(argv: Sequence[str]) -> int:
     # --debug may follow the framework's arguments, where the top parser does not see it.
     args = _parser().parse_args([a for a in argv if a != "--debug"])
     check_input_file(args.config, "config", "give a TerraTorch YAML config")
-    if args.output:  # before any work; the source is never replaced, even with --overwrite
-        check_output(Path(args.output), overwrite=args.overwrite, inputs=[args.config])
+    if args.ckpt:
+        check_input_file(args.ckpt, "--ckpt", "give the TerraTorch .ckpt trained with CONFIG")
+    if args.output:  # before any work; the sources are never replaced, even with --overwrite
+        check_output(Path(args.output), overwrite=args.overwrite,
+                     inputs=[args.config, *([args.ckpt] if args.ckpt else [])])
     read_yaml(args.config)  # a key given twice is an error, not the last one winning
+    if args.ckpt:
+        _write_checkpoint(args)
+        return 0
     conversion = convert_file(args.config)
     text = render(conversion)
     if args.output:
@@ -52,14 +104,7 @@ def main(argv: Sequence[str]) -> int:
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    err = sys.stderr
-    if conversion.unmapped:
-        err.write(f"{len(conversion.unmapped)} setting(s) of {args.config} not converted "
-                  "(also listed at the top of the output):\n")
-        err.writelines(f"  - {item}\n" for item in conversion.unmapped)
-    if conversion.notes:
-        err.write(f"{len(conversion.notes)} note(s):\n")
-        err.writelines(f"  - {item}\n" for item in conversion.notes)
+    _report(conversion, args.config)
     if args.output:
-        err.write(f"wrote {args.output}\n")
+        sys.stderr.write(f"wrote {args.output}\n")
     return 0

@@ -26,6 +26,7 @@ from geofm_core.convert.rules import (
     ConversionRules,
     DecoderFacts,
     FactoryRule,
+    KeyRule,
 )
 from geofm_core.errors import GeofmError, InvalidNameError, PluginLoadWarning
 from geofm_core.names import parse_name
@@ -73,6 +74,18 @@ def _stamp(target: str, source: str, what: str) -> str:
     return target
 
 
+def _check_keys(keys: Any, what: str) -> None:
+    import re
+
+    for key in keys:
+        if not isinstance(key, KeyRule):
+            raise TypeError(f"{what}: keys must be KeyRule, got {type(key).__name__}")
+        try:
+            re.compile(key.foreign)
+        except re.error as exc:
+            raise InvalidNameError(f"{what}: key pattern {key.foreign!r}: {exc}") from exc
+
+
 def _check_component(rule: Any, source: str) -> ComponentRule:
     if not isinstance(rule, ComponentRule):
         raise TypeError(f"expected a ComponentRule, got {type(rule).__name__}")
@@ -84,6 +97,7 @@ def _check_component(rule: Any, source: str) -> ComponentRule:
     wanted = {"backbone": BackboneFacts, "decoder": DecoderFacts}.get(rule.kind)
     if rule.facts is not None and (wanted is None or not isinstance(rule.facts, wanted)):
         raise TypeError(f"{what}: {type(rule.facts).__name__} do not apply to a {rule.kind}")
+    _check_keys(rule.keys, what)
     return dataclasses.replace(rule, target=_stamp(rule.target, source, what))
 
 
@@ -96,6 +110,7 @@ def _check_factory(rule: Any, source: str) -> FactoryRule:
     module, sep, attr = rule.convert.partition(":")
     if rule.convert and not (sep and module and attr):
         raise InvalidNameError(f"{what}: convert {rule.convert!r} is not 'module:attr'")
+    _check_keys(rule.keys, what)
     return dataclasses.replace(rule, target=_stamp(rule.target, source, what))
 
 

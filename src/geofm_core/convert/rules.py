@@ -10,10 +10,16 @@ Keywords are written in two vocabularies: *foreign* keywords are the other frame
 (``drop_path_rate``). A foreign keyword that no rule field mentions is kept under its
 own name when the component's real signature accepts it, and reported as not converted
 otherwise; so a rule lists only what differs.
+
+Weights are renamed the same way: a rule's :class:`KeyRule` entries say how the other
+framework names the component's tensors, relative to the component (the converter
+places each component: TerraTorch's ``encoder.`` is geofm's ``backbone.``, ...). A key
+no rule mentions keeps its name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,9 +31,11 @@ __all__ = [
     "DecoderFacts",
     "FactoryRule",
     "Fixed",
+    "KeyRule",
     "Report",
     "Unconvertible",
     "pop_prefixed",
+    "rename_key",
 ]
 
 #: Kinds a :class:`ComponentRule` may convert (model factories have :class:`FactoryRule`).
@@ -60,6 +68,39 @@ class Fixed:
             return sorted(value or []) == sorted(self.value or [])
         except TypeError:  # unsortable mixtures are not the built-in value
             return False
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    r"""A rename of state-dict keys, relative to the component that owns them.
+
+    Attributes:
+        foreign: A regular expression the whole foreign key must match
+            (``re.fullmatch``), e.g. ``(.+)\.conv\.(\w+)``.
+        geofm: The geofm key, a ``re`` template of the match (``.0.``); ``None``
+            drops the tensor (a buffer geofm recomputes), which is reported with ``why``.
+        why: Why a dropped tensor is not needed, for the report.
+    """
+
+    foreign: str
+    geofm: str | None
+    why: str = ""
+
+    def apply(self, key: str) -> str | bool | None:
+        """The renamed key, ``None`` to drop it, ``False`` when the rule does not match."""
+        found = re.fullmatch(self.foreign, key)
+        if found is None:
+            return False
+        return None if self.geofm is None else found.expand(self.geofm)
+
+
+def rename_key(rules: tuple[KeyRule, ...], key: str) -> tuple[str | None, KeyRule | None]:
+    """``key`` renamed by the first rule that matches (``None``: dropped), and that rule."""
+    for rule in rules:
+        result = rule.apply(key)
+        if result is not False:
+            return (result if isinstance(result, str) else None), rule
+    return key, None
 
 
 @dataclass(frozen=True)
@@ -140,6 +181,8 @@ class ComponentRule:
         neck_flags: Foreign boolean keyword -> geofm neck appended when it is true.
         note: A difference in behaviour, reported whenever the rule is used.
         facts: Backbone or decoder facts (see :class:`BackboneFacts`, :class:`DecoderFacts`).
+        keys: How the framework names the component's weights, relative to the
+            component (first match wins; unmatched keys keep their names).
     """
 
     kind: str
@@ -156,6 +199,7 @@ class ComponentRule:
     neck_flags: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
     facts: BackboneFacts | DecoderFacts | None = None
+    keys: tuple[KeyRule, ...] = ()
 
     @property
     def backbone(self) -> BackboneFacts:
@@ -205,6 +249,9 @@ class FactoryRule:
             note reads ``<value> <why>``.
         dropped: Model arguments without a geofm counterpart -> why (reported as not
             converted).
+        keys: How the foreign model names its weights, relative to the model (keys no
+            rule matches are reported as unmapped): for factories whose model is not
+            laid out as encoder, necks, decoder and head.
     """
 
     names: tuple[str, ...]
@@ -215,6 +262,7 @@ class FactoryRule:
     backbone_defaults: Mapping[str, Any] = field(default_factory=dict)
     notes: Mapping[str, str] = field(default_factory=dict)
     dropped: Mapping[str, str] = field(default_factory=dict)
+    keys: tuple[KeyRule, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The core's simple decoders: fcn (MMSeg's FCN head), identity, linear and mlp.
+"""The core's simple decoders: fcn (MMSeg's FCN head), upscale_fcn, identity, linear and mlp.
 
 A decoder is built as ``decoder(in_channels, **kwargs)``, maps a feature list to one
 feature map (B, C, h, w) and declares ``out_channels``. A decoder that needs an exact
@@ -21,6 +21,7 @@ __all__ = [
     "IdentityDecoder",
     "LinearDecoder",
     "MLPDecoder",
+    "UpscaleFCNDecoder",
     "make_activation",
     "pick_level",
 ]
@@ -123,6 +124,60 @@ class FCNDecoder(nn.Module):
         out: torch.Tensor = self.convs(x)
         if self.conv_cat is not None:
             out = self.conv_cat(torch.cat([x, out], dim=1))
+        return out
+
+
+class _ChannelNorm(nn.Module):
+    """LayerNorm over the channels of a (B, C, H, W) map (the LayerNorm is ``ln``)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(channels, eps=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each pixel's channel vector."""
+        out: torch.Tensor = self.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return out.contiguous()
+
+
+class UpscaleFCNDecoder(nn.Module):
+    """Upsampling FCN on one level: ``num_convs`` x (2x transposed conv, 3x3 conv, LayerNorm, GELU).
+
+    The output is ``2 ** num_convs`` times the level's resolution (a ViT's 16-pixel grid
+    back to pixels with the default 4 blocks): the layout of TerraTorch's
+    ``FCNDecoder``, whose weights it takes under the same names.
+
+    Args:
+        in_channels: Channels of each incoming feature.
+        channels: Channels of every block (and of the output).
+        num_convs: Number of upsampling blocks (at least one).
+        in_index: Which feature to decode.
+    """
+
+    def __init__(self, in_channels: Sequence[int], channels: int = 256, num_convs: int = 4,
+                 in_index: int = -1) -> None:
+        super().__init__()
+        c_in = pick_level(in_channels, in_index, "upscale_fcn decoder")
+        if num_convs < 1 or channels < 1:
+            raise ComponentArgumentError(
+                f"upscale_fcn decoder: num_convs and channels must be >= 1, got {num_convs} "
+                f"and {channels}"
+            )
+        self.in_index = in_index
+        self.convs = nn.Sequential(*(
+            nn.Sequential(
+                nn.ConvTranspose2d(c_in if i == 0 else channels, channels, 2, stride=2),
+                nn.Conv2d(channels, channels, 3, padding=1),
+                _ChannelNorm(channels),
+                nn.GELU(),
+            ) for i in range(num_convs)
+        ))
+        #: Channels of the output map (geofm decoder contract).
+        self.out_channels = channels
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Upsample the selected feature map."""
+        out: torch.Tensor = self.convs(features[self.in_index])
         return out
 
 

@@ -189,6 +189,8 @@ class EncoderDecoderFactory:
         rescale: true                         # resize outputs to the input size
         pooling: avg                          # classification: avg, max or cls
         input_multiple: null                  # default: the backbone's
+        pad_mode: constant                    # or reflect, replicate
+        pad_centred: false                    # pad both sides instead of bottom/right
     """
 
     @_validated
@@ -204,8 +206,10 @@ class EncoderDecoderFactory:
         head_kwargs: dict[str, Any] | None = None,
         aux_decoders: list[AuxDecoderSpec] | None = None,
         rescale: bool = True,
-        pooling: Literal["avg", "max", "cls"] = "avg",
+        pooling: Literal["avg", "max", "cls", "head_then_avg"] = "avg",
         input_multiple: Positive | None = None,
+        pad_mode: Literal["constant", "reflect", "replicate"] = "constant",
+        pad_centred: bool = False,
     ) -> nn.Module:
         """Build the model for ``task``.
 
@@ -224,8 +228,13 @@ class EncoderDecoderFactory:
             aux_decoders: Auxiliary heads, each ``{"name": <output name>, "decoder":
                 <decoder name>, "decoder_kwargs": {...}, "head_kwargs": {...}}``.
             rescale: Resize pixel-wise outputs to the input size.
-            pooling: Pooling of scalar-output models (``avg``, ``max``, ``cls``).
+            pooling: Pooling of scalar-output models (``avg``, ``max``, ``cls``, or
+                ``head_then_avg``: the head per position, then averaged).
             input_multiple: Pad inputs to a multiple of this (default: the backbone's).
+            pad_mode: What the padding is filled with (zeros by default; TerraTorch
+                reflects).
+            pad_centred: Split the padding between both sides (TerraTorch) instead of
+                padding the bottom and right.
 
         Raises:
             ConfigurationError: An argument has the wrong type or value.
@@ -249,12 +258,14 @@ class EncoderDecoderFactory:
 
             return PixelWiseModel(task, *parts.modules, necks=parts.necks,
                                   auxiliary_heads=parts.aux_heads, rescale=rescale,
-                                  input_multiple=input_multiple)
+                                  input_multiple=input_multiple, pad_mode=pad_mode,
+                                  pad_centred=pad_centred)
         from geofm_core.models.scalar import ScalarOutputModel
 
         return ScalarOutputModel(task, *parts.modules, necks=parts.necks,
                                  auxiliary_heads=parts.aux_heads, pooling=pooling,
-                                 input_multiple=input_multiple)
+                                 input_multiple=input_multiple, pad_mode=pad_mode,
+                                 pad_centred=pad_centred)
 
 
 def _class_count(task: str, num_classes: int | None) -> int:

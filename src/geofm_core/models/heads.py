@@ -18,16 +18,33 @@ from geofm_core.models.decoders import make_activation
 __all__ = ["ClassificationHead", "RegressionHead", "SegmentationHead"]
 
 
-def _conv_blocks(in_channels: int, channel_list: Sequence[int] | None) -> tuple[nn.Module, int]:
-    """3x3 conv-BN-ReLU blocks through ``channel_list``; return them and the last width."""
+#: Layouts of the optional 3x3 blocks of the pixel-wise heads.
+CONV_BLOCKS = ("conv_bn_relu", "conv_bias_relu")
+
+
+def _conv_blocks(in_channels: int, channel_list: Sequence[int] | None,
+                 layout: str = "conv_bn_relu") -> tuple[nn.Module, int]:
+    """3x3 blocks through ``channel_list``; return them and the last width.
+
+    ``conv_bn_relu``: conv without bias, batch norm, ReLU (flat, three layers per
+    block). ``conv_bias_relu``: conv with bias and ReLU, each block its own
+    ``Sequential`` (TerraTorch's head layout, so its weights keep their nesting).
+    """
+    if layout not in CONV_BLOCKS:
+        raise ComponentArgumentError(
+            f"conv_block must be one of {', '.join(CONV_BLOCKS)}, got {layout!r}"
+        )
     layers: list[nn.Module] = []
     previous = in_channels
     for width in channel_list or ():
-        layers += [
-            nn.Conv2d(previous, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        ]
+        if layout == "conv_bias_relu":
+            layers.append(nn.Sequential(nn.Conv2d(previous, width, 3, padding=1), nn.ReLU()))
+        else:
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
         previous = width
     return nn.Sequential(*layers), previous
 
@@ -45,6 +62,9 @@ class SegmentationHead(nn.Module):
         num_classes: Number of classes.
         channel_list: Widths of conv blocks before the classifier (none by default).
         dropout: Dropout probability before the classifier.
+        conv_block: Layout of the ``channel_list`` blocks: ``conv_bn_relu`` (default)
+            or ``conv_bias_relu`` (conv with bias and ReLU, no norm: TerraTorch's).
+        kernel_size: Kernel of the classifier conv (1; smp's segmentation head uses 3).
     """
 
     def __init__(
@@ -53,16 +73,20 @@ class SegmentationHead(nn.Module):
         num_classes: int,
         channel_list: Sequence[int] | None = None,
         dropout: float = 0.0,
+        conv_block: str = "conv_bn_relu",
+        kernel_size: int = 1,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
+        if num_classes < 1 or kernel_size < 1 or kernel_size % 2 == 0:
             raise ComponentArgumentError(
-                f"segmentation head: num_classes must be >= 1, got {num_classes}"
+                f"segmentation head: num_classes must be >= 1 and kernel_size odd, got "
+                f"{num_classes} and {kernel_size}"
             )
         _check_dropout(dropout, "segmentation head")
-        self.blocks, width = _conv_blocks(in_channels, channel_list)
+        self.blocks, width = _conv_blocks(in_channels, channel_list, conv_block)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.classifier = nn.Conv2d(width, num_classes, kernel_size=1)
+        self.classifier = nn.Conv2d(width, num_classes, kernel_size=kernel_size,
+                                    padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes, h, w)."""
@@ -93,6 +117,7 @@ class RegressionHead(nn.Module):
         learned_upscale_layers: Number of learned 2x upscaling layers before the output.
         channel_list: Widths of 3x3 conv blocks before the output (none by default).
         dropout: Dropout probability before the output.
+        conv_block: Layout of the ``channel_list`` blocks (see ``SegmentationHead``).
     """
 
     def __init__(
@@ -103,6 +128,7 @@ class RegressionHead(nn.Module):
         learned_upscale_layers: int = 0,
         channel_list: Sequence[int] | None = None,
         dropout: float = 0.0,
+        conv_block: str = "conv_bn_relu",
     ) -> None:
         super().__init__()
         if learned_upscale_layers < 0:
@@ -114,7 +140,7 @@ class RegressionHead(nn.Module):
         self.upscale = nn.Sequential(
             *[_Upscale(in_channels) for _ in range(learned_upscale_layers)]
         )
-        self.blocks, width = _conv_blocks(in_channels, channel_list)
+        self.blocks, width = _conv_blocks(in_channels, channel_list, conv_block)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.output = nn.Conv2d(width, num_classes, kernel_size=1)
         self.final_act = make_activation(final_act) if final_act else nn.Identity()

@@ -16,8 +16,11 @@ __all__ = [
     "AuxiliaryHead",
     "EncoderDecoderFreezing",
     "PixelWiseModel",
+    "PAD_MODES",
+    "check_pad_mode",
     "input_multiple_of",
     "pad_to_multiple",
+    "padding_of",
     "run_encoder",
 ]
 
@@ -26,19 +29,42 @@ PIXEL_TASKS = ("segmentation", "regression")
 FeaturePrep = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad the last two dimensions (H, W) of ``x`` up to a multiple of ``multiple``.
+#: How inputs are padded: ``constant`` (zeros), or edge-aware modes of ``F.pad``.
+PAD_MODES = ("constant", "reflect", "replicate")
 
-    Works for (B, C, H, W) and (B, C, T, H, W) inputs; padding goes at the bottom and
-    right so that cropping ``[..., :H, :W]`` restores the original grid.
+
+def padding_of(size: tuple[int, int], multiple: int, centred: bool = False
+               ) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` padding that brings ``size`` (H, W) to a multiple.
+
+    At the bottom and right by default; ``centred`` splits it, the smaller half first
+    (TerraTorch's layout).
     """
     if multiple <= 1:
+        return 0, 0, 0, 0
+    pad_h, pad_w = (-size[0]) % multiple, (-size[1]) % multiple
+    top, left = (pad_h // 2, pad_w // 2) if centred else (0, 0)
+    return top, pad_h - top, left, pad_w - left
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "constant",
+                    centred: bool = False) -> torch.Tensor:
+    """Pad the last two dimensions (H, W) of ``x`` up to a multiple of ``multiple``.
+
+    Works for (B, C, H, W) and (B, C, T, H, W) inputs. By default zeros go at the
+    bottom and right, so that cropping ``[..., :H, :W]`` restores the original grid;
+    ``centred`` and ``mode`` (see :data:`PAD_MODES`) change where and with what
+    (crop with :func:`padding_of`'s offsets then).
+    """
+    top, bottom, left, right = padding_of((x.shape[-2], x.shape[-1]), multiple, centred)
+    if not (top or bottom or left or right):
         return x
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if not pad_h and not pad_w:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h))
+    if mode == "constant":
+        return F.pad(x, (left, right, top, bottom))
+    # F.pad's edge modes pad the last two dimensions of 3-D/4-D inputs only.
+    flat = x.reshape(-1, *x.shape[-3:]) if x.ndim > 4 else x
+    out = F.pad(flat, (left, right, top, bottom), mode=mode)
+    return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
 class AuxiliaryHead(nn.Module):
@@ -83,6 +109,14 @@ def run_encoder(
     return features
 
 
+def check_pad_mode(mode: str) -> None:
+    """Refuse a padding mode that is not one of :data:`PAD_MODES`."""
+    if mode not in PAD_MODES:
+        raise ConfigurationError(
+            f"pad_mode must be one of {', '.join(PAD_MODES)}, got {mode!r}"
+        )
+
+
 def input_multiple_of(backbone: nn.Module, given: int | None) -> int:
     """The multiple inputs are padded to: ``given``, else the backbone's ``input_multiple``."""
     multiple = given if given is not None else getattr(backbone, "input_multiple", 1)
@@ -118,7 +152,8 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
 
     Inputs whose height or width is not a multiple of the backbone's ``input_multiple``
     (its patch size or total stride) are zero-padded at the bottom/right and the output
-    cropped back, so any size works, square or not.
+    cropped back, so any size works, square or not (``pad_mode`` and ``pad_centred``
+    change the padding).
 
     Args:
         task: ``"segmentation"`` (output (B, num_classes, H, W)) or ``"regression"``
@@ -134,6 +169,10 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
             ``input_multiple``, else 1).
         prepare_features_for_image_model: Applied to the backbone's features before the
             necks (default: the backbone's own method of that name, if any).
+        pad_mode: What padding is filled with: ``constant`` (zeros), ``reflect`` or
+            ``replicate``.
+        pad_centred: Split the padding between both sides (the smaller half at the top
+            and left) instead of padding the bottom and right.
     """
 
     def __init__(
@@ -147,8 +186,11 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
         rescale: bool = True,
         input_multiple: int | None = None,
         prepare_features_for_image_model: FeaturePrep | None = None,
+        pad_mode: str = "constant",
+        pad_centred: bool = False,
     ) -> None:
         super().__init__()
+        check_pad_mode(pad_mode)
         if task not in PIXEL_TASKS:
             raise ConfigurationError(
                 f"PixelWiseModel task must be one of {', '.join(PIXEL_TASKS)}, got {task!r}"
@@ -162,6 +204,8 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
         self.rescale = rescale
         self.input_multiple = input_multiple_of(backbone, input_multiple)
         self.prepare_features_for_image_model = prepare_features_for_image_model
+        self.pad_mode = pad_mode
+        self.pad_centred = pad_centred
 
     def _finish(
         self, y: torch.Tensor, padded: tuple[int, int], size: tuple[int, int]
@@ -169,7 +213,8 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
         if self.rescale and tuple(y.shape[-2:]) != padded:
             y = F.interpolate(y, size=padded, mode="bilinear", align_corners=False)
         if tuple(y.shape[-2:]) == padded:
-            y = y[..., : size[0], : size[1]]
+            top, _, left, _ = padding_of(size, self.input_multiple, self.pad_centred)
+            y = y[..., top: top + size[0], left: left + size[1]]
         if self.task == "regression" and y.shape[1] == 1:
             y = y.squeeze(1)
         return y
@@ -177,7 +222,7 @@ class PixelWiseModel(EncoderDecoderFreezing, nn.Module):
     def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
         """Predict per pixel; ``metadata`` (e.g. ``temporal_coords``) goes to the backbone."""
         size = (x.shape[-2], x.shape[-1])
-        x = pad_to_multiple(x, self.input_multiple)
+        x = pad_to_multiple(x, self.input_multiple, self.pad_mode, self.pad_centred)
         padded = (x.shape[-2], x.shape[-1])
         features = run_encoder(
             self.backbone, self.necks, x, metadata, self.prepare_features_for_image_model

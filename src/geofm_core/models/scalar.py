@@ -14,15 +14,16 @@ from geofm_core.models.pixelwise import (
     AuxiliaryHead,
     EncoderDecoderFreezing,
     FeaturePrep,
+    check_pad_mode,
     input_multiple_of,
     pad_to_multiple,
     run_encoder,
 )
 
-__all__ = ["ScalarOutputModel", "pool_features"]
+__all__ = ["ScalarOutputModel", "head_then_avg", "pool_features"]
 
 SCALAR_TASKS = ("classification", "multilabel")
-POOLINGS = ("avg", "max", "cls")
+POOLINGS = ("avg", "max", "cls", "head_then_avg")
 
 
 def pool_features(x: torch.Tensor, pooling: str = "avg") -> torch.Tensor:
@@ -30,6 +31,7 @@ def pool_features(x: torch.Tensor, pooling: str = "avg") -> torch.Tensor:
 
     ``avg`` and ``max`` pool over all positions; ``cls`` takes the first token of a
     token sequence (maps fall back to ``avg``). A (B, C) tensor is returned unchanged.
+    ``head_then_avg`` pools like ``avg`` here (see :func:`head_then_avg`).
     """
     if x.ndim == 2:
         return x
@@ -41,6 +43,24 @@ def pool_features(x: torch.Tensor, pooling: str = "avg") -> torch.Tensor:
     return flat.amax(dim=2) if pooling == "max" else flat.mean(dim=2)
 
 
+def head_then_avg(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply ``head`` at every position of a map (B, C, H, W) or sequence (B, N, C), then average.
+
+    TerraTorch's scalar head does this; for a linear head it equals pooling first.
+    """
+    if x.ndim == 2:
+        return head(x)  # type: ignore[no-any-return]
+    positions = x.flatten(2).transpose(1, 2) if x.ndim == 4 else x
+    out: torch.Tensor = head(positions).mean(dim=1)
+    return out
+
+
+def _pool_and_head(head: nn.Module, x: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "head_then_avg":
+        return head_then_avg(head, x)
+    return head(pool_features(x, pooling))  # type: ignore[no-any-return]
+
+
 class _PooledHead(nn.Module):
     def __init__(self, decoder: nn.Module, head: nn.Module, pooling: str) -> None:
         super().__init__()
@@ -49,7 +69,7 @@ class _PooledHead(nn.Module):
         self.pooling = pooling
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.head(pool_features(self.decoder(features), self.pooling))  # type: ignore[no-any-return]
+        return _pool_and_head(self.head, self.decoder(features), self.pooling)
 
 
 class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
@@ -62,10 +82,13 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         head: Maps the pooled vector (B, C) to logits.
         necks: Necks applied in order between backbone and decoder.
         auxiliary_heads: Named auxiliary decoder+head pairs, pooled the same way.
-        pooling: ``avg``, ``max`` or ``cls`` (first token of a token sequence).
+        pooling: ``avg``, ``max`` or ``cls`` (first token of a token sequence), or
+            ``head_then_avg``: the head at every position, then the average (TerraTorch's).
         input_multiple: Pad inputs to a multiple of this (default: the backbone's).
         prepare_features_for_image_model: Applied to the backbone's features before the
             necks (default: the backbone's own method of that name, if any).
+        pad_mode: What padding is filled with (see ``PixelWiseModel``).
+        pad_centred: Split the padding between both sides (see ``PixelWiseModel``).
     """
 
     def __init__(
@@ -79,8 +102,11 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         pooling: str = "avg",
         input_multiple: int | None = None,
         prepare_features_for_image_model: FeaturePrep | None = None,
+        pad_mode: str = "constant",
+        pad_centred: bool = False,
     ) -> None:
         super().__init__()
+        check_pad_mode(pad_mode)
         if task not in SCALAR_TASKS:
             raise ConfigurationError(
                 f"ScalarOutputModel task must be one of {', '.join(SCALAR_TASKS)}, got {task!r}"
@@ -101,14 +127,15 @@ class ScalarOutputModel(EncoderDecoderFreezing, nn.Module):
         })
         self.input_multiple = input_multiple_of(backbone, input_multiple)
         self.prepare_features_for_image_model = prepare_features_for_image_model
+        self.pad_mode = pad_mode
+        self.pad_centred = pad_centred
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> ModelOutput:
         """Logits (B, num_classes); ``metadata`` goes to the backbone."""
-        x = pad_to_multiple(x, self.input_multiple)
+        x = pad_to_multiple(x, self.input_multiple, self.pad_mode, self.pad_centred)
         features = run_encoder(
             self.backbone, self.necks, x, metadata, self.prepare_features_for_image_model
         )
-        pooled = pool_features(self.decoder(list(features)), self.pooling)
-        output = self.head(pooled)
+        output = _pool_and_head(self.head, self.decoder(list(features)), self.pooling)
         aux = {name: module(list(features)) for name, module in self.aux_heads.items()}
         return ModelOutput(output, aux)

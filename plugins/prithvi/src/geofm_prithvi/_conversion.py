@@ -11,6 +11,7 @@ from geofm_core.convert.rules import (
     ConversionRules,
     FactoryRule,
     Fixed,
+    KeyRule,
     Unconvertible,
 )
 from geofm_prithvi.constants import VARIANTS
@@ -35,11 +36,29 @@ _ENCODING = ("geofm's *_tl variants always encode time and location (when the ba
              "them), the others never; pick the variant instead")
 
 
+#: TerraTorch's weights of a Prithvi backbone, relative to it: the same names as geofm's,
+#: but for the position-embedding buffer, which geofm computes.
+_KEYS = (KeyRule("pos_embed", None, "the fixed sin-cos position embedding, which geofm "
+                 "computes for the input's grid"),)
+
+
+def _defaults(coords: bool) -> dict[str, str]:
+    # TerraTorch resizes the img_size position grid bicubically for other input sizes and
+    # computes the time/location sin-cos in float32; its fine-tuned weights expect both.
+    # Its drop path (training only) is the same for every block.
+    out = {"position_grid": "interpolate", "drop_path_schedule": "uniform"}
+    if coords:
+        out["coords_dtype"] = "float32"
+    return out
+
+
 def _rule(names: tuple[str, ...], variant: str, overrides: dict[str, int]) -> ComponentRule:
     spec = VARIANTS[variant]
     return ComponentRule(
         "backbone", names, variant,
         args={"drop_path": "drop_path_rate"},
+        defaults=_defaults(spec.coords_encoding),
+        keys=_KEYS,
         overrides=overrides,
         fixed={"coords_encoding": Fixed(["location", "time"] if spec.coords_encoding else [],
                                         "encoding", otherwise=_ENCODING, unordered=True)},

@@ -51,6 +51,9 @@ def build_prithvi(
     embed_dim: int | None = None,
     depth: int | None = None,
     num_heads: int | None = None,
+    position_grid: str = "recompute",
+    coords_dtype: str = "float64",
+    drop_path_schedule: str = "linear",
 ) -> PrithviViT:
     """Build the Prithvi variant ``variant``; every ``prithvi:<name>`` factory calls this.
 
@@ -72,6 +75,12 @@ def build_prithvi(
         embed_dim: Architecture override for small test models (not with pretrained).
         depth: Architecture override for small test models (not with pretrained).
         num_heads: Architecture override for small test models (not with pretrained).
+        position_grid: ``recompute`` the sin-cos positions for the input's token grid,
+            or ``interpolate`` the ``img_size`` grid bicubically (TerraTorch's models).
+        coords_dtype: Precision of the time/location encodings, ``float64`` or
+            ``float32`` (TerraTorch's).
+        drop_path_schedule: ``linear`` stochastic depth over the blocks, or ``uniform``
+            (every block at ``drop_path_rate``, TerraTorch's); training only.
 
     Raises:
         ConfigurationError: An unknown variant, architecture overrides with official
@@ -105,6 +114,9 @@ def build_prithvi(
         coords_encoding=spec.coords_encoding,
         coords_scale_learn=True,
         out_indices=out_indices,
+        position_grid=position_grid,
+        coords_dtype=coords_dtype,
+        drop_path_schedule=drop_path_schedule,
     )
     model.bands = [name for name, _ in resolved]
     model.variant = variant

@@ -17,6 +17,8 @@ from torch import nn
 from geofm_core.errors import ConfigurationError
 
 __all__ = [
+    "COORDS_DTYPES",
+    "POSITION_GRIDS",
     "Attention",
     "Block",
     "DropPath",
@@ -30,15 +32,23 @@ __all__ = [
 ]
 
 
-def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
+#: Position grids of :class:`PrithviViT`: sin-cos for the actual token grid, or the
+#: ``img_size`` grid resized bicubically (TerraTorch's behaviour).
+POSITION_GRIDS = ("recompute", "interpolate")
+#: Precisions of the time/location encodings.
+COORDS_DTYPES = ("float64", "float32")
+
+
+def sincos_1d(dim: int, positions: torch.Tensor, precision: str = "float64") -> torch.Tensor:
     """1-D sine-cosine encoding: ``(M,)`` positions to ``(M, dim)``, sines then cosines.
 
-    Computed in float64 on the positions' device (float32 on devices without float64)
-    and returned as float32.
+    Computed in ``precision`` on the positions' device (float32 on devices without
+    float64) and returned as float32.
     """
     if dim % 2:
         raise ValueError(f"sin-cos encoding needs an even dimension, got {dim}")
-    dtype = torch.float32 if positions.device.type == "mps" else torch.float64
+    wide = precision == "float64" and positions.device.type != "mps"
+    dtype = torch.float64 if wide else torch.float32
     omega = torch.arange(dim // 2, dtype=dtype, device=positions.device) / (dim / 2.0)
     omega = 1.0 / 10000.0**omega
     out = positions.reshape(-1).to(dtype)[:, None] * omega[None, :]
@@ -166,10 +176,15 @@ class Block(nn.Module):
 
 
 class TemporalEncoder(nn.Module):
-    """(year, day of year) per frame to a sin-cos bias, half the channels each, times a scale."""
+    """(year, day of year) per frame to a sin-cos bias, half the channels each, times a scale.
 
-    def __init__(self, embed_dim: int, trainable_scale: bool = True) -> None:
+    ``precision`` is that of the sin-cos (``float64``, or ``float32`` as TerraTorch).
+    """
+
+    def __init__(self, embed_dim: int, trainable_scale: bool = True,
+                 precision: str = "float64") -> None:
         super().__init__()
+        self.precision = precision
         self.year_dim = embed_dim // 2
         self.day_dim = embed_dim - self.year_dim
         if trainable_scale:
@@ -180,17 +195,22 @@ class TemporalEncoder(nn.Module):
     def forward(self, temporal_coords: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
         """``(B, T, 2)`` coordinates to a ``(B, T*tokens_per_frame, embed_dim)`` bias."""
         b, t, _ = temporal_coords.shape
-        year = sincos_1d(self.year_dim, temporal_coords[..., 0]).reshape(b, t, -1)
-        day = sincos_1d(self.day_dim, temporal_coords[..., 1]).reshape(b, t, -1)
+        year = sincos_1d(self.year_dim, temporal_coords[..., 0], self.precision).reshape(b, t, -1)
+        day = sincos_1d(self.day_dim, temporal_coords[..., 1], self.precision).reshape(b, t, -1)
         emb = self.scale * torch.cat([year, day], dim=-1)
         return emb.repeat_interleave(tokens_per_frame, dim=1)
 
 
 class LocationEncoder(nn.Module):
-    """(lat, lon) per sample to a sin-cos bias, half the channels each, times a scale."""
+    """(lat, lon) per sample to a sin-cos bias, half the channels each, times a scale.
 
-    def __init__(self, embed_dim: int, trainable_scale: bool = True) -> None:
+    ``precision`` is that of the sin-cos (``float64``, or ``float32`` as TerraTorch).
+    """
+
+    def __init__(self, embed_dim: int, trainable_scale: bool = True,
+                 precision: str = "float64") -> None:
         super().__init__()
+        self.precision = precision
         self.lat_dim = embed_dim // 2
         self.lon_dim = embed_dim - self.lat_dim
         if trainable_scale:
@@ -201,8 +221,8 @@ class LocationEncoder(nn.Module):
     def forward(self, location_coords: torch.Tensor) -> torch.Tensor:
         """``(B, 2)`` coordinates to a ``(B, 1, embed_dim)`` bias (added to every token)."""
         b = location_coords.shape[0]
-        lat = sincos_1d(self.lat_dim, location_coords[:, 0]).reshape(b, 1, -1)
-        lon = sincos_1d(self.lon_dim, location_coords[:, 1]).reshape(b, 1, -1)
+        lat = sincos_1d(self.lat_dim, location_coords[:, 0], self.precision).reshape(b, 1, -1)
+        lon = sincos_1d(self.lon_dim, location_coords[:, 1], self.precision).reshape(b, 1, -1)
         return self.scale * torch.cat([lat, lon], dim=-1)
 
 
@@ -220,7 +240,8 @@ class PrithviViT(nn.Module):
     ``W`` must be multiples of the patch size (``input_multiple``); any number of frames
     works. The fixed 3-D sin-cos position embedding is computed for the actual token
     grid, so other sizes and frame counts need no interpolation (positions keep their
-    pre-training spacing: one step per patch). With
+    pre-training spacing: one step per patch); ``position_grid="interpolate"`` resizes
+    the ``img_size`` grid instead, as TerraTorch does. With
     ``coords_encoding=True`` (the ``_tl`` models) ``forward`` adds the encodings of
     ``temporal_coords`` (B, T, 2) = (year, day of year) and ``location_coords``
     (B, 2) = (lat, lon) to the patch tokens when they are given.
@@ -241,6 +262,14 @@ class PrithviViT(nn.Module):
         out_indices: Blocks whose outputs are returned (default: all); negative counts
             from the end. The last block's output passes the final norm.
         norm_eps: LayerNorm epsilon.
+        position_grid: ``recompute`` (sin-cos of the actual token grid) or
+            ``interpolate`` (the ``img_size`` grid resized bicubically, corners aligned,
+            frame by frame: what TerraTorch models were fine-tuned with).
+        coords_dtype: Precision of the time/location sin-cos: ``float64`` or
+            ``float32`` (TerraTorch's).
+        drop_path_schedule: ``linear`` (0 at the first block, ``drop_path_rate`` at the
+            last) or ``uniform`` (``drop_path_rate`` everywhere, TerraTorch's); training
+            only.
     """
 
     def __init__(
@@ -259,8 +288,19 @@ class PrithviViT(nn.Module):
         coords_scale_learn: bool = True,
         out_indices: Sequence[int] | None = None,
         norm_eps: float = 1e-5,
+        position_grid: str = "recompute",
+        coords_dtype: str = "float64",
+        drop_path_schedule: str = "linear",
     ) -> None:
         super().__init__()
+        if position_grid not in POSITION_GRIDS or coords_dtype not in COORDS_DTYPES \
+                or drop_path_schedule not in ("linear", "uniform"):
+            raise ConfigurationError(
+                f"position_grid must be one of {', '.join(POSITION_GRIDS)}, coords_dtype "
+                f"one of {', '.join(COORDS_DTYPES)} and drop_path_schedule linear or "
+                f"uniform; got {position_grid!r}, {coords_dtype!r}, {drop_path_schedule!r}"
+            )
+        self.position_grid = position_grid
         patch = (1, patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
         if len(patch) != 3:
             raise ConfigurationError(f"patch_size must be an int or (t, h, w), got {patch_size!r}")
@@ -297,9 +337,11 @@ class PrithviViT(nn.Module):
                     "time/location encoding needs a temporal patch size of 1, got "
                     f"{self.patch_size[0]}"
                 )
-            self.temporal_embed_enc = TemporalEncoder(embed_dim, coords_scale_learn)
-            self.location_embed_enc = LocationEncoder(embed_dim, coords_scale_learn)
-        rates = [drop_path_rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
+            self.temporal_embed_enc = TemporalEncoder(embed_dim, coords_scale_learn, coords_dtype)
+            self.location_embed_enc = LocationEncoder(embed_dim, coords_scale_learn, coords_dtype)
+        rates = [drop_path_rate if drop_path_schedule == "uniform"
+                 else drop_path_rate * i / (depth - 1) if depth > 1 else 0.0
+                 for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=rate, norm_eps=norm_eps)
             for rate in rates
@@ -349,9 +391,19 @@ class PrithviViT(nn.Module):
 
         Computed on every call (cheap next to the blocks) rather than cached for one
         size: no state to save (official files carry one for their pre-training grid,
-        which the loader drops) and exports keep H and W dynamic.
+        which the loader drops) and exports keep H and W dynamic. With
+        ``position_grid="interpolate"`` a grid other than the ``img_size`` one is the
+        ``img_size`` grid (for ``t`` frames) resized bicubically with aligned corners.
         """
-        return sincos_3d(self.embed_dim, grid, device=device)
+        t, h, w = grid
+        base = (self.img_size[0] // self.patch_size[1], self.img_size[1] // self.patch_size[2])
+        if self.position_grid == "recompute" or (h, w) == base:
+            return sincos_3d(self.embed_dim, grid, device=device)
+        stored = sincos_3d(self.embed_dim, (t, *base), device=device)
+        patches = stored[0, 1:].reshape(t, *base, self.embed_dim).permute(0, 3, 1, 2)
+        resized = F.interpolate(patches, size=(h, w), mode="bicubic", align_corners=True)
+        flat = resized.permute(0, 2, 3, 1).reshape(1, t * h * w, self.embed_dim)
+        return torch.cat([stored[:, :1], flat], dim=1)
 
     def _to_5d(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 4:

@@ -14,6 +14,7 @@ from geofm_core.convert.rules import (
     ConversionRules,
     DecoderFacts,
     FactoryRule,
+    KeyRule,
     Report,
     pop_prefixed,
 )
@@ -61,6 +62,16 @@ DECODER_ARGS: dict[str, dict[str, str]] = {
             "decoder_intermediate_channels": "intermediate_channels",
             "decoder_fusion_channels": "fusion_channels"},
 }
+
+#: smp models whose segmentation head does not upsample (the decoder ends at full size).
+_NO_UPSAMPLING = ("Unet", "UnetPlusPlus", "Linknet", "MAnet")
+
+#: How TerraTorch's SMPModelFactory names its weights (an smp model in ``smp_model``).
+_SMP_MODEL_KEYS = (
+    KeyRule(r"smp_model\.encoder\.(.+)", r"backbone.encoder.\1"),
+    KeyRule(r"smp_model\.decoder\.(.+)", r"decoder.decoder.\1"),
+    KeyRule(r"smp_model\.segmentation_head\.0\.(\w+)", r"head.classifier.\1"),
+)
 
 #: smp's boolean batch-norm switch as this plugin's ``use_norm`` names.
 _NORM_VALUES = {"use_norm": ((True, "batchnorm"), (False, "identity"))}
@@ -116,12 +127,17 @@ def smp_model_factory(args: dict[str, Any], report: Report) -> dict[str, Any]:
             out["decoder_kwargs"] = dkw
         report.note("model", (
             f"smp {model} written as the backbone {out['backbone']} and the decoder "
-            f"{out['decoder']}; geofm's head (a 1x1 conv) replaces smp's segmentation head"))
+            f"{out['decoder']}; geofm's head with kernel_size 3 is smp's segmentation head"
+            + ("" if model in _NO_UPSAMPLING else
+               f" (smp upsamples {model}'s output with aligned corners, geofm rescales "
+               "without: outputs differ slightly)")))
     if report.task == "regression" and args.pop("regression_relu", False):
         out["head_kwargs"] = {"final_act": "relu"}
     num_classes = args.pop("num_classes", None)
     if num_classes is not None and report.task != "regression":
         out["num_classes"] = num_classes
+    if report.task == "segmentation" and decoder is not None:
+        out["head_kwargs"] = {"kernel_size": 3}
     for key in list(args):
         report.drop(key, args.pop(key), "SMPModelFactory argument geofm has no counterpart for")
     return out
@@ -175,10 +191,14 @@ TERRATORCH = ConversionRules(
             args={"channels": "decoder_channels", "use_batchnorm": "use_norm",
                   "attention_type": "attention_type"},
             values=_NORM_VALUES,
+            # TerraTorch feeds the finest level twice, so its last block keeps that level's
+            # resolution instead of upsampling it.
+            defaults={"upsample_last": False},
             note="written as smp:unet (the smp U-Net decoder TerraTorch's UNetDecoder wraps)"),
     ),
     factories=(
         FactoryRule(("SMPModelFactory",), tasks=("segmentation", "regression"),
-                    convert="geofm_smp_decoders._conversion:smp_model_factory"),
+                    convert="geofm_smp_decoders._conversion:smp_model_factory",
+                    keys=_SMP_MODEL_KEYS),
     ),
 )

@@ -138,7 +138,9 @@ class SmpDecoder(nn.Module):
 class SmpUnet(SmpDecoder):
     """smp's U-Net decoder: one upsampling block per level, skips from the finer levels.
 
-    The output is at twice the finest level's resolution.
+    The output is at twice the finest level's resolution; with ``upsample_last=False``
+    the last block keeps the finest level's resolution (TerraTorch's ``UNetDecoder``,
+    whose model then resizes the output to the input).
 
     Args:
         in_channels: Channels of each level, finest first.
@@ -148,6 +150,8 @@ class SmpUnet(SmpDecoder):
         attention_type: ``None`` or ``scse``.
         add_center_block: Add a center block on the deepest level.
         interpolation_mode: Upsampling mode.
+        upsample_last: The last block upsamples 2x (smp's U-Net on a 5-level encoder);
+            ``False`` runs it at the finest level's resolution.
     """
 
     smp_name = "unet"
@@ -161,9 +165,12 @@ class SmpUnet(SmpDecoder):
         attention_type: str | None = None,
         add_center_block: bool = False,
         interpolation_mode: str = "nearest",
+        upsample_last: bool = True,
     ) -> None:
         super().__init__(in_channels)
         widths = self._widths(decoder_channels)
+        # smp's last block resizes to the placeholder level's size (see the module doc).
+        self.placeholder_scale = 2 if upsample_last else 1
         self.decoder = UnetDecoder(
             encoder_channels=[0, *self.in_channels], decoder_channels=widths,
             n_blocks=len(widths), use_norm=use_norm, attention_type=attention_type,
@@ -173,7 +180,7 @@ class SmpUnet(SmpDecoder):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Decode the levels."""
-        return self._run([_placeholder(features[0], 2), *features])
+        return self._run([_placeholder(features[0], self.placeholder_scale), *features])
 
 
 class SmpUnetPlusPlus(SmpDecoder):

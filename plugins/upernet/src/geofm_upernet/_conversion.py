@@ -5,7 +5,7 @@ Read by ``geofm convert terratorch`` through the plugin's ``geofm_conversion_rul
 
 from __future__ import annotations
 
-from geofm_core.convert.rules import ComponentRule, ConversionRules, DecoderFacts
+from geofm_core.convert.rules import ComponentRule, ConversionRules, DecoderFacts, KeyRule
 
 __all__ = ["TERRATORCH"]
 
@@ -18,5 +18,8 @@ TERRATORCH = ConversionRules(components=(
         # TerraTorch's scale_modules are the layers of this neck, applied before UperNet.
         neck_flags={"scale_modules": "geofm:learned_interpolate_to_pyramidal"},
         facts=DecoderFacts(levels=4),
+        # TerraTorch's ConvModule names its layers; geofm's ConvBNReLU is a Sequential.
+        keys=(KeyRule(r"(.+)\.conv\.(\w+)", r"\1.0.\2"),
+              KeyRule(r"(.+)\.norm\.(\w+)", r"\1.1.\2")),
     ),
 ))

@@ -61,7 +61,9 @@ class ModelConverter(Parts):
         """
         parts = self._split(copy.deepcopy(args), factory, aux_heads)
         out: dict[str, Any] = {}
+        padding = parts.bk.pop("padding", "reflect")
         backbone = self._backbone(parts.backbone, parts.bk, out)
+        self._padding(backbone, padding, out)
         decoder = self._decoder(parts.decoder, parts.dk, out)
         necks = self._neck_list(parts.necks, out, backbone, decoder, factory)
         if necks:
@@ -155,6 +157,26 @@ class ModelConverter(Parts):
                          + self.book.missing_hint())
         return dict(bk)
 
+    def _padding(self, backbone: _Backbone, mode: Any, out: dict[str, Any]) -> None:
+        """TerraTorch's padding of a patch backbone's input, written out.
+
+        TerraTorch pads the input of a backbone with a patch size to twice the patch,
+        split between both sides, with ``backbone_padding`` (reflect by default); geofm
+        pads with zeros at the bottom and right to the patch size unless told otherwise.
+        """
+        rule = backbone.rule
+        patch = rule.backbone.patch_size if rule is not None else None
+        if patch is None:
+            return
+        where = f"{self.path}.backbone_padding"
+        if mode not in ("constant", "reflect", "replicate"):
+            self.report.drop(where, mode, "geofm pads with constant, reflect or replicate")
+            return
+        out.update(input_multiple=2 * patch, pad_mode=mode, pad_centred=True)
+        self.report.note(where, (
+            f"TerraTorch pads inputs to a multiple of {2 * patch} ({mode}, both sides); "
+            f"written as input_multiple: {2 * patch}, pad_mode: {mode}, pad_centred: true"))
+
     # -- decoder ------------------------------------------------------------------
 
     def _decoder(self, decoder: Any, dk: dict[str, Any],
@@ -241,6 +263,12 @@ class ModelConverter(Parts):
         hkw = self.head_kwargs(parts.hk, f"{self.path}.head_")
         if hkw:
             out["head_kwargs"] = hkw
+        if self.task in ("classification", "multilabel") and "pooling" not in out \
+                and not parts.hk.get("linear_after_pool"):
+            out["pooling"] = "head_then_avg"
+            self.report.note(f"{self.path}.head_linear_after_pool", (
+                "false (TerraTorch's default): its head runs at every position and is then "
+                "averaged; written as pooling: head_then_avg"))
         if parts.aux:
             aux_list = self.aux(parts.aux)
             if aux_list:

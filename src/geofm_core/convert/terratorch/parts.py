@@ -135,8 +135,7 @@ class Parts:
                 f"{out[facts.channels_arg]}"))
         elif counted is not None:
             self.report.drop(f"{path}bands", counted, "expected a list of bands")
-        for key, default in rule.defaults.items():
-            out.setdefault(key, default)
+        self._defaults(rule, out, path)
         return out
 
     def _new_bands(self, bands: list[Any], where: str, pretrained: bool,
@@ -159,6 +158,15 @@ class Parts:
                 f"new bands, without pretrained weights; {target} would take them as indices "
                 f"into its pretrained bands.{weights}"))
         return out
+
+    def _defaults(self, rule: ComponentRule, out: dict[str, Any], where: str) -> None:
+        """Write the rule's defaults the config leaves out, each with a note."""
+        written = {k: v for k, v in rule.defaults.items() if k not in out}
+        out.update(written)
+        if written:
+            listed = ", ".join(f"{k}: {v}" for k, v in written.items())
+            self.report.note(f"{where}*", f"TerraTorch's behaviour written out for "
+                             f"{rule.target}: {listed}")
 
     def timm_backbone_kwargs(self, bk: dict[str, Any]) -> dict[str, Any]:
         """The kwargs of a ``timm:`` backbone (the rest goes to timm through model_kwargs)."""
@@ -213,8 +221,7 @@ class Parts:
             else:
                 self._pass(out, rule, key, value, f"{where}{key}", f"{target} takes no such "
                            f"argument (`geofm describe decoder {target}`)")
-        for key, default in rule.defaults.items():
-            out.setdefault(key, default)
+        self._defaults(rule, out, where)
         return out
 
     def decoder_rule(self, name: str, where: str, item: Any) -> ComponentRule | None:
@@ -307,12 +314,20 @@ class Parts:
                         continue
                     value = act
                 out[renames[key]] = value
+                # TerraTorch's regression head blocks are conv-BN-ReLU, as geofm's are.
+                if key == "channel_list" and value and self.task == "segmentation":
+                    out["conv_block"] = "conv_bias_relu"
+                    self.report.note(f"{where}{key}", (
+                        "TerraTorch's segmentation head blocks are conv (with bias) + ReLU; "
+                        "written as conv_block: conv_bias_relu (geofm's default adds batch "
+                        "norm)"))
             elif key == "batch_norm" and value is True:
                 self.report.note(f"{where}{key}", "true dropped (geofm's head blocks always use "
                                  "batch norm)")
             elif key == "linear_after_pool":
                 self.report.note(f"{where}{key}", (
-                    f"{value} dropped: geofm pools first, then applies the head's layers"))
+                    f"{value}: written as the model's pooling (avg when true: pool, then "
+                    "the head; head_then_avg when false)"))
             else:
                 self.report.drop(f"{where}{key}", value, "the geofm head takes no such argument")
         return out

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from geofm_core.convert.rules import ComponentRule, ConversionRules, DecoderFacts, FactoryRule
+from geofm_core.convert.rules import (
+    ComponentRule,
+    ConversionRules,
+    FactoryRule,
+    KeyRule,
+)
 from geofm_core.data.bands import band_names
 
 __all__ = [
@@ -36,9 +41,11 @@ __all__ = [
     "TASK_ONLY_ARGS",
     "TERRATORCH_CALLBACKS",
     "TERRATORCH_ONLY_BACKBONES",
+    "TIMM_KEYS",
     "TOP_LEVEL_COPIED",
     "TRAINER_ARGS",
     "WRITER_CALLBACKS",
+    "head_keys",
 ]
 
 #: The framework name plugins are asked about.
@@ -105,18 +112,25 @@ _NECK_NAMES = {
     "AddBottleneckLayer": "add_bottleneck_layer",
 }
 
+#: Weights of TerraTorch's necks, relative to the neck, where geofm's names differ.
+_NECK_KEYS: dict[str, tuple[KeyRule, ...]] = {
+    # TerraTorch wraps the one transposed conv of the second level in a Sequential.
+    "LearnedInterpolateToPyramidal": (KeyRule(r"fpn2\.0\.(\w+)", r"fpn2.\1"),),
+}
+
+#: Weights of a TerraTorch timm backbone (the timm model itself) in geofm's wrapper.
+TIMM_KEYS = (KeyRule(r"(.+)", r"model.\1"),)
+
 #: The core's TerraTorch rules (source ``geofm``): its necks and decoders, and timm's
 #: TimmModelFactory (a whole timm classifier, written as a timm backbone and geofm's head).
 CORE_RULES = ConversionRules(factories=(
     FactoryRule(("TimmModelFactory",), tasks=("classification", "multilabel"),
                 convert="geofm_core.convert.terratorch.factories:convert_timm"),
 ), components=(
-    *(ComponentRule("neck", (tt,), f"geofm:{name}") for tt, name in _NECK_NAMES.items()),
-    ComponentRule(
-        "decoder", ("FCNDecoder",), "geofm:fcn",
-        note="geofm:fcn is MMSeg's FCN head (conv blocks, no upsampling), not TerraTorch's "
-             "transposed-conv FCNDecoder; the output is rescaled to the input size",
-        facts=DecoderFacts(upsamples_itself=True)),
+    *(ComponentRule("neck", (tt,), f"geofm:{name}", keys=_NECK_KEYS.get(tt, ()))
+      for tt, name in _NECK_NAMES.items()),
+    # The same layers and weight names as TerraTorch's FCNDecoder.
+    ComponentRule("decoder", ("FCNDecoder",), "geofm:upscale_fcn"),
     ComponentRule("decoder", ("IdentityDecoder",), "geofm:identity"),
     ComponentRule(
         "decoder", ("LinearDecoder",), "geofm:linear", args={"upsampling_size": "upsampling"},
@@ -134,6 +148,39 @@ HEADS: dict[str, str] = {
     "segmentation": "geofm:segmentation", "regression": "geofm:regression",
     "classification": "geofm:classification", "multilabel": "geofm:classification",
 }
+
+def head_keys(task: str, head_kwargs: dict[str, Any]) -> tuple[KeyRule, ...]:
+    """How TerraTorch names the weights of a task's head, relative to the head.
+
+    TerraTorch's heads are ``head = Sequential(blocks, dropout, last layer)``, each block
+    a ``Sequential(layer, ReLU)``. geofm's segmentation head nests its
+    ``conv_bias_relu`` blocks the same way; its classification head is flat
+    (dropout, linear, activation per hidden layer), so the hidden layers are listed.
+    TerraTorch's regression head has conv-BN-ReLU blocks (geofm's flat ones) and no
+    block ``Sequential`` without ``channel_list``.
+    """
+    if task == "segmentation":
+        return (KeyRule(r"head\.2\.(\w+)", r"classifier.\1"),
+                KeyRule(r"head\.0\.(\d+)\.0\.(\w+)", r"blocks.\1.0.\2"))
+    if task == "regression" and not head_kwargs.get("learned_upscale_layers"):
+        # Sequential([blocks,] dropout, output); its blocks are conv-BN-ReLU like geofm's.
+        # (Its learned upscaling is a pixel shuffle, geofm's a transposed conv: unmapped.)
+        pre = 1 if head_kwargs.get("channel_list") else 0
+        return (KeyRule(rf"head\.{pre + 1}\.(\w+)", r"output.\1"),
+                *_regression_blocks(len(head_kwargs.get("channel_list") or ())))
+    if task in ("classification", "multilabel"):
+        hidden = len(head_kwargs.get("dim_list") or ())
+        return (KeyRule(r"head\.2\.(\w+)", rf"layers.{3 * hidden + 1}.\1"),
+                *(KeyRule(rf"head\.0\.{i}\.0\.(\w+)", rf"layers.{3 * i + 1}.\1")
+                  for i in range(hidden)))
+    return ()
+
+
+def _regression_blocks(count: int) -> tuple[KeyRule, ...]:
+    """TerraTorch's ``head.0.i.{0,1}`` (conv, BN) as geofm's flat ``blocks.{3i,3i+1}``."""
+    return tuple(KeyRule(rf"head\.0\.{i}\.{j}\.(\w+)", rf"blocks.{3 * i + j}.\1")
+                 for i in range(count) for j in (0, 1))
+
 
 #: TerraTorch head kwargs per geofm task -> geofm head kwargs. Listed in full rather than
 #: read off the head's signature: heads are not named in TerraTorch configs, and reading
