@@ -77,7 +77,12 @@ def read_yaml(path: str | Path) -> Any:
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+    except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from None
     try:
         return load_yaml(text, str(path))
