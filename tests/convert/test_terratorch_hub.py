@@ -91,3 +91,26 @@ def test_a_model_missing_from_the_offline_cache_names_the_cache(offline: Path) -
         resolve_hub_model("someone/absent")
     with pytest.raises(ConfigurationError, match="not a Hugging Face repo id"):
         resolve_hub_model("no-slash")
+
+
+def test_geofm_convert_hf_writes_a_geofm_checkpoint_of_a_published_model(
+        offline: Path, tmp_path: Path) -> None:
+    """`geofm convert terratorch --hf REPO -o model.ckpt`, offline, from the hub cache."""
+    from geofm_core.cli import main
+    from geofm_core.inference.checkpoint import load_task
+
+    fixtures = Path(__file__).parent / "fixtures" / "terratorch"
+    repo = "example-org/prithvi-v1-upernet-finetuned"
+    cache_repo(offline, repo, {
+        "config.yaml": (fixtures / "prithvi_v1_upernet.yaml").read_bytes(),
+        "model.ckpt": (fixtures / "prithvi_v1_upernet.ckpt").read_bytes(),
+        "README.md": b"# card"})
+    out = tmp_path / "model.ckpt"
+    assert main(["convert", "terratorch", "--hf", repo, "-o", str(out)]) == 0
+    task = load_task(out)
+    assert type(task).__name__ == "SemanticSegmentationTask"
+    assert main(["convert", "terratorch", "--hf", repo, "config.yaml", "-o",
+                 str(tmp_path / "x.ckpt")]) == 1
+    assert main(["convert", "terratorch", "--hf", "example-org/not-cached", "-o",
+                 str(tmp_path / "y.ckpt")]) == 1
+    assert not (tmp_path / "x.ckpt").exists() and not (tmp_path / "y.ckpt").exists()

@@ -26,13 +26,39 @@ def _parser() -> argparse.ArgumentParser:
     parser = command_parser("convert", "Convert another framework's config to a geofm config.")
     sub = parser.add_subparsers(dest="framework", metavar="FRAMEWORK", required=True)
     p = sub.add_parser("terratorch", help="a TerraTorch LightningCLI YAML (terratorch fit -c)")
-    p.add_argument("config", help="the TerraTorch YAML config")
+    p.add_argument("config", nargs="?", help="the TerraTorch YAML config (not with --hf)")
     p.add_argument("-o", "--output", help="write the geofm YAML (or, with --ckpt, the geofm "
                    "checkpoint) here; YAML goes to stdout by default")
     p.add_argument("--ckpt", help="a TerraTorch checkpoint trained with CONFIG: convert its "
                    "weights too and write a geofm checkpoint to -o")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--hf", metavar="REPO_ID", help="a fine-tuned model TerraTorch's authors "
+                   "published on the Hugging Face Hub (e.g. ibm-nasa-geospatial/Prithvi-EO-2.0-"
+                   "300M-TL-Sen1Floods11): its config and checkpoint, from the hub cache "
+                   "(HF_HUB_OFFLINE=1: the cache only), converted to the geofm checkpoint -o")
+    p.add_argument("--config-file", help="with --hf: the config's file name in the repo")
+    p.add_argument("--checkpoint-file", help="with --hf: the checkpoint's file name in the repo")
     return parser
+
+
+def _resolve_sources(args: argparse.Namespace) -> None:
+    """Fill ``args.config``/``args.ckpt`` from ``--hf``; exactly one source is needed."""
+    from geofm_core.errors import ConfigurationError
+
+    if args.hf is None:
+        if args.config is None:
+            raise ConfigurationError("give the TerraTorch CONFIG.yaml to convert, or --hf "
+                                     "REPO_ID for a published model")
+        return
+    if args.config is not None or args.ckpt is not None:
+        raise ConfigurationError("--hf REPO_ID brings its own config and checkpoint; leave "
+                                 "out CONFIG and --ckpt (or use them without --hf)")
+    from geofm_core.convert.terratorch.hub import resolve_hub_model
+
+    model = resolve_hub_model(args.hf, config_file=args.config_file,
+                              checkpoint_file=args.checkpoint_file)
+    args.config, args.ckpt = str(model.config), str(model.checkpoint)
+    sys.stderr.write(f"{args.hf}: {model.config.name} and {model.checkpoint.name}\n")
 
 
 def _write_checkpoint(args: argparse.Namespace) -> list[str]:
@@ -85,6 +111,7 @@ def main(argv: Sequence[str]) -> int:
     """
     # --debug may follow the framework's arguments, where the top parser does not see it.
     args = _parser().parse_args([a for a in argv if a != "--debug"])
+    _resolve_sources(args)
     check_input_file(args.config, "config", "give a TerraTorch YAML config")
     if args.ckpt:
         check_input_file(args.ckpt, "--ckpt", "give the TerraTorch .ckpt trained with CONFIG")
