@@ -32,10 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt", help="a TerraTorch checkpoint trained with CONFIG: convert its "
                    "weights too and write a geofm checkpoint to -o")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    p.add_argument("--hf", metavar="REPO_ID", help="a fine-tuned model TerraTorch's authors "
-                   "published on the Hugging Face Hub (e.g. ibm-nasa-geospatial/Prithvi-EO-2.0-"
-                   "300M-TL-Sen1Floods11): its config and checkpoint, from the hub cache "
-                   "(HF_HUB_OFFLINE=1: the cache only), converted to the geofm checkpoint -o")
+    p.add_argument("--hf", metavar="REPO_ID", help="a fine-tuned TerraTorch model published "
+                   "on the Hugging Face Hub (org/name): its config and checkpoint, from the "
+                   "hub cache (HF_HUB_OFFLINE=1: the cache only), converted to the geofm "
+                   "checkpoint -o")
     p.add_argument("--config-file", help="with --hf: the config's file name in the repo")
     p.add_argument("--checkpoint-file", help="with --hf: the checkpoint's file name in the repo")
     return parser
