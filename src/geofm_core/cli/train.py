@@ -9,6 +9,9 @@
 * Default callbacks, each added only when the config has none of its type: checkpoints
   of the best model (by the task's ``monitor``/``mode``) and of the last epoch, a
   learning-rate monitor (when a logger is on); Lightning's progress bar stays on.
+* ``predict`` writes with :class:`~geofm_core.inference.writer.GeoTiffPredictionWriter`
+  unless the config names a prediction writer; ``--overwrite`` replaces its outputs,
+  ``--skip_existing`` predicts only the inputs whose outputs are missing (a rerun).
 * ``--ckpt_path`` resumes training or loads weights; the settings of the config always
   win over the hyper-parameters saved in the checkpoint (Lightning would otherwise
   replace the model's config by the checkpoint's, e.g. dropping ``tiled_inference``).
@@ -95,6 +98,8 @@ class GeofmCLI(LightningCLI):
 
     #: ``--overwrite`` was given: ``fit`` may replace an earlier run's checkpoints.
     overwrite: bool = False
+    #: ``--skip_existing`` was given: ``predict`` leaves inputs with finished outputs alone.
+    skip_existing: bool = False
     #: The command line of this run (``geofm fit ...``), as DDP's other ranks must see it.
     launch_argv: ClassVar[list[str]] = ["geofm"]
 
@@ -125,14 +130,18 @@ class GeofmCLI(LightningCLI):
             isinstance(c, LearningRateMonitor) for c in given
         ):
             defaults.append(LearningRateMonitor())
-        if self.subcommand == "predict" and not any(
-            isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]
-        ):
+        if self.subcommand == "predict":
             from geofm_core.inference.writer import GeoTiffPredictionWriter
 
-            root = Path(config.get("default_root_dir") or os.getcwd())
-            defaults.append(GeoTiffPredictionWriter(output_dir=str(root / "predictions"),
-                                                    overwrite=GeofmCLI.overwrite))
+            for writer in [*given, *callbacks]:  # the flags reach a configured writer too
+                if isinstance(writer, GeoTiffPredictionWriter):
+                    writer.overwrite = writer.overwrite or GeofmCLI.overwrite
+                    writer.skip_existing = writer.skip_existing or GeofmCLI.skip_existing
+            if not any(isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]):
+                root = Path(config.get("default_root_dir") or os.getcwd())
+                defaults.append(GeoTiffPredictionWriter(
+                    output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
+                    skip_existing=GeofmCLI.skip_existing))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
 
 
@@ -165,8 +174,15 @@ def main(argv: Sequence[str]) -> int:
         GeofmError: A component could not be built; the message names the YAML path.
     """
     debug = "--debug" in argv or bool(os.environ.get("GEOFM_DEBUG"))
-    args = expand_argv([a for a in argv if a not in ("--debug", "--overwrite")])
+    flags = ("--debug", "--overwrite", "--skip_existing", "--skip-existing")
+    args = expand_argv([a for a in argv if a not in flags])
     GeofmCLI.overwrite = "--overwrite" in argv
+    GeofmCLI.skip_existing = "--skip_existing" in argv or "--skip-existing" in argv
+    if GeofmCLI.skip_existing and args[:1] != ["predict"]:
+        raise ConfigurationError(
+            "--skip_existing applies to `geofm predict` only (it predicts the inputs whose "
+            "outputs are missing); drop it"
+        )
     GeofmCLI.last_config = None
     if not any(a in ("-h", "--help") for a in args):
         check_config_files(args)
