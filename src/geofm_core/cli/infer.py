@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "infer", "Predict a whole GeoTIFF of any size with a trained checkpoint; memory "
         "stays flat. Tiling given here wins over what the checkpoint saved.")
-    parser.add_argument("input", type=Path, help="input GeoTIFF")
+    # a string: Path would turn https://host/a.tif into https:/host/a.tif
+    parser.add_argument("input", help="input GeoTIFF: a path, or a URL GDAL reads "
+                        "(https://.../scene.tif, s3://bucket/key.tif, gs://, /vsis3/...)")
     parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
     parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint from geofm fit")
     parser.add_argument("--crop", type=int, help="tile size (default: the checkpoint's "
