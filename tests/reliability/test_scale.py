@@ -120,3 +120,65 @@ def test_without_skip_existing_finished_outputs_are_refused_and_it_excludes_over
     err = fails()
     assert "scene0_pred.tif exists" in err and "--skip_existing" in err
     assert main(["predict", "-c", str(config), "--overwrite"]) == 0
+
+
+def _rss_kib(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _reset_peak() -> bool:
+    """Restart the peak-RSS count (VmHWM) from the current RSS; False where Linux forbids it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def test_soak_200_rasters_in_one_process_keep_peak_memory_flat(tmp_path: Path) -> None:
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs /proc (Linux) to read this process's memory")
+    import torch
+
+    from geofm_core.inference.raster import predict_raster
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(BANDS, 3, 1).eval()
+    rng = np.random.default_rng(0)
+    sources = [write_tif(tmp_path / "in" / f"s{i}.tif",
+                         rng.normal(0, 1, (BANDS, 32, 32)).astype(np.float32))
+               for i in range(4)]  # 200 runs over 4 files: the inputs cost no memory
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def run(i: int) -> None:
+        predict_raster(model, sources[i % len(sources)], out / f"p{i}.tif",
+                       num_classes=3, crop=32, stride=32, batch_size=1, probabilities=True,
+                       progress=True)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one 32 px tile: threads would only contend on a busy machine
+    try:
+        _soak(run, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _soak(run: Any, out: Path) -> None:
+    import gc
+
+    for i in range(20):  # warm-up: allocator pools, GDAL drivers, torch kernels
+        run(i)
+    gc.collect()
+    start = _rss_kib("VmRSS")
+    exact = _reset_peak()
+    for i in range(20, 200):
+        run(i)
+    gc.collect()
+    peak = _rss_kib("VmHWM") if exact else _rss_kib("VmRSS")
+    assert len(list(out.glob("p*_probabilities.tif"))) == 200
+    assert peak - start < 30 * 1024, f"RSS grew by {(peak - start) / 1024:.1f} MiB"
