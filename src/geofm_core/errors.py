@@ -18,6 +18,7 @@ __all__ = [
     "PluginLoadError",
     "PluginLoadWarning",
     "PluginWarning",
+    "TrainingInterruptedError",
     "UnknownComponentError",
 ]
 
@@ -25,8 +26,12 @@ __all__ = [
 class GeofmError(Exception):
     """Base class of every error geofm raises on purpose.
 
-    The CLI prints these as one paragraph, without a traceback unless ``--debug``.
+    The CLI prints these as one paragraph, without a traceback unless ``--debug``, and
+    exits with :attr:`exit_code`.
     """
+
+    #: The exit status of the ``geofm`` command that stops with this error.
+    exit_code: int = 1
 
 
 class ComponentLookupError(GeofmError, LookupError):
@@ -83,6 +88,15 @@ class OutputExistsError(GeofmError, FileExistsError):
 
 class OutputWriteError(GeofmError, OSError):
     """Writing an output failed (a full disk, say); nothing is left at the final path."""
+
+
+class TrainingInterruptedError(GeofmError):
+    """Training was stopped by SIGTERM (a scheduler's pre-emption, say) before it ended.
+
+    The exit status is 143 (128 + SIGTERM), what a scheduler expects of a terminated job.
+    """
+
+    exit_code = 143
 
 
 class PluginWarning(UserWarning):

@@ -31,6 +31,7 @@ __all__ = [
     "load_plugins",
     "new_plugin_manager",
     "split_conflicts",
+    "unknown_switch_names",
 ]
 
 ENTRY_POINT_GROUP = "geofm.plugins"
@@ -112,8 +113,33 @@ def apply_switches(
     eps = list(eps)
     if _truthy(environ.get(ENV_DISABLE_AUTOLOAD)):
         return [], eps
-    names = {n.strip() for n in environ.get(ENV_DISABLE, "").split(",") if n.strip()}
+    names = _disabled_names(environ)
     return [e for e in eps if e.name not in names], [e for e in eps if e.name in names]
+
+
+def _disabled_names(environ: Mapping[str, str]) -> set[str]:
+    return {n.strip() for n in environ.get(ENV_DISABLE, "").split(",") if n.strip()}
+
+
+def unknown_switch_names(eps: Iterable[EntryPoint], environ: Mapping[str, str]) -> str | None:
+    """The warning for ``GEOFM_DISABLE_PLUGINS`` names no plugin has; None when all match.
+
+    A misspelt name would otherwise leave the plugin it meant enabled without a word.
+    """
+    names = _disabled_names(environ)
+    installed = sorted({ep.name for ep in eps})
+    unknown = sorted(names - set(installed) - set(BUILTIN_PLUGINS))
+    builtin = sorted(names & set(BUILTIN_PLUGINS))
+    parts = []
+    if unknown:
+        listed = ", ".join(installed) or "none"
+        parts.append(f"{ENV_DISABLE} names {', '.join(map(repr, unknown))}, which no "
+                     f"installed plugin provides (installed plugins: {listed}); check the "
+                     "spelling")
+    if builtin:
+        parts.append(f"{ENV_DISABLE} cannot disable {', '.join(map(repr, builtin))}: built "
+                     f"into {CORE_DISTRIBUTION}")
+    return "; ".join(parts) or None
 
 
 def split_conflicts(
@@ -177,6 +203,10 @@ def load_plugins(
 
     eps = find_entry_points() if eps is None else list(eps)
     kept, disabled = apply_switches(eps, environ)
+    unknown = None if _truthy(environ.get(ENV_DISABLE_AUTOLOAD)) else \
+        unknown_switch_names(eps, environ)
+    if unknown:
+        warnings.warn(unknown, PluginLoadWarning, stacklevel=2)
     for ep in disabled:
         dist, version = _dist_of(ep)
         infos.append(PluginInfo(ep.name, dist, version, ep.value, status=DISABLED))

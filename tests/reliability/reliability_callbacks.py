@@ -42,6 +42,29 @@ class DumpMetrics(Callback):
         path.write_text(json.dumps(metrics, sort_keys=True))
 
 
+class TermAtStep(Callback):
+    """Send SIGTERM to this process (as a scheduler does) after ``step`` optimizer steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        if trainer.global_step == self.step and not trainer.received_sigterm:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class WorseningValLoss(Callback):
+    """Report a ``val/loss`` that grows each epoch, so the best checkpoint stays epoch 0.
+
+    Lightning runs checkpoint callbacks after the others, so they see this value.
+    """
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        import torch
+
+        trainer.callback_metrics["val/loss"] = torch.tensor(float(trainer.current_epoch))
+
+
 class RecordingWriter(GeoTiffPredictionWriter):
     """The prediction writer, also listing per rank the inputs it saw and the files it wrote.
 

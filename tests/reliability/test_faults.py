@@ -152,3 +152,100 @@ def test_ddp_on_cpu_two_processes_sync_metrics_and_write_one_checkpoint(
     assert [p.name for p in checkpoints if p.name == "last.ckpt"] == ["last.ckpt"]
     assert len(checkpoints) == 2, checkpoints
     assert len(list((run / "logs").glob("lightning_logs/version_*"))) == 1
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_exits_non_zero(
+    tmp_path: Path, dataset: dict[str, Path],
+) -> None:
+    """A scheduler's SIGTERM mid-epoch: exit 143 with a message, then resume to the same end."""
+    def config(run: Path, *callbacks: dict[str, Any]) -> Path:
+        cfg = seg_config(dataset, run)
+        cfg["trainer"].update({"max_epochs": 3, "logger": False, "deterministic": True,
+                               "callbacks": list(callbacks)})
+        return write_config(cfg, run.parent / f"{run.name}-{len(callbacks)}.yaml")
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert main(["fit", "-c", str(config(straight))]) == 0
+    term = {"class_path": "reliability_callbacks.TermAtStep", "init_args": {"step": 3}}
+    done = subprocess.run([geofm_exe(), "fit", "-c", str(config(stopped, term))],
+                          capture_output=True, text=True, timeout=300, env=subprocess_env())
+    last = stopped / "checkpoints" / "last.ckpt"
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    error = next(line for line in done.stderr.splitlines() if line.startswith("error:"))
+    assert "SIGTERM" in error and str(last) in error and "--ckpt_path last" in error
+    saved = _state(last)  # mid-epoch: epoch 1 of 2 steps each, one batch done
+    assert saved["global_step"] == 3 and saved["epoch"] == 1
+
+    done = subprocess.run([geofm_exe(), "fit", "-c", str(config(stopped)), "--ckpt_path",
+                           "last"], capture_output=True, text=True, timeout=300,
+                          env=subprocess_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = _state(straight / "checkpoints" / "last.ckpt"), _state(last)
+    assert a["global_step"] == b["global_step"] == 6
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert not list(last.parent.glob("last-v*.ckpt"))  # one last.ckpt, continued
+
+
+def _last_only_config(dataset: dict[str, Path], run: Path, path: Path) -> Path:
+    """One epoch more on each resume, saving only last.ckpt (the file at stake)."""
+    cfg = seg_config(dataset, run)
+    cfg["trainer"].update({"max_epochs": 1, "logger": False, "callbacks": [
+        {"class_path": CKPT, "init_args": {"save_top_k": 0, "save_last": True}}]})
+    return write_config(cfg, path)
+
+
+def _full_disk_run(run: Path, dataset: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                   fill: Any) -> None:
+    """Train once, then resume for another epoch with ``fill()`` making the disk full."""
+    config = _last_only_config(dataset, run, run.parent / "c.yaml")
+    assert main(["fit", "-c", str(config)]) == 0
+    last = run / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    fill()
+    capsys.readouterr()
+    code = main(["fit", "-c", str(config), "--ckpt_path", "last", "--trainer.max_epochs", "2"])
+    err = capsys.readouterr().err
+    assert code == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "disk may be full" in err and str(last) in err, err[-3000:]
+    assert last.read_bytes() == before  # the previous checkpoint is intact...
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # ...nothing partial
+
+
+def test_a_checkpoint_save_on_a_simulated_full_disk_keeps_the_previous_one(
+    tmp_path: Path, dataset: dict[str, Path], trained: dict[str, Path],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ENOSPC raised by the write call under the checkpoint writer, half-way through.
+
+    (``trained`` makes Lightning's log handler take pytest's stream, not this capsys's.)
+    """
+    import errno
+
+    from geofm_core.io import checkpoint_io
+
+    def failing(stream: Any, data: memoryview) -> None:
+        stream.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _full_disk_run(tmp_path / "run", dataset, capsys,
+                   lambda: monkeypatch.setattr(checkpoint_io, "_write", failing))
+
+
+def test_a_checkpoint_save_on_a_real_full_disk_keeps_the_previous_one(
+    tmp_path: Path, dataset: dict[str, Path], trained: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A tmpfs that holds one last.ckpt and half of another (needs mount permission)."""
+    from .test_bad_inputs import _mount_tmpfs
+
+    run = tmp_path / "full"
+    size = trained["ckpt"].stat().st_size * 3 // 2 // 1024  # the same model's checkpoint
+    if not _mount_tmpfs(run, f"size={size}k"):
+        pytest.skip("mounting a tmpfs needs root; the simulated ENOSPC test covers the path")
+    try:
+        _full_disk_run(run, dataset, capsys, lambda: None)
+    finally:
+        subprocess.run(["umount", str(run)], capture_output=True, timeout=30)

@@ -81,7 +81,7 @@ def _run(func: Callable[[], int], debug: bool) -> int:
                 cause = cause if len(cause) <= 300 else cause[:297] + "..."
                 sys.stderr.write(f"  caused by {type(exc.__cause__).__name__}: {cause}\n")
             sys.stderr.write("  (run with --debug for the traceback)\n")
-        return EXIT_ERROR
+        return exc.exit_code
 
 
 def command_main(name: str) -> Callable[[list[str]], int]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from geofm_core.cli._common import command_parser
 from geofm_core.convert.terratorch import convert_file, render
-from geofm_core.io.atomic import atomic_output
+from geofm_core.io.atomic import atomic_output, check_input_file, check_output
+from geofm_core.io.yaml_files import read_yaml
 
 __all__ = ["main"]
 
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("terratorch", help="a TerraTorch LightningCLI YAML (terratorch fit -c)")
     p.add_argument("config", help="the TerraTorch YAML config")
     p.add_argument("-o", "--output", help="write the geofm YAML here (default: stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return parser
 
 
@@ -31,15 +33,21 @@ def main(argv: Sequence[str]) -> int:
     """``geofm convert terratorch CONFIG.yaml [-o OUT.yaml]``; returns the exit code.
 
     Raises:
-        ConfigurationError: The input is not a readable TerraTorch config.
+        ConfigurationError: The input is not a readable TerraTorch config (or has a key
+            twice), or the output is the input, a folder, or exists without --overwrite.
+        OutputExistsError: ``-o`` names an existing file and --overwrite is not given.
     """
     # --debug may follow the framework's arguments, where the top parser does not see it.
     args = _parser().parse_args([a for a in argv if a != "--debug"])
+    check_input_file(args.config, "config", "give a TerraTorch YAML config")
+    if args.output:  # before any work; the source is never replaced, even with --overwrite
+        check_output(Path(args.output), overwrite=args.overwrite, inputs=[args.config])
+    read_yaml(args.config)  # a key given twice is an error, not the last one winning
     conversion = convert_file(args.config)
     text = render(conversion)
     if args.output:
-        # Replacing an existing file is today's behaviour; writing it is atomic all the same.
-        with atomic_output(Path(args.output), overwrite=True) as temp:
+        with atomic_output(Path(args.output), overwrite=args.overwrite,
+                           inputs=[args.config]) as temp:
             temp.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)

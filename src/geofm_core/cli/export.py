@@ -45,10 +45,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm export``; returns the exit code."""
-    from geofm_core.io.atomic import check_output, temporary_path
+    from geofm_core.io.atomic import check_input_file, check_output, temporary_path
 
     args = _parser().parse_args(list(argv))
-    check_output(args.output, overwrite=args.overwrite)  # before any work
+    if args.calibration and (args.format != "onnx" or not args.int8):
+        raise ConfigurationError(
+            "--calibration is only used by an int8 ONNX export and would be ignored here; "
+            "add --int8 static (or --int8 dynamic, which checks its agreement on them), or "
+            "leave --calibration out"
+        )
+    check_input_file(args.ckpt, "--ckpt", "give the .ckpt file written by `geofm fit`")
+    # before any work; the checkpoint and the calibration rasters are never overwritten
+    check_output(args.output, overwrite=args.overwrite, inputs=[args.ckpt, *args.calibration])
     if args.format == "safetensors":
         from geofm_core.export.safetensors import export_safetensors
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ def tiling_settings(saved: dict[str, Any] | None, args: argparse.Namespace) -> d
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm infer``; returns the exit code."""
     args = _parser().parse_args(list(argv))
+    _check_paths(args)
     import torch
 
     from geofm_core.data.preprocessing import Preprocessing
@@ -76,7 +77,7 @@ def main(argv: Sequence[str]) -> int:
         )
     prep = Preprocessing.from_checkpoint(checkpoint)
     kind: Kind = "regression" if task.task_name == "regression" else "segmentation"
-    device = torch.device(args.device)
+    device = _device(args.device)
     task.to(device)
     with tempfile.TemporaryDirectory() as scratch:
         if args.backend == "onnx":
@@ -102,6 +103,49 @@ def main(argv: Sequence[str]) -> int:
     if result.probabilities:
         sys.stdout.write(f"wrote {result.probabilities}\n")
     return 0
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Inputs that are files, outputs that are none of them: before anything is loaded."""
+    from geofm_core.io.atomic import check_input_file, check_output
+    from geofm_core.io.locations import is_remote
+
+    if not is_remote(args.input):  # a URL is checked by opening it (predict_raster)
+        check_input_file(args.input, "input raster", "give a GeoTIFF or a URL GDAL reads")
+    check_input_file(args.ckpt, "--ckpt", "give the .ckpt file written by `geofm fit`")
+    outputs = [args.output]
+    if args.probabilities:
+        outputs.append(args.output.with_name(f"{args.output.stem}_probabilities.tif"))
+    for output in outputs:
+        check_output(output, overwrite=args.overwrite, inputs=[args.input, args.ckpt])
+
+
+def _device(name: str) -> Any:
+    """``torch.device(name)``, with one paragraph for a device this machine lacks."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigurationError(
+            f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N"
+        ) from None
+    checks: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
+                                              "mps": torch.backends.mps.is_available}
+    available = checks.get(device.type)
+    if available is not None and not available():
+        raise ConfigurationError(
+            f"--device {name}: this machine has no usable {device.type.upper()} device "
+            "(torch sees none; a CPU-only torch build, no driver, or CUDA_VISIBLE_DEVICES "
+            "hiding it). Use --device cpu, or install the torch build for your GPU"
+        )
+    if device.type == "cuda" and device.index is not None and \
+            device.index >= torch.cuda.device_count():
+        raise ConfigurationError(
+            f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s) "
+            "(cuda:0 ...); choose one of them"
+        )
+    return device
 
 
 def _onnx_forward(task: Any, args: argparse.Namespace, prep: Any, tiling: dict[str, Any],

@@ -10,12 +10,16 @@
   (:mod:`geofm_core.io.checkpoints`). Lightning then loads it with ``weights_only=True``.
 * Outputs: folders that cannot be written stop the run before training; ``geofm fit``
   refuses to write into a checkpoint folder that already holds checkpoints of an
-  earlier run unless it resumes (``--ckpt_path``) or ``--overwrite`` is given.
+  earlier run unless it resumes (``--ckpt_path``) or ``--overwrite`` is given; with
+  ``--overwrite`` they are moved to ``checkpoints-replaced-<time>/``, so the new run's files
+  keep their documented names (``last.ckpt``, not ``last-v1.ckpt``). A
+  ``fast_dev_run`` writes no checkpoint, so it is never refused.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -149,14 +153,39 @@ def prepare_run(trainer: Any, subcommand: str, kwargs: dict[str, Any],
         return kwargs
     for path, what in _output_dirs(trainer, subcommand):
         _writable(path, what)
-    if subcommand == "fit" and kwargs.get("ckpt_path") is None and not overwrite:
-        for folder in _checkpoint_dirs(trainer):
-            existing = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
-            if existing:
-                raise ConfigurationError(
-                    f"{folder} already holds checkpoints of an earlier run "
-                    f"({', '.join(p.name for p in existing[:3])}); resume it with "
-                    "--ckpt_path last, pass --overwrite to replace them, or choose another "
-                    "trainer.default_root_dir"
-                )
+    if subcommand != "fit" or kwargs.get("ckpt_path") is not None or trainer.fast_dev_run:
+        return kwargs  # a fast_dev_run writes no checkpoint (geofm_core.cli.run_guard)
+    for folder in _checkpoint_dirs(trainer):
+        existing = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+        if existing and not overwrite:
+            raise ConfigurationError(
+                f"{folder} already holds checkpoints of an earlier run "
+                f"({', '.join(p.name for p in existing[:3])}); resume it with "
+                "--ckpt_path last, pass --overwrite to replace them, or choose another "
+                "trainer.default_root_dir"
+            )
+        if existing:
+            _move_aside(folder, existing)
     return kwargs
+
+
+def _move_aside(folder: Path, existing: list[Path]) -> Path:
+    """Move an earlier run's checkpoints to ``<folder>-replaced-<time>/`` (``--overwrite``).
+
+    Left in place, Lightning would name the new run's files ``last-v1.ckpt`` and the
+    documented ``last.ckpt`` would stay the earlier model's.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = folder.with_name(f"{folder.name}-replaced-{stamp}")
+    n = 2
+    while target.exists():
+        target = folder.with_name(f"{folder.name}-replaced-{stamp}-{n}")
+        n += 1
+    target.mkdir()
+    for path in existing:
+        os.replace(path, target / path.name)
+    warnings.warn(
+        f"--overwrite: moved {len(existing)} checkpoint(s) of an earlier run from {folder} "
+        f"to {target}; delete that folder once it is no longer needed", stacklevel=2,
+    )
+    return target

@@ -9,6 +9,10 @@
 * Default callbacks, each added only when the config has none of its type: checkpoints
   of the best model (by the task's ``monitor``/``mode``) and of the last epoch, a
   learning-rate monitor (when a logger is on); Lightning's progress bar stays on.
+* Checkpoints are written atomically in their own folder
+  (:class:`~geofm_core.io.checkpoint_io.AtomicCheckpointIO`, unless the config names a
+  ``CheckpointIO``); SIGTERM saves a resumable ``last.ckpt`` and exits with status 143,
+  and ``fast_dev_run`` writes no checkpoint (:mod:`geofm_core.cli.run_guard`).
 * ``predict`` writes with :class:`~geofm_core.inference.writer.GeoTiffPredictionWriter`
   unless the config names a prediction writer; ``--overwrite`` replaces its outputs,
   ``--skip_existing`` predicts only the inputs whose outputs are missing (a rerun).
@@ -30,11 +34,14 @@ from typing import Any, ClassVar
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from geofm_core.cli.train_config import (
     LOADER_MODE,
+    check_accelerator,
     check_components,
     check_config_files,
+    check_ranges,
     expand_argv,
     install_loader,
 )
@@ -66,6 +73,8 @@ class GeofmCLI(LightningCLI):
         except Exception:  # only used to make messages more precise
             GeofmCLI.last_config = None
         check_components(GeofmCLI.last_config)
+        check_ranges(GeofmCLI.last_config, str(self.config.get("subcommand") or "fit"))
+        check_accelerator(GeofmCLI.last_config)
 
     def after_instantiate_classes(self) -> None:
         """Check that model and data agree on the settings they share (e.g. ``num_classes``).
@@ -96,6 +105,8 @@ class GeofmCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         """Leave the configuration as given: the checkpoint supplies weights, not settings."""
 
+    #: The SIGTERM and fast_dev_run guard of the running ``fit`` (None otherwise).
+    guard: Any = None
     #: ``--overwrite`` was given: ``fit`` may replace an earlier run's checkpoints.
     overwrite: bool = False
     #: ``--skip_existing`` was given: ``predict`` leaves inputs with finished outputs alone.
@@ -120,12 +131,19 @@ class GeofmCLI(LightningCLI):
         if not any(isinstance(c, ModelCheckpoint) for c in [*given, *callbacks]) and config.get(
             "enable_checkpointing", True
         ) is not False:
+            from geofm_core.cli.run_guard import LastCheckpoint
+
             monitor = getattr(self.model, "monitor", None)
-            defaults.append(ModelCheckpoint(
+            defaults.append(LastCheckpoint(
                 monitor=monitor, mode=getattr(self.model, "mode", "min"), save_last=True,
                 filename="best-{epoch}-{step}" if monitor else "{epoch}-{step}",
                 auto_insert_metric_name=False,
             ))
+        if self.subcommand == "fit":
+            from geofm_core.cli.run_guard import RunGuard
+
+            GeofmCLI.guard = RunGuard()
+            defaults.append(GeofmCLI.guard)
         if config.get("logger") is not False and not any(
             isinstance(c, LearningRateMonitor) for c in given
         ):
@@ -142,7 +160,21 @@ class GeofmCLI(LightningCLI):
                 defaults.append(GeoTiffPredictionWriter(
                     output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
                     skip_existing=GeofmCLI.skip_existing))
+        config = dict(config)
+        config["plugins"] = _with_atomic_checkpoints(config.get("plugins"))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
+
+
+def _with_atomic_checkpoints(plugins: Any) -> Any:
+    """The trainer's plugins with :class:`AtomicCheckpointIO`, unless one writes checkpoints."""
+    from lightning.pytorch.plugins.io import CheckpointIO
+
+    from geofm_core.io.checkpoint_io import AtomicCheckpointIO
+
+    given = [] if plugins is None else plugins if isinstance(plugins, list) else [plugins]
+    if any(isinstance(p, CheckpointIO) for p in given):
+        return plugins
+    return [*given, AtomicCheckpointIO()]
 
 
 def _parser_kwargs() -> dict[str, Any]:
@@ -184,6 +216,7 @@ def main(argv: Sequence[str]) -> int:
             "outputs are missing); drop it"
         )
     GeofmCLI.last_config = None
+    GeofmCLI.guard = None
     if not any(a in ("-h", "--help") for a in args):
         check_config_files(args)
     install_loader()
@@ -195,6 +228,10 @@ def main(argv: Sequence[str]) -> int:
     GeofmCLI.launch_argv = [program, *argv]
     try:
         _run_cli(args)
+    except SIGTERMException as exc:  # a SystemExit(None): it would read as success
+        from geofm_core.cli.run_guard import interrupted_error
+
+        raise interrupted_error(GeofmCLI.guard) from (exc if debug else None)
     except SystemExit as exc:  # --help, --print_config
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:

@@ -15,7 +15,11 @@
 * **After parsing** (:func:`check_components`): the registry names of a geofm task
   (``model_factory``, ``loss``, and the components of ``geofm:encoder_decoder``) are
   looked up, so an unknown name is reported at its exact YAML path before anything is
-  built.
+  built; numbers out of range (:data:`RANGES`: class counts, learning rates, epochs) and
+  an accelerator this machine lacks are reported the same way (:func:`check_ranges`,
+  :func:`check_accelerator`), wherever the value was given.
+* **Trust.** ``class_path`` names code that jsonargparse imports to build the class; a
+  config is a program, like a Python script (docs/configuration.md, "Trust").
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from geofm_core.errors import ConfigurationError, GeofmError
 
 __all__ = [
     "LOADER_MODE",
+    "RANGES",
     "SHORT_NAMES",
+    "check_accelerator",
     "check_components",
     "check_config_files",
     "config_files",
@@ -41,6 +47,7 @@ __all__ = [
     "install_loader",
     "invalid_configuration",
     "located",
+    "check_ranges",
 ]
 
 #: Short class names usable in configs -> the module that defines them.
@@ -152,15 +159,18 @@ def _classes_given(args: Sequence[str]) -> set[str]:
 
 
 def _read(file: str, command: str) -> dict[str, Any]:
-    path = Path(file)
-    if not path.is_file():
+    from geofm_core.io.atomic import input_problem
+    from geofm_core.io.yaml_files import load_yaml
+
+    problem = input_problem(file)
+    if problem is not None:
         raise ConfigurationError(
-            f"config file {file} does not exist; give the path of a YAML config "
+            f"config file {file} {problem}; give the path of a YAML config "
             f"(`geofm {command} --print_config` prints a complete one)"
         )
     try:
-        with path.open(encoding="utf-8") as stream:  # the file's name appears in YAML errors
-            doc = yaml.safe_load(stream)
+        text = Path(file).read_text(encoding="utf-8")
+        doc = load_yaml(text, file)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         reason = " ".join(str(exc).split())
         raise ConfigurationError(
@@ -168,7 +178,10 @@ def _read(file: str, command: str) -> dict[str, Any]:
             "(indentation, brackets, 'key: value' pairs)"
         ) from None
     if doc is None:
-        return {}
+        raise ConfigurationError(
+            f"config file {file} is empty (no settings, or only comments); write the "
+            f"settings into it (`geofm {command} --print_config` prints a complete config)"
+        )
     if not isinstance(doc, dict):
         raise ConfigurationError(
             f"{file} is not a valid config: it holds a {type(doc).__name__}, not "
@@ -333,3 +346,91 @@ def _is_geofm_task(class_path: str) -> bool:
     from geofm_core.tasks.base import GeofmTask
 
     return isinstance(cls, type) and issubclass(cls, GeofmTask)
+
+
+# -- after parsing: value ranges and hardware ---------------------------------------------
+
+#: YAML path (``*`` for each entry of a list or mapping) -> (lowest value, whether the
+#: lowest value itself is excluded, a note). Out of range, these reach torch or Lightning
+#: as errors that do not name the setting, or silently train nothing.
+RANGES: dict[str, tuple[float, bool, str]] = {
+    "trainer.max_epochs": (-1, False, " (-1: no limit)"),
+    "trainer.min_epochs": (0, False, ""),
+    "trainer.max_steps": (-1, False, " (-1: no limit)"),
+    "trainer.min_steps": (0, False, ""),
+    "trainer.accumulate_grad_batches": (1, False, ""),
+    "trainer.check_val_every_n_epoch": (1, False, ""),
+    "model.init_args.num_classes": (1, False, ""),
+    "model.init_args.model_args.num_classes": (1, False, ""),
+    "model.init_args.lr": (0, True, " (a learning rate)"),
+    "model.init_args.optimizer_hparams.lr": (0, True, " (a learning rate)"),
+    "model.init_args.optimizer_hparams.weight_decay": (0, False, ""),
+    "model.init_args.lr_overrides.*": (0, True, " (a learning rate)"),
+    "model.init_args.class_weights.*": (0, False, ""),
+    "model.init_args.plot_on_val": (0, False, ""),
+    "data.init_args.num_classes": (1, False, ""),
+    "data.init_args.batch_size": (1, False, ""),
+    "data.init_args.num_workers": (0, False, ""),
+}
+
+
+def _values_at(node: Any, parts: Sequence[str], path: str) -> Iterator[tuple[str, Any]]:
+    if not parts:
+        yield path, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        items = node.items() if isinstance(node, Mapping) else \
+            enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            sub = f"{path}[{key}]" if isinstance(node, list) else f"{path}.{key}"
+            yield from _values_at(value, rest, sub)
+    elif isinstance(node, Mapping) and head in node:
+        yield from _values_at(node[head], rest, f"{path}.{head}" if path else head)
+
+
+def check_ranges(config: Mapping[str, Any] | None, command: str = "fit") -> None:
+    """Check the numeric settings of :data:`RANGES` in the parsed ``config``.
+
+    Raises:
+        ConfigurationError: A value below its range, named by YAML path.
+    """
+    for pattern, (low, exclusive, note) in RANGES.items():
+        for path, value in _values_at(config or {}, pattern.split("."), ""):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if value < low or (exclusive and value == low):
+                bound = f"> {low:g}" if exclusive else f">= {low:g}"
+                raise invalid_configuration(
+                    path, f"{value!r} is out of range: it must be {bound}{note}",
+                    command=command)
+
+
+def check_accelerator(config: Mapping[str, Any] | None) -> None:
+    """Refuse ``trainer.accelerator: gpu|cuda|mps`` on a machine without that device.
+
+    Lightning would raise a long error from deep inside the accelerator connector.
+
+    Raises:
+        ConfigurationError: One paragraph naming the setting and the ways out.
+    """
+    trainer = (config or {}).get("trainer")
+    accelerator = trainer.get("accelerator") if isinstance(trainer, Mapping) else None
+    if not isinstance(accelerator, str) or accelerator.lower() not in ("gpu", "cuda", "mps"):
+        return
+    import torch
+
+    kind = accelerator.lower()
+    if kind == "mps":
+        present = torch.backends.mps.is_available()
+    else:
+        present = torch.cuda.is_available() or (kind == "gpu" and
+                                                torch.backends.mps.is_available())
+    if not present:
+        raise ConfigurationError(
+            f"the accelerator {accelerator!r} is not available: this machine has no usable "
+            f"{'MPS' if kind == 'mps' else 'CUDA'} device (torch sees none: a CPU-only torch "
+            "build, no driver, or CUDA_VISIBLE_DEVICES hiding it). Set trainer.accelerator "
+            "to cpu or auto (e.g. --trainer.accelerator cpu), or install the torch build for "
+            "your GPU"
+        )

@@ -184,8 +184,10 @@ def load_band_values(value: Sequence[float] | str | None, field: str) -> list[fl
             raise ConfigurationError(f"{field}: cannot read {str(path)!r}: {exc}") from exc
         import yaml
 
+        from geofm_core.io.yaml_files import load_yaml
+
         try:
-            loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+            loaded = load_yaml(text, f"{field}: {path}")  # YAML is a superset of JSON
         except yaml.YAMLError:
             loaded = None
         if isinstance(loaded, dict):

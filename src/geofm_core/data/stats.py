@@ -160,12 +160,9 @@ def _import_datamodule(class_path: str) -> type[Any]:
 
 def datamodule_from_config(path: str | Path) -> Any:
     """Build the data module of a LightningCLI-style YAML (its ``data:`` section)."""
-    import yaml
+    from geofm_core.io.yaml_files import read_yaml
 
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read config {str(path)!r}: {exc}") from exc
+    config = read_yaml(path)
     if not isinstance(config, dict):
         raise ConfigurationError(f"{path}: expected a mapping with a data: section")
     section = config.get("data", config)

@@ -157,7 +157,7 @@ def _predict_open(
     except rasterio.errors.RasterioIOError as exc:
         raise unreadable_input(input_path, exc) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
-                             verify=verify_raster)
+                             verify=verify_raster, inputs=[input_path])
     with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(

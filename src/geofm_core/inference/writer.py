@@ -32,13 +32,22 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from geofm_core.errors import ConfigurationError
 from geofm_core.inference.raster import CLASS_NODATA
-from geofm_core.io.atomic import atomic_output, check_output, verify_raster
+from geofm_core.io.atomic import atomic_output, check_not_an_input, check_output, verify_raster
 
 __all__ = ["GeoTiffPredictionWriter"]
 
 _HINT = ("overwrite: true to the prediction writer (--overwrite) to replace them, "
          "skip_existing: true (--skip_existing) to predict only the inputs without outputs, "
          "or choose another output_dir")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: equal for every path of one file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 class GeoTiffPredictionWriter(BasePredictionWriter):
@@ -74,6 +83,7 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
         self._taken: set[Path] = set()
         self._rows: list[list[str]] = []
         self._root: Path | None = None
+        self._inputs: dict[tuple[int, int] | None, str] = {}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Plan and check every output, and drop finished inputs, before the predict loop.
@@ -100,6 +110,13 @@ class GeoTiffPredictionWriter(BasePredictionWriter):
             # The same plan on every rank: from the whole list, in its order.
             for name in names:
                 self._plan[name] = self._target(name, self.suffix)
+            # an output that is an input (output_dir over the inputs, suffix "") is refused,
+            # also by skip_existing (that "output" exists, but it is the input)
+            self._inputs = {_file_id(Path(n)): n for n in names}
+            self._inputs.pop(None, None)
+            for name in names:
+                for path in self._outputs(name):
+                    check_not_an_input(path, [self._inputs.get(_file_id(path))])
             done = [n for n in names if self.skip_existing and
                     all(p.is_file() for p in self._outputs(n))]
             # Refuse before predicting anything, rather than after half the outputs.

@@ -4,7 +4,8 @@ Every writer of geofm (rasters, prediction maps, CSV, ONNX, int8, safetensors) w
 through :func:`atomic_outputs`:
 
 1. the final paths are checked first (an existing file needs ``overwrite``, the folder
-   must exist and be writable), before any work is done;
+   must exist and be writable, a folder is not a file, and an output that is one of the
+   run's inputs is refused even with ``overwrite``), before any work is done;
 2. temporary files of runs that were killed (their process is gone) are removed;
 3. the writer writes to hidden temporaries next to the finals, named
    ``.<name>.<tag>-<pid>.partial<suffix>`` (one scheme: the pid says whether the run
@@ -22,12 +23,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from geofm_core.errors import ConfigurationError, OutputExistsError, OutputWriteError
+from geofm_core.io.locations import is_remote
 
 __all__ = [
     "Verify",
     "atomic_output",
     "atomic_outputs",
+    "check_input_file",
+    "check_not_an_input",
     "check_output",
+    "input_problem",
     "remove_stale_temporaries",
     "temporary_path",
     "verify_raster",
@@ -66,8 +71,65 @@ def remove_stale_temporaries(final: Path) -> list[Path]:
     return removed
 
 
+def input_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an input file, in words; None when it is a file.
+
+    Tells a broken symbolic link and a folder apart from a missing file, so that the
+    message blames the right thing.
+    """
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_symlink():
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.exists():
+        return "is not a regular file"
+    return "does not exist"
+
+
+def check_input_file(path: str | Path, what: str, fix: str = "") -> None:
+    """Raise one error when the input ``path`` (described as ``what``) is not a file.
+
+    Raises:
+        ConfigurationError: ``{what} {path} is a folder, not a file; {fix}`` and alike.
+    """
+    problem = input_problem(path)
+    if problem is not None:
+        raise ConfigurationError(f"{what} {path} {problem}" + (f"; {fix}" if fix else ""))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (links, ``..`` and hard links included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_not_an_input(final: str | Path, inputs: Sequence[str | Path | None]) -> None:
+    """Refuse an output path that names one of the run's input files, whatever spelling.
+
+    ``--overwrite`` never applies: writing the output would destroy the input it is
+    computed from (a class map replacing its scene, say). An input given by URL
+    (:func:`geofm_core.io.locations.is_remote`) is never a local output.
+
+    Raises:
+        ConfigurationError: ``final`` is (a link to, or another path of) an input.
+    """
+    final = Path(final)
+    for source in inputs:
+        if source is not None and not is_remote(source) and _same_file(final, Path(source)):
+            same = "" if str(source) == str(final) else " (another path of the same file)"
+            raise ConfigurationError(
+                f"the output {final} is the input {source}{same}; writing it would destroy "
+                "the input, so it is refused even with --overwrite. Choose another output path"
+            )
+
+
 def check_output(final: Path, *, overwrite: bool, hint: str = "--overwrite",
-                 folder: bool = True) -> None:
+                 folder: bool = True, inputs: Sequence[str | Path | None] = ()) -> None:
     """Refuse an output that exists (unless ``overwrite``) or whose folder cannot take it.
 
     Args:
@@ -75,17 +137,30 @@ def check_output(final: Path, *, overwrite: bool, hint: str = "--overwrite",
         overwrite: Whether an existing file may be replaced.
         hint: How the user asks for overwriting, quoted in the message.
         folder: Check the folder too (False for outputs whose folder is made later).
+        inputs: The run's input files; an output that is one of them is always refused.
 
     Raises:
         OutputExistsError: ``final`` exists and ``overwrite`` is False.
-        ConfigurationError: The folder is missing or not writable.
+        ConfigurationError: ``final`` is an input or a folder, or its folder is missing or
+            not writable.
     """
+    final = Path(final)
+    check_not_an_input(final, inputs)
+    if final.is_dir():
+        raise ConfigurationError(
+            f"the output {final} is a folder; give a file path (e.g. {final / 'out'}"
+            f"{final.suffix or '.<ext>'})"
+        )
     if final.exists() and not overwrite:
         raise OutputExistsError(
             f"{final} exists; pass {hint} to replace it or choose another output path"
         )
     if not folder:
         return
+    if final.parent.exists() and not final.parent.is_dir():
+        raise ConfigurationError(
+            f"the output {final} cannot be written: {final.parent} is a file, not a folder"
+        )
     if not final.parent.is_dir():
         raise ConfigurationError(f"output folder {final.parent} does not exist; create it")
     if not os.access(final.parent, os.W_OK):
@@ -102,7 +177,7 @@ def _written(temp: Path, final: Path) -> None:
 @contextlib.contextmanager
 def atomic_outputs(
     finals: Sequence[str | Path], *, overwrite: bool = False, hint: str = "--overwrite",
-    verify: Verify | None = None,
+    verify: Verify | None = None, inputs: Sequence[str | Path | None] = (),
 ) -> Iterator[list[Path]]:
     """Write several files at once: all of them appear, or none.
 
@@ -112,18 +187,20 @@ def atomic_outputs(
         hint: How the user asks for overwriting (in the message of a refusal).
         verify: Reads each finished temporary back before it is renamed (e.g.
             :func:`verify_raster`); by default only its existence is checked.
+        inputs: The files the outputs are computed from: never overwritten.
 
     Yields:
         The temporary paths to write, in the order of ``finals``.
 
     Raises:
         OutputExistsError: A final path exists and ``overwrite`` is False.
-        ConfigurationError: An output folder is missing or not writable.
+        ConfigurationError: An output is an input or a folder, or its folder is missing
+            or not writable.
         OutputWriteError: A temporary was not written or does not read back.
     """
     paths = [Path(f) for f in finals]
     for final in paths:
-        check_output(final, overwrite=overwrite, hint=hint)
+        check_output(final, overwrite=overwrite, hint=hint, inputs=inputs)
     for final in paths:
         remove_stale_temporaries(final)
     temps = [temporary_path(f) for f in paths]
@@ -143,10 +220,11 @@ def atomic_outputs(
 @contextlib.contextmanager
 def atomic_output(
     final: str | Path, *, overwrite: bool = False, hint: str = "--overwrite",
-    verify: Verify | None = None,
+    verify: Verify | None = None, inputs: Sequence[str | Path | None] = (),
 ) -> Iterator[Path]:
     """:func:`atomic_outputs` for one file: yields its temporary path."""
-    with atomic_outputs([final], overwrite=overwrite, hint=hint, verify=verify) as temps:
+    with atomic_outputs([final], overwrite=overwrite, hint=hint, verify=verify,
+                        inputs=inputs) as temps:
         yield temps[0]
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from geofm_core.errors import ConfigurationError, NonFiniteError
+from geofm_core.io.atomic import input_problem
 
 __all__ = [
     "TASK_CLASS_KEY",
@@ -60,6 +61,15 @@ def checkpoint_error(path: Any, exc: BaseException) -> ConfigurationError:
     )
 
 
+def _is_tiff(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # TIFF and BigTIFF
+
+
 def read_tensors(path: str | Path, *, mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, failures as :func:`checkpoint_error`.
 
@@ -68,8 +78,19 @@ def read_tensors(path: str | Path, *, mmap: bool = False) -> Any:
         mmap: Map the file instead of reading it (cheap for a check of keys and shapes).
     """
     path = Path(path)
-    if not path.is_file():
+    problem = input_problem(path)
+    if problem == "does not exist":
         raise checkpoint_error(path, FileNotFoundError(path))
+    if problem is not None:
+        raise ConfigurationError(
+            f"checkpoint {path} {problem}; give the .ckpt file written by `geofm fit` "
+            "(e.g. <default_root_dir>/checkpoints/last.ckpt)"
+        )
+    if _is_tiff(path):
+        raise ConfigurationError(
+            f"{path} is a GeoTIFF, not a checkpoint; give the .ckpt written by `geofm fit` "
+            "(geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif)"
+        )
     # Only torch's zip format can be mapped; anything else is read, so that an unsafe
     # legacy pickle gets pickle's refusal rather than mmap's complaint.
     mmap = mmap and zipfile.is_zipfile(path)
