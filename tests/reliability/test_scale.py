@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch  # noqa: F401  (its log handler binds to the real stderr, not capsys')
 import numpy as np
 import pytest
 
