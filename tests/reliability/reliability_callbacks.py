@@ -1,4 +1,4 @@
-"""Callbacks the fault tests put into `geofm fit` configs (importable through PYTHONPATH)."""
+"""Callbacks the fault tests put into `geofm fit` and `predict` configs (on PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback
+
+from geofm_core.inference.writer import GeoTiffPredictionWriter
 
 
 class KillAtStep(Callback):
@@ -61,3 +63,27 @@ class WorseningValLoss(Callback):
         import torch
 
         trainer.callback_metrics["val/loss"] = torch.tensor(float(trainer.current_epoch))
+
+
+class RecordingWriter(GeoTiffPredictionWriter):
+    """The prediction writer, also listing per rank the inputs it saw and the files it wrote.
+
+    Each rank writes ``<record_dir>/writes_rank<N>.json``: ``{"seen": [...], "written": [...]}``.
+    """
+
+    def __init__(self, record_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.record_dir = record_dir
+        self.seen: list[str] = []
+
+    def write_on_batch_end(self, trainer: Any, pl_module: Any, prediction: Any,
+                           *args: Any) -> None:
+        self.seen += [str(n) for n in prediction.get("filename") or []]
+        super().write_on_batch_end(trainer, pl_module, prediction, *args)
+
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_predict_end(trainer, pl_module)
+        Path(self.record_dir).mkdir(parents=True, exist_ok=True)
+        record = {"seen": self.seen, "written": [str(p) for p in self.written]}
+        path = Path(self.record_dir) / f"writes_rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(record))

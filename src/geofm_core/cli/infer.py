@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = command_parser(
         "infer", "Predict a whole GeoTIFF of any size with a trained checkpoint; memory "
         "stays flat. Tiling given here wins over what the checkpoint saved.")
-    parser.add_argument("input", type=Path, help="input GeoTIFF")
+    # a string: Path would turn https://host/a.tif into https:/host/a.tif
+    parser.add_argument("input", help="input GeoTIFF: a path, or a URL GDAL reads "
+                        "(https://.../scene.tif, s3://bucket/key.tif, gs://, /vsis3/...)")
     parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
     parser.add_argument("--ckpt", "--ckpt_path", "--ckpt-path", dest="ckpt", type=Path,
                         required=True, help="checkpoint from geofm fit")
@@ -117,8 +119,10 @@ def main(argv: Sequence[str]) -> int:
 def _check_paths(args: argparse.Namespace) -> None:
     """Inputs that are files, outputs that are none of them: before anything is loaded."""
     from geofm_core.io.atomic import check_input_file, check_output
+    from geofm_core.io.locations import is_remote
 
-    check_input_file(args.input, "input raster", "give a GeoTIFF")
+    if not is_remote(args.input):  # a URL is checked by opening it (predict_raster)
+        check_input_file(args.input, "input raster", "give a GeoTIFF or a URL GDAL reads")
     check_input_file(args.ckpt, "--ckpt", "give the .ckpt file written by `geofm fit`")
     outputs = [args.output]
     if args.probabilities:

@@ -16,6 +16,9 @@
   (:class:`~geofm_core.io.checkpoint_io.AtomicCheckpointIO`, unless the config names a
   ``CheckpointIO``); SIGTERM saves a resumable ``last.ckpt`` and exits with status 143,
   and ``fast_dev_run`` writes no checkpoint (:mod:`geofm_core.cli.run_guard`).
+* ``predict`` writes with :class:`~geofm_core.inference.writer.GeoTiffPredictionWriter`
+  unless the config names a prediction writer; ``--overwrite`` replaces its outputs,
+  ``--skip_existing`` predicts only the inputs whose outputs are missing (a rerun).
 * ``--ckpt_path`` resumes training or loads weights; the settings of the config always
   win over the hyper-parameters saved in the checkpoint (Lightning would otherwise
   replace the model's config by the checkpoint's, e.g. dropping ``tiled_inference``).
@@ -114,6 +117,8 @@ class GeofmCLI(LightningCLI):
     guard: Any = None
     #: ``--overwrite`` was given: ``fit`` may replace an earlier run's checkpoints.
     overwrite: bool = False
+    #: ``--skip_existing`` was given: ``predict`` leaves inputs with finished outputs alone.
+    skip_existing: bool = False
     #: The command line of this run (``geofm fit ...``), as DDP's other ranks must see it.
     launch_argv: ClassVar[list[str]] = ["geofm"]
 
@@ -158,14 +163,18 @@ class GeofmCLI(LightningCLI):
         ):
             defaults.append(LeanModelSummary())
         defaults.append(RunSummary())
-        if self.subcommand == "predict" and not any(
-            isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]
-        ):
+        if self.subcommand == "predict":
             from geofm_core.inference.writer import GeoTiffPredictionWriter
 
-            root = Path(config.get("default_root_dir") or os.getcwd())
-            defaults.append(GeoTiffPredictionWriter(output_dir=str(root / "predictions"),
-                                                    overwrite=GeofmCLI.overwrite))
+            for writer in [*given, *callbacks]:  # the flags reach a configured writer too
+                if isinstance(writer, GeoTiffPredictionWriter):
+                    writer.overwrite = writer.overwrite or GeofmCLI.overwrite
+                    writer.skip_existing = writer.skip_existing or GeofmCLI.skip_existing
+            if not any(isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]):
+                root = Path(config.get("default_root_dir") or os.getcwd())
+                defaults.append(GeoTiffPredictionWriter(
+                    output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
+                    skip_existing=GeofmCLI.skip_existing))
         config = dict(config)
         config["plugins"] = _with_atomic_checkpoints(config.get("plugins"))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])
@@ -263,8 +272,15 @@ def main(argv: Sequence[str]) -> int:
         GeofmError: A component could not be built; the message names the YAML path.
     """
     debug = "--debug" in argv or bool(os.environ.get("GEOFM_DEBUG"))
-    args = expand_argv([a for a in argv if a not in ("--debug", "--overwrite")])
+    flags = ("--debug", "--overwrite", "--skip_existing", "--skip-existing")
+    args = expand_argv([a for a in argv if a not in flags])
     GeofmCLI.overwrite = "--overwrite" in argv
+    GeofmCLI.skip_existing = "--skip_existing" in argv or "--skip-existing" in argv
+    if GeofmCLI.skip_existing and args[:1] != ["predict"]:
+        raise ConfigurationError(
+            "--skip_existing applies to `geofm predict` only (it predicts the inputs whose "
+            "outputs are missing); drop it"
+        )
     GeofmCLI.last_config = None
     GeofmCLI.guard = None
     if not any(a in ("-h", "--help") for a in args):

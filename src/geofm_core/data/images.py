@@ -8,7 +8,7 @@ rebuilds from a checkpoint) and plots samples; the labelled datasets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -141,6 +141,17 @@ class GeoTiffImageDataset(Dataset[Sample]):
     def filenames(self) -> list[str]:
         """Image paths, in item order."""
         return [str(item[1]) for item in self.items]
+
+    def exclude(self, filenames: Iterable[str]) -> int:
+        """Drop the items whose image path is in ``filenames``; returns how many went.
+
+        The prediction writer calls it before the predict loop for inputs whose outputs
+        are complete (``skip_existing``), so the model never runs on them.
+        """
+        drop = {str(f) for f in filenames}
+        kept = [item for item in self.items if str(item[1]) not in drop]
+        removed, self.items = len(self.items) - len(kept), kept
+        return removed
 
     # ----------------------------------------------------------------- bands
     @property

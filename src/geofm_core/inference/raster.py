@@ -28,6 +28,7 @@ from geofm_core.errors import ConfigurationError, GeofmError, OutputExistsError,
 from geofm_core.inference.tiling import Blend, blend_weights, check_tiling, tile_starts
 from geofm_core.io.atomic import atomic_outputs, temporary_path, verify_raster
 from geofm_core.io.gis import OutputLabels, qgis_style
+from geofm_core.io.locations import input_location, is_remote, unreadable_input
 
 __all__ = [
     "OutputExistsError",
@@ -105,7 +106,9 @@ def predict_raster(
         forward: Maps a batch of tiles (N, C, crop, crop) (or (N, C, T, crop, crop)) to
             class scores (N, K, crop, crop) or regression values (N, crop, crop).
             Called under ``torch.inference_mode``.
-        input_path: The input GeoTIFF (any size, integer or float bands).
+        input_path: The input GeoTIFF (any size, integer or float bands): a local path,
+            or a URL GDAL reads (``https://``, ``s3://``, ``gs://``, ``/vsicurl/...``; see
+            :mod:`geofm_core.io.locations`).
         output_path: The output GeoTIFF: a class map in the smallest fitting unsigned
             type (nodata 255 or 65535) or float32 values (nodata NaN). Pixels whose bands
             are all nodata, or any NaN / inf, are nodata there (and in the probabilities);
@@ -139,8 +142,8 @@ def predict_raster(
     if kind == "segmentation" and not num_classes:
         raise ConfigurationError("segmentation inference needs num_classes")
     prep = preprocessing or Preprocessing()
-    input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file():
+    input_path, output_path = input_location(input_path), Path(output_path)
+    if isinstance(input_path, Path) and not input_path.is_file():
         raise ConfigurationError(f"input raster {input_path} does not exist")
     finals = [output_path]
     if probabilities and kind == "segmentation":
@@ -163,7 +166,7 @@ def _verify_outputs(temp: Path, final: Path) -> None:
 
 
 def _predict_open(
-    forward: Forward, input_path: Path, finals: list[Path], kind: Kind,
+    forward: Forward, input_path: str | Path, finals: list[Path], kind: Kind,
     num_classes: int | None, prep: Preprocessing, crop: int, stride: int, batch_size: int,
     blend: Blend, cog: bool, overwrite: bool, progress: bool, allow_missing_crs: bool,
     labels: OutputLabels, style: bool,
@@ -174,9 +177,7 @@ def _predict_open(
     try:
         src = rasterio.open(input_path)
     except rasterio.errors.RasterioIOError as exc:
-        raise ConfigurationError(
-            f"{input_path} is not a readable raster ({exc}); give a GeoTIFF"
-        ) from exc
+        raise unreadable_input(input_path, exc) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
                              verify=_verify_outputs, inputs=[input_path])
     with src, outputs as temps:
@@ -254,9 +255,12 @@ def _stream(
                 try:
                     block = src.read(indexes, window=window)
                 except rasterio.errors.RasterioIOError as exc:
+                    cause = ("the connection failed or the file is truncated: run again "
+                             "or copy it here" if is_remote(src.name) else
+                             "the file is truncated or corrupted: replace it")
                     raise ConfigurationError(
-                        f"{src.name}: reading rows {loaded_until}-{read_to} failed ({exc}); the "
-                        "file is truncated or corrupted: replace it"
+                        f"{src.name}: reading rows {loaded_until}-{read_to} failed ({exc}); "
+                        f"{cause}"
                     ) from exc
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block

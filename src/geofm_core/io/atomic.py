@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from geofm_core.errors import ConfigurationError, OutputExistsError, OutputWriteError
+from geofm_core.io.locations import is_remote
 
 __all__ = [
     "Verify",
@@ -111,14 +112,15 @@ def check_not_an_input(final: str | Path, inputs: Sequence[str | Path | None]) -
     """Refuse an output path that names one of the run's input files, whatever spelling.
 
     ``--overwrite`` never applies: writing the output would destroy the input it is
-    computed from (a class map replacing its scene, say).
+    computed from (a class map replacing its scene, say). An input given by URL
+    (:func:`geofm_core.io.locations.is_remote`) is never a local output.
 
     Raises:
         ConfigurationError: ``final`` is (a link to, or another path of) an input.
     """
     final = Path(final)
     for source in inputs:
-        if source is not None and _same_file(final, Path(source)):
+        if source is not None and not is_remote(source) and _same_file(final, Path(source)):
             same = "" if str(source) == str(final) else " (another path of the same file)"
             raise ConfigurationError(
                 f"the output {final} is the input {source}{same}; writing it would destroy "
