@@ -137,6 +137,33 @@ def snapshot(paths: Iterable[Path]) -> Snapshot:
     return out
 
 
+def run_bad_input(argv: list[str], watched: Iterable[Path], expect: Iterable[str],
+                  capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """Run ``geofm ARGV`` in this process and check the catalogue's promise.
+
+    Exit code 1, no traceback, exactly one ``error:`` paragraph holding every text of
+    ``expect``, and no file under ``watched`` changed or removed. Returns the files the
+    run added, for each catalogue's own policy on new files.
+    """
+    from geofm_core.cli import main
+
+    watched = list(watched)
+    before = snapshot(watched)
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    after = snapshot(watched)
+    assert code == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-3000:]
+    for text in expect:
+        assert text in errors[0], f"{text!r} not in: {errors[0]}"
+    changed = [p for p in before if after.get(p) != before[p]]
+    assert not changed, f"changed or removed: {changed}"
+    return sorted(set(after) - set(before))
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, dataset: dict[str, Path]) -> dict[str, Path]:
     """A segmentation checkpoint written by one short `geofm fit` (shared, read-only)."""

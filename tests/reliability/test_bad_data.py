@@ -18,9 +18,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from geofm_core.cli import main
-
-from .conftest import BANDS, SIZE, TRANSFORM, set_path, snapshot, write_tif
+from .conftest import BANDS, SIZE, TRANSFORM, run_bad_input, set_path, write_tif
 from .test_bad_inputs import ARTIFACTS, Case, Ctx
 
 
@@ -171,20 +169,7 @@ def test_bad_data_gives_one_clear_error_and_writes_nothing(
     ctx.tmp.mkdir()
     case = build(ctx)
     watched = [dataset["seg"].parent, trained["ckpt"].parent]
-    before = snapshot([*watched, ctx.tmp])
-    capsys.readouterr()
-    code = main(case.argv)
-    err = capsys.readouterr().err
-    after = snapshot([*watched, ctx.tmp])
-    assert code == 1, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err[-3000:]
-    for text in case.expect:
-        assert text in errors[0], f"{text!r} not in: {errors[0]}"
-    changed = [p for p in before if after.get(p) != before[p]]
-    assert not changed, f"changed or removed: {changed}"
-    new = sorted(set(after) - set(before))
+    new = run_bad_input(case.argv, [*watched, ctx.tmp], case.expect, capsys)
     assert not [p for p in new if p.endswith(ARTIFACTS)], f"written: {new}"
 
 

@@ -25,9 +25,9 @@ from .conftest import (
     BANDS,
     SIZE,
     geofm_exe,
+    run_bad_input,
     seg_config,
     set_path,
-    snapshot,
     subprocess_env,
     write_config,
     write_tif,
@@ -287,20 +287,7 @@ def test_bad_input_gives_one_clear_error_and_writes_nothing(
     case = build(ctx)
     reset_registry()
     watched = [ctx.tmp, dataset["seg"].parent, trained["ckpt"].parent]
-    before = snapshot(watched)
-    capsys.readouterr()
-    code = main(case.argv)
-    err = capsys.readouterr().err
-    after = snapshot(watched)
-    assert code == 1, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, err[-3000:]
-    for text in case.expect:
-        assert text in errors[0], f"{text!r} not in: {errors[0]}"
-    changed = [p for p in before if after.get(p) != before[p]]
-    assert not changed, f"changed or removed: {changed}"
-    new = sorted(set(after) - set(before))
+    new = run_bad_input(case.argv, watched, case.expect, capsys)
     if case.strict:
         assert not new, f"written: {new}"
     else:
