@@ -107,7 +107,10 @@ def test_infer_reads_a_cog_over_http_and_writes_the_same_map_as_from_a_file(
     with rasterio.open(out / "remote.tif") as a, rasterio.open(out / "local.tif") as b:
         assert a.crs == b.crs and a.transform == b.transform
         np.testing.assert_array_equal(a.read(), b.read())
-    assert sorted(p.name for p in out.iterdir()) == ["local.tif", "remote.tif"]
+    # each map comes with its QGIS style file (class colours and names), nothing else
+    assert sorted(p.name for p in out.iterdir()) == [
+        "local.qml", "local.tif", "remote.qml", "remote.tif",
+    ]
 
 
 @pytest.mark.parametrize("name", ["missing.tif", "notes.tif"])
