@@ -28,16 +28,22 @@ class RegisterCallback(Protocol):
     """The ``register`` callable handed to :func:`geofm_register_components`."""
 
     def __call__(
-        self, kind: str, name: str, target: str | Callable[..., Any], *, description: str = ""
+        self, kind: str, name: str, target: str | Callable[..., Any], *, description: str = "",
+        metadata: Any = None,
     ) -> None:
-        """Register one component of the calling plugin's source."""
+        """Register one component of the calling plugin's source.
+
+        ``metadata`` is a mapping of :class:`~geofm_core.metadata.ComponentMetadata`
+        fields (bands, modalities, patch size, weight sets, ...), or that dataclass.
+        """
 
 
 @hookspec
 def geofm_register_components(register: RegisterCallback) -> None:
     """Register the plugin's components.
 
-    Call ``register(kind, name, target, description=...)`` once per component. ``kind``
+    Call ``register(kind, name, target, description=..., metadata=...)`` once per
+    component (``metadata``, optional: see :mod:`geofm_core.metadata`). ``kind``
     is one of ``backbone, neck, decoder, head, loss, model_factory``; ``name`` is the
     bare name (the plugin's source is stamped on it by geofm); ``target`` is a
     ``"module:attr"`` string imported only when the component is first built.

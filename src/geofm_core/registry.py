@@ -31,6 +31,7 @@ from geofm_core.errors import (
     PluginLoadWarning,
     UnknownComponentError,
 )
+from geofm_core.metadata import ComponentMetadata, parse_metadata
 from geofm_core.names import KINDS, ComponentName, check_kind, parse_name
 from geofm_core.plugins import CONFLICT, DISABLED, FAILED, PluginInfo
 from geofm_core.signatures import check_arguments, signature_text
@@ -52,6 +53,8 @@ class ComponentSpec:
     description: str = ""
     distribution: str = ""
     version: str = ""
+    #: Capability facts (bands, modalities, weight sets) the plugin declared, if any.
+    metadata: ComponentMetadata | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -82,9 +85,9 @@ class ComponentSpec:
                 f"{type(exc).__name__}: {exc}. Reinstall the plugin or report it to its authors"
             ) from exc
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly view, as printed by ``geofm list --json``."""
-        return {
+        view: dict[str, Any] = {
             "kind": self.kind,
             "name": self.qualified_name,
             "source": self.source,
@@ -93,6 +96,9 @@ class ComponentSpec:
             "version": self.version,
             "target": self.target_path,
         }
+        if self.metadata is not None:
+            view["metadata"] = self.metadata.as_dict()
+        return view
 
 
 _import_lock = threading.Lock()
@@ -165,7 +171,8 @@ class Registry:
         staged: list[ComponentSpec] = []
 
         def register(
-            kind: str, name: str, target: Target, *, description: str = ""
+            kind: str, name: str, target: Target, *, description: str = "",
+            metadata: ComponentMetadata | dict[str, Any] | None = None,
         ) -> None:
             kind = check_kind(kind).value
             parsed = parse_name(name)
@@ -179,9 +186,13 @@ class Registry:
                     f"plugin {info.source!r} registered {kind} {name!r} with target "
                     f"{target!r}; a target is a 'module:attr' string"
                 )
+            try:
+                facts = parse_metadata(metadata, f"metadata of {kind} {parsed.name!r}")
+            except ValueError as exc:
+                raise InvalidNameError(f"plugin {info.source!r} registered {exc}") from exc
             staged.append(
                 ComponentSpec(kind, info.source, parsed.name, target, description,
-                              info.distribution, info.version)
+                              info.distribution, info.version, facts)
             )
 
         try:

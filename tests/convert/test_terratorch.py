@@ -586,7 +586,7 @@ def test_band_ranges_and_custom_names_become_positions() -> None:
                           "num_classes": 2, "img_grep": "*.tif", "label_grep": "*.tif"}}
     init = convert_config({"data": data}).config["data"]["init_args"]
     assert init["output_bands"] == [1, 2, 3, 8, 11] and "dataset_bands" not in init
-    data["init_args"].update(dataset_bands=["VV", "VH", "BLUE"], output_bands=["VH", "BLUE"])
+    data["init_args"].update(dataset_bands=["MY_1", "MY_2", "BLUE"], output_bands=["MY_2", "BLUE"])
     init = convert_config({"data": data}).config["data"]["init_args"]
     assert init["output_bands"] == [1, 2]
     data["init_args"].update(dataset_bands=["BLUE", "GREEN"], output_bands=["GREEN"])

@@ -2,8 +2,10 @@
 
 A band specification is a list whose entries are
 
-* an HLS band name (``"BLUE"``, ``"NIR_NARROW"``, ...; case-insensitive), looked up in
-  ``dataset_bands``, the names of the bands stored in each file, in order;
+* a band name (case-insensitive), looked up in ``dataset_bands``, the names of the
+  bands stored in each file, in order: an HLS name (``"BLUE"``, ``"NIR_NARROW"``, ...),
+  a Sentinel-2 name (``"B8A"``, ``"B02"``: the HLS name of that band), a radar
+  polarisation (``"VV"``, ``"VH"``, ``"HH"``, ``"HV"``) or ``"PANCHROMATIC"``, ``"DEM"``;
 * a 0-based integer index into the file's bands;
 * an inclusive range of indices, written ``"0-5"`` or ``[0, 5]``.
 
@@ -21,12 +23,17 @@ from enum import Enum
 from geofm_core.errors import ConfigurationError
 
 __all__ = [
+    "OTHER_BANDS",
+    "SENTINEL2_ALIASES",
     "SENTINEL2_L1C_BANDS",
+    "WAVELENGTHS",
     "BandSpec",
     "HLSBands",
     "band_names",
+    "canonical_band",
     "check_dataset_bands",
     "resolve_bands",
+    "wavelength_of",
 ]
 
 
@@ -56,6 +63,27 @@ SENTINEL2_L1C_BANDS: tuple[str, ...] = (
     "NIR_BROAD", "NIR_NARROW", "WATER_VAPOR", "CIRRUS", "SWIR_1", "SWIR_2",
 )
 
+#: Bands that are not HLS spectral bands: radar polarisations, panchromatic, elevation.
+OTHER_BANDS: tuple[str, ...] = ("VV", "VH", "HH", "HV", "PANCHROMATIC", "DEM")
+
+#: Sentinel-2 band names (with and without the leading zero) -> their HLS names.
+SENTINEL2_ALIASES: dict[str, str] = {
+    **{f"B{i}": name for i, name in enumerate(SENTINEL2_L1C_BANDS[:8], start=1)},
+    **{f"B0{i}": name for i, name in enumerate(SENTINEL2_L1C_BANDS[:8], start=1)},
+    "B8A": "NIR_NARROW", "B9": "WATER_VAPOR", "B09": "WATER_VAPOR", "B10": "CIRRUS",
+    "B11": "SWIR_1", "B12": "SWIR_2",
+}
+
+#: Centre wavelengths in micrometres (Sentinel-2 MSI's for the bands it has, Landsat 8's
+#: for panchromatic and thermal): what wavelength-conditioned models take per band.
+WAVELENGTHS: dict[str, float] = {
+    "COASTAL_AEROSOL": 0.443, "BLUE": 0.490, "GREEN": 0.560, "RED": 0.665,
+    "RED_EDGE_1": 0.705, "RED_EDGE_2": 0.740, "RED_EDGE_3": 0.783, "NIR_BROAD": 0.842,
+    "NIR_NARROW": 0.865, "WATER_VAPOR": 0.945, "CIRRUS": 1.375, "SWIR_1": 1.610,
+    "SWIR_2": 2.190, "PANCHROMATIC": 0.590, "THERMAL_INFRARED_1": 10.895,
+    "THERMAL_INFRARED_2": 12.005,
+}
+
 #: What a band specification entry may be (see the module docstring).
 BandSpec = str | int | list[int]
 
@@ -63,18 +91,33 @@ _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
 
 def band_names() -> list[str]:
-    """All known band names."""
-    return [b.value for b in HLSBands]
+    """All known band names (Sentinel-2 aliases such as ``B8A`` are accepted as well)."""
+    return [b.value for b in HLSBands] + list(OTHER_BANDS)
+
+
+def canonical_band(name: str) -> str | None:
+    """The geofm name of a band (``"b8a"`` -> ``"NIR_NARROW"``), or ``None`` if unknown."""
+    upper = name.strip().upper()
+    if upper in HLSBands.__members__ or upper in OTHER_BANDS:
+        return upper
+    return SENTINEL2_ALIASES.get(upper)
+
+
+def wavelength_of(name: str) -> float | None:
+    """Centre wavelength (micrometres) of a band, or ``None`` (radar, elevation, unknown)."""
+    canonical = canonical_band(name)
+    return WAVELENGTHS.get(canonical) if canonical else None
 
 
 def _normalise_name(name: str, field: str) -> str:
-    upper = name.strip().upper()
-    if upper not in HLSBands.__members__:
+    canonical = canonical_band(name)
+    if canonical is None:
         raise ConfigurationError(
-            f"{field}: unknown band name {name!r}; valid names are {', '.join(band_names())}, "
-            "or give 0-based integer indices / inclusive ranges such as '0-5'"
+            f"{field}: unknown band name {name!r}; valid names are {', '.join(band_names())} "
+            "(or Sentinel-2 names such as B02, B8A), or give 0-based integer indices / "
+            "inclusive ranges such as '0-5'"
         )
-    return upper
+    return canonical
 
 
 def check_dataset_bands(dataset_bands: Sequence[str] | None, field: str = "dataset_bands") -> (
