@@ -162,9 +162,18 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     task_class = "SemanticSegmentationTask"
     if summary["task"] == "segmentation":
         counts: Counter[int] = summary["counts"]
-        if not counts or min(counts) < 0:
+        negative = sorted(v for v in counts if v < 0)
+        if not counts or len(negative) > 1 or max(counts) < 0:
             raise ConfigurationError(
-                f"labels under {labels} hold {sorted(counts)[:5]}: classes are 0, 1, 2, ...")
+                f"labels under {labels} hold {sorted(counts)[:5]}: classes are 0, 1, 2, ... "
+                "and at most one negative value marks pixels without a label")
+        if negative:
+            # A negative label value is the usual "no label" mark (Sen1Floods11's -1) even
+            # where the files declare no nodata value.
+            ignored = negative[0]
+            init["ignore_index"] = model["ignore_index"] = ignored
+            notes.append(f"label value {ignored} ({counts.pop(ignored)} pixels) marks pixels "
+                         f"without a label: ignored (ignore_index {ignored})")
         num_classes = max(counts) + 1
         names = [f"class_{i}" for i in range(num_classes)]
         total = sum(counts.values())
@@ -173,7 +182,7 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
             for i in range(num_classes)) + "; rename class_names")
         init.update(num_classes=num_classes, class_names=list(names))
         model.update(num_classes=num_classes, class_names=list(names), loss="ce")
-        if summary["nodata"]:
+        if summary["nodata"] and not negative:
             init["ignore_index"] = model["ignore_index"] = -1
             notes.append("label nodata pixels are ignored (ignore_index -1)")
         module = "GeoTiffSegmentationDataModule"

@@ -109,7 +109,9 @@ def token_grid(num_tokens: int, image_size: tuple[int, int] | None) -> tuple[int
                     return h, w
         raise ComponentArgumentError(
             f"cannot arrange {num_tokens} tokens in a grid for an image of "
-            f"{height} x {width} pixels; is there a CLS or register token to remove?"
+            f"{height} x {width} pixels; is there a CLS or register token to remove, or "
+            "several frames per sample (then set effective_time_dim of "
+            "geofm:reshape_tokens_to_image to the number of frames)?"
         )
     side = math.isqrt(num_tokens)
     if side * side != num_tokens:
