@@ -162,5 +162,5 @@ def test_a_failing_metadata_hook_warns_and_the_component_stays_usable(fake_dist)
 @pytest.mark.parametrize("bad", [{"weights": [{"name": "a", "bands": ["RED"], "mean": [1, 2]}]},
                                  {"modalities": ["radar"]}])
 def test_bad_metadata_names_the_field(bad) -> None:
-    with pytest.raises(ValueError, match="mean|radar"):
+    with pytest.raises(ValueError, match=r"mean|radar"):
         ComponentMetadata.from_mapping(bad)
