@@ -35,10 +35,31 @@ def _parser() -> argparse.ArgumentParser:
         "describe", "Signature and documentation of one component, task or data module, "
         "e.g. geofm describe geofm:fcn, geofm describe decoder fcn, "
         "geofm describe SemanticSegmentationTask.", json_output=True)
-    parser.add_argument("words", nargs="+", metavar="[KIND] NAME",
+    parser.add_argument("words", nargs="*", metavar="[KIND] NAME",
                         help=f"KIND is one of {', '.join(KINDS)}; optional when NAME is "
                         "unique or a task/data module")
+    parser.add_argument("--all", action="store_true",
+                        help="describe every registered component (imports each one; for "
+                        "generated documentation, with --json)")
     return parser
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """What ``describe`` says of every registered component, in one process.
+
+    A component that cannot be described (its import fails) gets an ``error`` entry
+    instead, so one broken plugin does not hide the others.
+    """
+    from geofm_core.registry import get_registry
+
+    registry = get_registry()
+    described = []
+    for spec in registry.list(None):
+        try:
+            described.append(dict(registry.describe(spec.kind, spec.qualified_name)))
+        except Exception as exc:  # documented, not fatal: the page shows the error
+            described.append({**spec.as_dict(), "error": f"{type(exc).__name__}: {exc}"})
+    return described
 
 
 def _is_class_name(name: str) -> bool:
@@ -190,6 +211,17 @@ def main(argv: Sequence[str]) -> int:
     """Run ``geofm describe``; returns the exit code."""
     args = _parser().parse_args(list(argv))
     words: list[str] = args.words
+    if args.all:
+        everything = describe_all()
+        if args.json:
+            json.dump(everything, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            for entry in everything:
+                sys.stdout.write(f"{entry['kind']} {entry['name']}{entry.get('signature', '')}\n")
+        return 0
+    if not words:
+        raise UnknownComponentError("geofm describe needs [KIND] NAME, or --all")
     if len(words) > 2:
         raise UnknownComponentError(
             f"geofm describe takes [KIND] NAME, got {len(words)} words: {' '.join(words)}"
