@@ -109,9 +109,9 @@ def test_type_errors_name_the_argument():
 
 
 def test_hls_band_names_are_the_cores():
-    from geofm_core.data.bands import band_names
+    from geofm_core.data.bands import HLSBands
 
-    assert geofm_prithvi.HLS_BANDS == tuple(band_names())
+    assert geofm_prithvi.HLS_BANDS == tuple(b.value for b in HLSBands)
 
 
 def _geofm() -> str:
