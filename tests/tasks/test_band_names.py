@@ -147,3 +147,15 @@ def test_unknown_names_on_either_side_skip_the_check(chips, pretrained, output_b
         warnings.filterwarnings("error", "bands missing", ConfigurationWarning)
         fit(chips, TinyBackbone(pretrained or ["RED", "GREEN", "BLUE"])
             if pretrained else TinyBackbone(None), output_bands, dataset_bands)
+
+
+def test_rgb_weights_of_timm_declare_their_bands(tmp_path: Path) -> None:
+    from geofm_core.models.timm_backbone import TimmBackbone
+
+    # a local checkpoint stands for timm's weights: no download
+    model = TimmBackbone("test_resnet")
+    path = tmp_path / "w.pth"
+    torch.save(model.model.state_dict(), path)
+    assert model.pretrained_bands is None
+    assert TimmBackbone("test_resnet", checkpoint_path=str(path)).pretrained_bands == (
+        "RED", "GREEN", "BLUE")
