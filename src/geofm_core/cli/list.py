@@ -146,8 +146,9 @@ def main(argv: Sequence[str]) -> int:
         out.write(f"\n{not_searched}")
     dynamic = [s for s in registry.dynamic_sources() if not (pattern or "").startswith(f"{s}:")]
     if dynamic and filtered:
-        out.write(f"\nDynamic sources are not searched ({', '.join(dynamic)}); "
-                  f"`geofm describe backbone {dynamic[0]}:NAME` shows a name's metadata\n")
+        out.write(f"\nNames resolved on demand by the dynamic sources ({', '.join(dynamic)}) "
+                  f"are not searched; `geofm describe backbone {dynamic[0]}:NAME` shows a "
+                  "name's metadata\n")
     elif dynamic:
         out.write(
             f"\nDynamic sources resolve names on demand: {', '.join(dynamic)}. "
