@@ -36,6 +36,59 @@ def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., 
 
 
 @hookimpl
+def geofm_component_metadata(kind: str, source: str, name: str) -> dict[str, Any] | None:
+    """The pretrained tags of timm for of ``name`` as weight sets (licence from its pretrained cfg).
+
+    ``timm:resnet18`` lists every tag of the architecture, its default first (what
+    ``pretrained=True`` loads); ``timm:resnet18.a1_in1k`` just that one. Weights for
+    3-channel inputs are RGB images (ImageNet and the like): bands RED, GREEN, BLUE.
+    """
+    if kind != "backbone":
+        return None
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    arch, _, tag = name.partition(".")
+    default = get_pretrained_cfg(arch)
+    tags = [name] if tag else timm.list_pretrained(f"{arch}.*", exclude_filters="")
+    if default is not None and not tag and f"{arch}.{default.tag}" in tags:
+        tags.remove(f"{arch}.{default.tag}")
+        tags.insert(0, f"{arch}.{default.tag}")
+    weights = []
+    for full in tags:
+        cfg = get_pretrained_cfg(full)
+        if cfg is None:
+            continue
+        rgb = len(cfg.input_size) == 3 and cfg.input_size[0] == 3
+        weights.append({
+            "name": full,
+            "bands": ("RED", "GREEN", "BLUE") if rgb else (),
+            "modalities": ("rgb",) if rgb else (),
+            "url": f"hf-hub:{cfg.hf_hub_id}" if cfg.hf_hub_id else (cfg.url or ""),
+            "license": cfg.license or "unknown",
+            "mean": cfg.mean if rgb and cfg.mean else (),
+            "std": cfg.std if rgb and cfg.std else (),
+            "image_size": cfg.input_size[-1] if cfg.input_size else None,
+            "dataset": _dataset(cfg.tag or ""),
+        })
+    return {
+        "any_bands": True,
+        "modalities": ("rgb",) if any(w["modalities"] for w in weights) else (),
+        "image_size": default.input_size[-1] if default and default.input_size else None,
+        "weights": weights,
+    }
+
+
+def _dataset(tag: str) -> str:
+    """The pretraining data a timm tag names, for the common ImageNet tags."""
+    for part, dataset in (("in22k", "ImageNet-22k"), ("in21k", "ImageNet-21k"),
+                          ("in12k", "ImageNet-12k"), ("in1k", "ImageNet-1k")):
+        if part in tag:
+            return dataset
+    return ""
+
+
+@hookimpl
 def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | None:
     """List timm model names matching ``pattern`` (backbones only)."""
     if kind != "backbone":

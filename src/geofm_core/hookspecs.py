@@ -61,6 +61,21 @@ def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., 
 
 
 @hookspec(firstresult=True)
+def geofm_component_metadata(kind: str, source: str, name: str) -> Any:
+    """Capability metadata of a name of a *dynamic* source, resolved on demand.
+
+    Called only on the plugin that owns ``source``, right after
+    :func:`geofm_resolve_component` resolved ``name`` (so only when a component is used
+    or described, never by ``geofm list``), and the answer is attached to the resolved
+    :class:`~geofm_core.registry.ComponentSpec`. Return a mapping of
+    :class:`~geofm_core.metadata.ComponentMetadata` fields (``any_bands``, ``weights``,
+    ...), that dataclass, or ``None`` when nothing is known. May import the library
+    behind the source. A hook that raises or returns bad fields gives a warning and no
+    metadata; the component stays usable.
+    """
+
+
+@hookspec(firstresult=True)
 def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | None:
     """List names of a *dynamic* source matching the fnmatch ``pattern``.
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from geofm_core.data.bands import canonical_band
+from geofm_core.data.bands import canonical_band, wavelength_of
 
 __all__ = ["MODALITIES", "ComponentMetadata", "WeightSet", "parse_metadata"]
 
@@ -129,6 +129,8 @@ class ComponentMetadata:
         parameters: Number of parameters, when known.
         weights: The pretrained weight sets it can load.
         family: A short family name for tables (``ResNet``, ``ViT``, ``Swin``, ...).
+        forward_metadata: Keyword inputs its ``forward`` uses besides the image
+            (``temporal_coords``, ``location_coords``, ``wavelengths``, ...).
     """
 
     modalities: tuple[str, ...] = ()
@@ -141,6 +143,7 @@ class ComponentMetadata:
     parameters: int | None = None
     weights: tuple[WeightSet, ...] = ()
     family: str = ""
+    forward_metadata: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "metadata") -> ComponentMetadata:
@@ -158,6 +161,7 @@ class ComponentMetadata:
         if repeated:
             raise ValueError(f"{where}: weight sets named more than once: {', '.join(repeated)}")
         values["weights"] = tuple(weights)
+        values["forward_metadata"] = tuple(str(k) for k in data.get("forward_metadata") or ())
         return cls(**values)
 
     # -- questions listings ask ---------------------------------------------------
@@ -177,28 +181,37 @@ class ComponentMetadata:
     def matching_weights(
         self, bands: Sequence[str] = (), modalities: Sequence[str] = ()
     ) -> list[WeightSet]:
-        """Its weight sets that include every band of ``bands`` and one of ``modalities``."""
-        wanted = {canonical_band(b) or b.upper() for b in bands}
-        mods = {m.lower() for m in modalities}
+        """Its weight sets trained on every band of ``bands`` and on one of ``modalities``.
+
+        A weight set that declares no modalities has the component's. ``optical`` in
+        ``modalities`` also matches ``rgb``, ``multispectral`` and ``hyperspectral``.
+        """
+        wanted = _wanted_bands(bands)
+        mods = _wanted_modalities(modalities)
         return [
             w for w in self.weights
-            if wanted <= set(w.bands) and (not mods or mods & set(w.modalities))
+            if wanted <= set(w.bands)
+            and (not mods or bool(mods & set(w.modalities or self.modalities)))
         ]
 
     def matches(self, bands: Sequence[str] = (), modalities: Sequence[str] = ()) -> bool:
         """Whether it takes all of ``bands`` and one of ``modalities``.
 
-        True when a weight set covers them, when its native bands do, or (for bands)
-        when it is wavelength-conditioned and the bands are optical.
+        True when a weight set covers both; else when its own modalities match (or are
+        ``any``) and its native bands include ``bands``, or it is wavelength-conditioned
+        and the bands are optical. ``any_bands`` alone does not match a band: such a
+        component accepts the band, but none of its weights was trained on it.
         """
+        if not bands and not modalities:
+            return True
         if self.matching_weights(bands, modalities):
             return True
-        mods = {m.lower() for m in modalities}
-        if mods and not mods & set(self.all_modalities()) and "any" not in self.modalities:
+        mods = _wanted_modalities(modalities)
+        if mods and not mods & set(self.modalities) and "any" not in self.modalities:
             return False
-        if not bands:
-            return True
-        wanted = {canonical_band(b) or b.upper() for b in bands}
+        wanted = _wanted_bands(bands)
+        if not wanted:
+            return bool(mods)  # a modality query: matched by the component's own modalities
         if wanted <= set(self.bands):
             return True
         return self.wavelength_conditioned and all(_is_optical(b) for b in wanted)
@@ -209,9 +222,20 @@ class ComponentMetadata:
 
 
 def _is_optical(band: str) -> bool:
-    from geofm_core.data.bands import wavelength_of
-
     return wavelength_of(band) is not None
+
+
+#: Modalities a query for ``optical`` also matches.
+_OPTICAL = frozenset({"optical", "rgb", "multispectral", "hyperspectral"})
+
+
+def _wanted_bands(bands: Sequence[str]) -> set[str]:
+    return {canonical_band(b) or b.strip().upper() for b in bands}
+
+
+def _wanted_modalities(modalities: Sequence[str]) -> set[str]:
+    mods = {m.strip().lower() for m in modalities}
+    return mods | _OPTICAL if "optical" in mods else mods
 
 
 def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:

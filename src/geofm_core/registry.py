@@ -331,7 +331,8 @@ class Registry:
                 info = next(p for p in self._plugins if p.source == source)
                 doc = getattr(getattr(target, "func", target), "__doc__", None)
                 return ComponentSpec(kind, source, parsed.name, target, _first_line(doc),
-                                     info.distribution, info.version)
+                                     info.distribution, info.version,
+                                     self._dynamic_metadata(info, kind, parsed.name))
         else:
             parsed.require_strict()  # the strict grammar applies outside dynamic sources
         raise UnknownComponentError(self._unknown_message(kind, parsed))
@@ -347,6 +348,25 @@ class Registry:
                 "Write the qualified name (source:name) to choose one"
             )
         raise UnknownComponentError(self._unknown_message(kind, ComponentName(None, name)))
+
+    def _dynamic_metadata(self, info: PluginInfo, kind: str, name: str) -> (
+        ComponentMetadata | None
+    ):
+        """What the owning plugin's ``geofm_component_metadata`` says of a resolved name."""
+        if "geofm_component_metadata" not in info.hooks:
+            return None
+        try:
+            answer = self._hook_for_source("geofm_component_metadata", info.source)(
+                kind=kind, source=info.source, name=name
+            )
+            return parse_metadata(answer, f"metadata of {kind} {info.source}:{name}")
+        except Exception as exc:  # metadata informs; it must not stop the component's use
+            warnings.warn(
+                f"geofm plugin {info.source!r} from {info.distribution} failed to give the "
+                f"metadata of {kind} {info.source}:{name} ({type(exc).__name__}: {exc}); "
+                "the component is used without it", PluginLoadWarning, stacklevel=3,
+            )
+            return None
 
     def _hook_for_source(self, hook_name: str, source: str) -> Any:
         """The hook ``hook_name`` restricted to the plugin that owns ``source``."""

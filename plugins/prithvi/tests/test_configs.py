@@ -11,7 +11,7 @@ import geofm_prithvi
 import pytest
 import torch
 from geofm_prithvi import configs
-from geofm_prithvi.constants import VARIANTS
+from geofm_prithvi.constants import PRETRAINED_BANDS, VARIANTS
 
 from geofm_core import get_registry
 from geofm_core.errors import ComponentArgumentError
@@ -109,9 +109,9 @@ def test_type_errors_name_the_argument():
 
 
 def test_hls_band_names_are_the_cores():
-    from geofm_core.data.bands import band_names
+    from geofm_core.data.bands import HLSBands
 
-    assert geofm_prithvi.HLS_BANDS == tuple(band_names())
+    assert geofm_prithvi.HLS_BANDS == tuple(b.value for b in HLSBands)
 
 
 def _geofm() -> str:
@@ -133,3 +133,32 @@ def test_plugin_module_imports_no_torch():
     code = ("import sys, geofm_prithvi._plugin as p; assert len(p.COMPONENTS) == 7; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_declared_metadata_matches_the_built_models() -> None:
+    """The light metadata (parameters, patch size) agrees with the architecture."""
+    from geofm_prithvi._plugin import variant_metadata
+
+    from geofm_core.metadata import parse_metadata
+
+    for name, spec in VARIANTS.items():
+        meta = parse_metadata(variant_metadata(spec))
+        assert meta is not None
+        with torch.device("meta"):
+            model = configs.FACTORIES[name]()
+        assert meta.parameters == sum(p.numel() for p in model.parameters()), name
+        assert meta.patch_size == model.patch_size[-1]
+        assert meta.multi_temporal and (bool(meta.forward_metadata) == spec.coords_encoding)
+        (weights,) = meta.weights
+        assert weights.name == spec.weights.repo_id and weights.license == "Apache-2.0"
+        assert weights.mean == spec.mean and weights.bands == tuple(model.bands)
+
+
+def test_loaded_weights_declare_their_bands(tmp_path, official) -> None:
+    state = official(layout="v2", embed_dim=32, depth=1)
+    path = tmp_path / "c.pt"
+    torch.save(state, path)
+    model = configs.prithvi_eo_v2_300(ckpt_path=str(path), bands=["RED", "BLUE"],
+                                      embed_dim=32, depth=1, num_heads=2)
+    assert model.pretrained_bands == PRETRAINED_BANDS and model.bands == ["RED", "BLUE"]
+    assert configs.prithvi_eo_v2_300(embed_dim=32, depth=1, num_heads=2).pretrained_bands is None

@@ -19,7 +19,7 @@ from geofm_core.cli._common import command_parser
 from geofm_core.errors import GeofmError, UnknownComponentError
 from geofm_core.names import KINDS, Kind, check_kind
 
-__all__ = ["describe_class", "find_kinds", "main"]
+__all__ = ["describe_class", "find_kinds", "main", "metadata_text"]
 
 #: The tasks that build their model through a model factory: class -> its ``task`` value.
 _FACTORY_TASKS = {
@@ -35,10 +35,31 @@ def _parser() -> argparse.ArgumentParser:
         "describe", "Signature and documentation of one component, task or data module, "
         "e.g. geofm describe geofm:fcn, geofm describe decoder fcn, "
         "geofm describe SemanticSegmentationTask.", json_output=True)
-    parser.add_argument("words", nargs="+", metavar="[KIND] NAME",
+    parser.add_argument("words", nargs="*", metavar="[KIND] NAME",
                         help=f"KIND is one of {', '.join(KINDS)}; optional when NAME is "
                         "unique or a task/data module")
+    parser.add_argument("--all", action="store_true",
+                        help="describe every registered component (imports each one; for "
+                        "generated documentation, with --json)")
     return parser
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """What ``describe`` says of every registered component, in one process.
+
+    A component that cannot be described (its import fails) gets an ``error`` entry
+    instead, so one broken plugin does not hide the others.
+    """
+    from geofm_core.registry import get_registry
+
+    registry = get_registry()
+    described = []
+    for spec in registry.list(None):
+        try:
+            described.append(dict(registry.describe(spec.kind, spec.qualified_name)))
+        except Exception as exc:  # documented, not fatal: the page shows the error
+            described.append({**spec.as_dict(), "error": f"{type(exc).__name__}: {exc}"})
+    return described
 
 
 def _is_class_name(name: str) -> bool:
@@ -137,10 +158,70 @@ def _unknown(name: str) -> str:
             "the components, `geofm describe KIND NAME` names the kind")
 
 
+def _count(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.1f}{unit} ({value:,})"
+    return str(value)
+
+
+def metadata_text(meta: dict[str, Any]) -> str:
+    """The capability metadata of ``geofm describe``: facts, bands, then the weight sets."""
+    from geofm_core.cli._common import write_table
+    from geofm_core.data.bands import wavelength_of
+
+    def band(name: str) -> str:
+        wavelength = wavelength_of(name)
+        return f"{name} ({wavelength:g} um)" if wavelength is not None else name
+
+    facts = [
+        ("modalities", ", ".join(meta["modalities"]) or "-"),
+        ("bands", ", ".join(band(b) for b in meta["bands"]) or "-"),
+        ("any bands", "yes (the first layer adapts)" if meta["any_bands"] else "no"),
+        ("wavelength-conditioned", "yes" if meta["wavelength_conditioned"] else "no"),
+        ("patch size", str(meta["patch_size"] or "-")),
+        ("image size", str(meta["image_size"] or "-")),
+        ("multi-temporal", "yes" if meta["multi_temporal"] else "no"),
+        ("parameters", _count(meta["parameters"])),
+    ]
+    if meta.get("family"):
+        facts.append(("family", meta["family"]))
+    if meta.get("forward_metadata"):
+        facts.append(("forward takes", ", ".join(meta["forward_metadata"])))
+    width = max(len(k) for k, _ in facts)
+    lines = ["metadata:"] + [f"  {k.ljust(width)}  {v}" for k, v in facts]
+    weights = meta["weights"]
+    if not weights:
+        return "\n".join([*lines, "  weight sets: none declared"]) + "\n"
+    rows = [("  NAME", "BANDS", "LICENCE", "STATS", "SHA256", "URL")]
+    rows += [(f"  {w['name']}", str(len(w["bands"])) if w["bands"] else "?",
+              w["license"] or "unknown", "yes" if w["mean"] and w["std"] else "no",
+              (w["sha256"][:12] + "...") if len(w["sha256"]) > 12 else (w["sha256"] or "-"),
+              w["url"] or "-") for w in weights]
+    import io
+
+    table = io.StringIO()
+    write_table(rows, table)
+    return "\n".join([*lines, f"weight sets ({len(weights)}):"]) + "\n" + table.getvalue()
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm describe``; returns the exit code."""
     args = _parser().parse_args(list(argv))
     words: list[str] = args.words
+    if args.all:
+        everything = describe_all()
+        if args.json:
+            json.dump(everything, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            for entry in everything:
+                sys.stdout.write(f"{entry['kind']} {entry['name']}{entry.get('signature', '')}\n")
+        return 0
+    if not words:
+        raise UnknownComponentError("geofm describe needs [KIND] NAME, or --all")
     if len(words) > 2:
         raise UnknownComponentError(
             f"geofm describe takes [KIND] NAME, got {len(words)} words: {' '.join(words)}"
@@ -166,6 +247,8 @@ def main(argv: Sequence[str]) -> int:
     if info.get("inherited_options"):
         out.write("  also takes the shared options: "
                   f"{', '.join(info['inherited_options'])}\n")
+    if info.get("metadata"):
+        out.write("\n" + metadata_text(info["metadata"]))
     if info["doc"]:
         out.write("\n" + info["doc"] + "\n")
     return 0

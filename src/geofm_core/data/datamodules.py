@@ -348,6 +348,19 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
             return None  # reading the file later names it
         return plan.bands, f"the bands of {Path(path).name}"
 
+    def input_band_names(self) -> tuple[list[str], str] | None:
+        """The geofm names of the bands per frame the model gets, in order, and their field.
+
+        Known when ``dataset_bands`` names the file's bands (``output_bands`` then selects
+        among them); ``None`` otherwise.
+        """
+        names = self.preprocessing.dataset_bands
+        if names is None:
+            return None
+        if self.preprocessing.bands is None:
+            return list(names), "data.init_args.dataset_bands"
+        return [names[i] for i in self.preprocessing.bands], "data.init_args.output_bands"
+
     def _reference(self) -> GeoTiffImageDataset:
         for stage in ("train", "val", "test", "predict"):
             if stage in self.datasets:

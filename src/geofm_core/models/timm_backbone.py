@@ -48,6 +48,14 @@ class TimmBackbone(nn.Module):
         self.reductions: list[int] = list(info.reduction())
         #: Input sizes must be multiples of this (the model pads otherwise).
         self.input_multiple: int = max(self.reductions)
+        cfg: Any = getattr(self.model, "pretrained_cfg", None) or {}
+        rgb = tuple(cfg.get("input_size") or ())[:1] == (3,) and in_chans == 3
+        #: Bands of the loaded weights (timm's are RGB images), checked against the data's
+        #: band names before training; ``None`` without weights or with an adapted first
+        #: layer (its channels then stand for no band).
+        self.pretrained_bands: tuple[str, ...] | None = (
+            ("RED", "GREEN", "BLUE") if rgb and (pretrained or checkpoint_path) else None
+        )
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
         """Return the feature maps of ``x`` (B, C, H, W); metadata is ignored."""

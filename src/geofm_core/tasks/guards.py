@@ -1,6 +1,7 @@
 """Checks a task runs while training: input bands against the data, finite loss and weights.
 
-A model built for 6 bands fed 4 fails deep inside its first layer; a loss or a weight
+A model built for 6 bands fed 4 fails deep inside its first layer; six bands in another
+order than the weights' train on silently; a loss or a weight
 that becomes NaN or inf trains on silently and ends in a checkpoint that predicts one
 class everywhere. Each stops the run with one message naming the numbers, the step and
 the batch's files.
@@ -17,9 +18,10 @@ from torch import nn
 
 from geofm_core.errors import ConfigurationError, NonFiniteError
 from geofm_core.io.checkpoints import first_non_finite
+from geofm_core.tasks.band_check import check_band_names
 
-__all__ = ["check_finite_loss", "check_finite_weights", "check_input_bands",
-           "model_input_bands"]
+__all__ = ["check_band_names", "check_finite_loss", "check_finite_weights",
+           "check_input_bands", "model_input_bands"]
 
 _ADVICE = ("lower the learning rate (model.init_args.lr), clip gradients "
            "(trainer.gradient_clip_val) or check the data (means/stds, extreme values); "
@@ -50,15 +52,20 @@ def model_input_bands(model: nn.Module) -> tuple[int, str] | None:
 def check_input_bands(model: nn.Module, datamodule: Any) -> None:
     """Refuse a model whose input bands differ from the bands its data module gives.
 
+    First the number of bands, then their names against the weights' bands
+    (:func:`~geofm_core.tasks.band_check.check_band_names`).
+
     Raises:
         ConfigurationError: naming both numbers and where each comes from.
     """
     getter = getattr(datamodule, "input_bands", None)
     built = model_input_bands(model)
     if built is None or not callable(getter):
+        check_band_names(model, datamodule)
         return
     given = getter()
     if given is None or given[0] == built[0]:
+        check_band_names(model, datamodule)
         return
     raise ConfigurationError(
         f"the model takes {built[0]} input bands ({built[1]}) but the data give {given[0]} "

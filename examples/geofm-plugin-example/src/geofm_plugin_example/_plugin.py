@@ -16,6 +16,8 @@ def geofm_register_components(register: RegisterCallback) -> None:
     register(
         "backbone", "tiny_cnn", "geofm_plugin_example.backbone:TinyCNN",
         description="Small 4-stage CNN (strides 4-32) for any number of bands",
+        # what `geofm list --band/--modality` and `geofm describe` show; no weights
+        metadata={"any_bands": True, "modalities": ("any",), "family": "CNN"},
     )
     register(
         "model_factory", "tiny_segmenter", "geofm_plugin_example.factory:TinySegmenterFactory",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geofm_core import RegisterCallback, hookimpl
-from geofm_prithvi.constants import VARIANTS
+from geofm_prithvi.constants import PRETRAINED_BANDS, VARIANTS, PrithviVariant
 
 if TYPE_CHECKING:
     from geofm_core.convert.rules import ConversionRules
@@ -17,11 +17,48 @@ COMPONENTS: tuple[tuple[str, str, str, str], ...] = tuple(
 )
 
 
+#: Prithvi's official weights are published under this licence on the Hugging Face Hub.
+LICENSE = "Apache-2.0"
+
+
+def variant_metadata(spec: PrithviVariant) -> dict[str, Any]:
+    """Capability metadata of one variant, from the facts in :mod:`geofm_prithvi.constants`."""
+    weights = spec.weights
+    return {
+        "modalities": ("multispectral",),
+        "bands": PRETRAINED_BANDS,
+        # new bands get the mean of the pre-trained patch-embedding channels
+        "any_bands": True,
+        "patch_size": spec.patch_size[-1],
+        "image_size": 224,
+        "multi_temporal": True,
+        "parameters": spec.parameters,
+        "family": "ViT (MAE)",
+        "forward_metadata": ("temporal_coords", "location_coords")
+        if spec.coords_encoding else (),
+        "weights": ({
+            "name": weights.repo_id,
+            "bands": PRETRAINED_BANDS,
+            "modalities": ("multispectral",),
+            "url": f"https://huggingface.co/{weights.repo_id}/resolve/main/{weights.filename}",
+            "license": LICENSE,
+            "sha256": weights.sha256 or "",
+            "mean": spec.mean,
+            "std": spec.std,
+            "image_size": 224,
+            "multi_temporal": True,
+            "dataset": "HLS (Harmonized Landsat Sentinel-2)",
+            "method": "mae",
+        },),
+    }
+
+
 @hookimpl
 def geofm_register_components(register: RegisterCallback) -> None:
     """Register this plugin's components under the ``prithvi`` source."""
     for kind, name, target, description in COMPONENTS:
-        register(kind, name, target, description=description)
+        register(kind, name, target, description=description,
+                 metadata=variant_metadata(VARIANTS[name]))
 
 
 @hookimpl

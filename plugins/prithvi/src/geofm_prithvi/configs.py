@@ -122,6 +122,8 @@ def build_prithvi(
     model.variant = variant
     if path is not None:
         load_checkpoint(model, path, [s for _, s in resolved], model.bands, what)
+        # the weights' bands: the task checks the data's band names against them
+        model.pretrained_bands = tuple(pretrained_bands or PRETRAINED_BANDS)
     return model
 
 

@@ -68,12 +68,14 @@ class PrithviVariant:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     description: str
+    #: Parameters of the encoder (six bands, one frame; the weights' patch embedding).
+    parameters: int | None = None
 
 
 def _variant(
     name: str, embed_dim: int, depth: int, num_heads: int, patch: int, tl: bool,
     repo: str, filename: str, v1: bool = False, sha256: str | None = None,
-    approx_mb: int | None = None, params: str = "",
+    approx_mb: int | None = None, params: str = "", parameters: int | None = None,
 ) -> PrithviVariant:
     what = "time + location encoding" if tl else "no time/location encoding"
     gen = "Prithvi-EO-1.0" if v1 else "Prithvi-EO-2.0"
@@ -86,6 +88,7 @@ def _variant(
         std=PRITHVI_V1_STD if v1 else PRITHVI_V2_STD,
         description=(f"{gen} {params} ViT encoder (embed {embed_dim}, depth {depth}, "
                      f"patch {patch}, {what}); weights {repo}"),
+        parameters=parameters,
     )
 
 
@@ -97,22 +100,29 @@ VARIANTS: dict[str, PrithviVariant] = {
     for v in (
         _variant("prithvi_eo_v1_100", 768, 12, 12, 16, False,
                  f"{_ORG}/Prithvi-EO-1.0-100M", "Prithvi_EO_V1_100M.pt", v1=True,
-                 approx_mb=454, params="100M"),
+                 approx_mb=454, params="100M",
+                 parameters=86_237_184),
         _variant("prithvi_eo_v2_tiny_tl", 192, 12, 3, 16, True,
                  f"{_ORG}/Prithvi-EO-2.0-tiny-TL", "Prithvi_EO_V2_tiny_TL.pt",
                  sha256="d47326db9bad502b611f73e3e3f3a0e68b7b82640d67c22c795417f7209f8d70",
-                 approx_mb=129, params="tiny"),
+                 approx_mb=129, params="tiny",
+                 parameters=5_634_050),
         _variant("prithvi_eo_v2_100_tl", 768, 12, 12, 16, True,
-                 f"{_ORG}/Prithvi-EO-2.0-100M-TL", "Prithvi_EO_V2_100M_TL.pt", params="100M"),
+                 f"{_ORG}/Prithvi-EO-2.0-100M-TL", "Prithvi_EO_V2_100M_TL.pt", params="100M",
+                 parameters=86_237_186),
         _variant("prithvi_eo_v2_300", 1024, 24, 16, 16, False,
-                 f"{_ORG}/Prithvi-EO-2.0-300M", "Prithvi_EO_V2_300M.pt", params="300M"),
+                 f"{_ORG}/Prithvi-EO-2.0-300M", "Prithvi_EO_V2_300M.pt", params="300M",
+                 parameters=303_886_336),
         _variant("prithvi_eo_v2_300_tl", 1024, 24, 16, 16, True,
                  f"{_ORG}/Prithvi-EO-2.0-300M-TL", "Prithvi_EO_V2_300M_TL.pt",
-                 approx_mb=1330, params="300M"),
+                 approx_mb=1330, params="300M",
+                 parameters=303_886_338),
         _variant("prithvi_eo_v2_600", 1280, 32, 16, 14, False,
-                 f"{_ORG}/Prithvi-EO-2.0-600M", "Prithvi_EO_V2_600M.pt", params="600M"),
+                 f"{_ORG}/Prithvi-EO-2.0-600M", "Prithvi_EO_V2_600M.pt", params="600M",
+                 parameters=631_188_480),
         _variant("prithvi_eo_v2_600_tl", 1280, 32, 16, 14, True,
                  f"{_ORG}/Prithvi-EO-2.0-600M-TL", "Prithvi_EO_V2_600M_TL.pt",
-                 approx_mb=2640, params="600M"),
+                 approx_mb=2640, params="600M",
+                 parameters=631_188_482),
     )
 }

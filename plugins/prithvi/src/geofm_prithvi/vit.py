@@ -328,6 +328,9 @@ class PrithviViT(nn.Module):
         self.bands: list[str] = [f"band_{i}" for i in range(in_chans)]
         #: Registry name of the variant, when built by a factory.
         self.variant: str = ""
+        #: Bands of the loaded checkpoint's patch embedding (``None``: no weights loaded);
+        #: ``bands`` maps the input onto them.
+        self.pretrained_bands: tuple[str, ...] | None = None
 
         self.patch_embed = PatchEmbed3D(in_chans, embed_dim, self.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))

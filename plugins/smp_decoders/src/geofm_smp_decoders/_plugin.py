@@ -22,6 +22,42 @@ LISTED_ENCODERS: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "efficientnet-b0", "mobilenet_v2", "mit_b0",
 )
 
+#: smp's pretrained weight tags of the listed encoders (``weights=`` of ``SmpEncoder``),
+#: as segmentation_models_pytorch 0.6 publishes them on the Hugging Face Hub.
+LISTED_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "resnet18": ("imagenet", "ssl", "swsl"), "resnet34": ("imagenet",),
+    "resnet50": ("imagenet", "ssl", "swsl"), "efficientnet-b0": ("imagenet", "advprop"),
+    "mobilenet_v2": ("imagenet",), "mit_b0": ("imagenet",),
+}
+
+#: The pretraining data of smp's weight tags (all RGB photographs).
+TAG_DATASETS: dict[str, str] = {
+    "imagenet": "ImageNet", "advprop": "ImageNet (AdvProp)",
+    "ssl": "YFCC100M, fine-tuned on ImageNet", "swsl": "IG-1B, fine-tuned on ImageNet",
+    "instagram": "Instagram, fine-tuned on ImageNet", "noisy-student": "ImageNet + JFT",
+    "noisy-student-475": "ImageNet + JFT", "imagenet+5k": "ImageNet-5k",
+    "imagenet+background": "ImageNet + background class",
+}
+
+
+def encoder_metadata(name: str, tags: tuple[str, ...]) -> dict[str, Any]:
+    """Metadata of the smp encoder ``name`` with the weight tags ``tags``.
+
+    smp adapts the first convolution to any number of bands; its weights are RGB
+    photographs. smp's documentation states no licence for them, hence ``unknown``.
+    """
+    return {
+        "any_bands": True,
+        "modalities": ("rgb",) if tags else (),
+        "weights": tuple(
+            {"name": tag, "bands": ("RED", "GREEN", "BLUE"), "modalities": ("rgb",),
+             "url": f"smp-hub/{name}.{tag}", "license": "unknown",
+             "dataset": TAG_DATASETS.get(tag, "")}
+            for tag in tags
+        ),
+    }
+
+
 #: (kind, name, target, description) of every component of this plugin.
 COMPONENTS: tuple[tuple[str, str, str, str], ...] = (
     *(
@@ -49,7 +85,9 @@ COMPONENTS: tuple[tuple[str, str, str, str], ...] = (
 def geofm_register_components(register: RegisterCallback) -> None:
     """Register this plugin's components under the ``smp`` source."""
     for kind, name, target, description in COMPONENTS:
-        register(kind, name, target, description=description)
+        metadata = (encoder_metadata(name, LISTED_WEIGHTS.get(name, ()))
+                    if kind == "backbone" else None)
+        register(kind, name, target, description=description, metadata=metadata)
 
 
 @hookimpl
@@ -60,6 +98,21 @@ def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., 
     from geofm_smp_decoders.encoders import encoder_factory
 
     return encoder_factory(name)
+
+
+@hookimpl
+def geofm_component_metadata(kind: str, source: str, name: str) -> dict[str, Any] | None:
+    """Metadata of an smp encoder resolved on use: its weight tags, read from smp."""
+    if kind != "backbone":
+        return None
+    import segmentation_models_pytorch as smp
+
+    if name.startswith("tu-"):  # timm's own tags: see geofm describe backbone timm:<name>
+        return {"any_bands": True}
+    encoder = smp.encoders.encoders.get(name)
+    if encoder is None:
+        return None
+    return encoder_metadata(name, tuple(encoder.get("pretrained_settings") or ()))
 
 
 @hookimpl

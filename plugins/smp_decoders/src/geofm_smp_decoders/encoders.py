@@ -54,6 +54,12 @@ class SmpEncoder(nn.Module):
         #: geofm backbone contract: inputs are padded to a multiple of this.
         self.input_multiple: int = 2**depth
         self.in_chans = in_channels
+        #: Bands of the loaded weights (smp's are RGB photographs), checked against the
+        #: data's band names before training; ``None`` without weights or with more or
+        #: fewer bands (smp then adapts the first convolution).
+        self.pretrained_bands: tuple[str, ...] | None = (
+            ("RED", "GREEN", "BLUE") if weights and in_channels == 3 else None
+        )
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
         """The feature maps of ``x`` (B, C, H, W), finest first; metadata is ignored."""
