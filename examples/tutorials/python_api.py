@@ -52,7 +52,7 @@ def main() -> None:
         "val_data_root": str(args.folder / "images"),
         "val_label_data_root": str(args.folder / "labels"),
         "dataset_bands": S2_BANDS,
-        "output_bands": ["BLUE", "GREEN", "RED"],  # the RGB bands ImageNet weights know
+        "output_bands": ["RED", "GREEN", "BLUE"],  # ImageNet weights take R, G, B
         "no_data_replace": 0, "num_classes": 2, "class_names": ["land", "water"],
         "ignore_index": -1, "batch_size": 4, "train_augmentations": ["hflip", "vflip"],
     }

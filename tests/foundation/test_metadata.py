@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from geofm_core.cli.list import shorten_names
+from geofm_core.cli.listing import shorten_names
 from geofm_core.errors import PluginLoadWarning
 from geofm_core.metadata import ComponentMetadata
 

@@ -27,7 +27,9 @@ __all__ = ["COMMANDS", "main"]
 #: when its command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("plugins", "list installed plugins and their state"),
-    "list": ("list", "list components, e.g. geofm list backbone 'timm:resnet*'"),
+    # the module is not called `list`: as an attribute of this package it would shadow
+    # the builtin here once imported
+    "list": ("listing", "list components, e.g. geofm list backbone 'timm:resnet*'"),
     "describe": ("describe", "signature and documentation of a component, task or data "
                  "module: geofm describe [KIND] NAME"),
     "fit": ("train", "train a model: geofm fit -c config.yaml"),
