@@ -86,3 +86,30 @@ def test_init_refuses_existing_files_and_bad_folders(folders, tmp_path, capsys) 
                  "-o", str(tmp_path / "d.yaml")]) == 1
     assert "--images" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "img", "lbl"]
+
+
+def test_init_names_bands_and_marks_a_negative_label_value_as_unlabelled(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    for i in range(4):  # no band descriptions; -1 marks unlabelled pixels (no nodata set)
+        _write(tmp_path / "img" / f"t{i}.tif", rng.normal(900, 90, (3, 32, 32)).astype("int16"))
+        mask = rng.choice([-1, 0, 1], size=(32, 32), p=[0.1, 0.5, 0.4]).astype(np.int16)
+        _write(tmp_path / "lbl" / f"t{i}.tif", mask)
+    args = ["init", "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lbl")]
+    assert main([*args, "--bands", "B4,B3", "-o", str(tmp_path / "a.yaml")]) == 1
+    assert "--bands names 2 bands but the images hold 3" in capsys.readouterr().err
+    assert main([*args, "--bands", "B4,B3,BLU", "-o", str(tmp_path / "a.yaml")]) == 1
+    assert "--bands: unknown band name 'BLU'" in capsys.readouterr().err
+    assert not (tmp_path / "a.yaml").exists()
+    assert main([*args, "--bands", "B04,b03,B02", "-o", str(tmp_path / "a.yaml")]) == 0
+    text = (tmp_path / "a.yaml").read_text()
+    config = yaml.safe_load(text)
+    data, model = config["data"]["init_args"], config["model"]["init_args"]
+    assert data["dataset_bands"] == ["RED", "GREEN", "BLUE"]
+    assert data["ignore_index"] == model["ignore_index"] == -1
+    assert data["num_classes"] == 2
+    assert "label value -1" in text and "ignore_index -1" in text
+    # two negative values: which one means "no label" is not guessed
+    mask = np.full((32, 32), -2, np.int16)
+    _write(tmp_path / "lbl" / "t0.tif", mask)
+    assert main([*args, "-o", str(tmp_path / "b.yaml")]) == 1
+    assert "at most one negative value" in capsys.readouterr().err

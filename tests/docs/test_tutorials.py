@@ -80,7 +80,8 @@ def _tiny_model(config_path: Path) -> None:
     config = yaml.safe_load(config_path.read_text())
     model = config["model"]["init_args"]
     model["model_args"]["backbone"] = "timm:test_resnet"
-    model["model_args"]["backbone_kwargs"]["pretrained"] = False
+    bands = len(config["data"]["init_args"]["means"])
+    model["model_args"]["backbone_kwargs"] = {"in_chans": bands, "pretrained": False}
     config["trainer"]["max_epochs"] = 1
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 

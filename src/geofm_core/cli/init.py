@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from geofm_core.cli._common import command_parser
+from geofm_core.cli.init_backbone import choose_backbone, data_band_names
 from geofm_core.errors import ConfigurationError
 from geofm_core.io.atomic import atomic_outputs
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-pattern", default="*.tif", help="glob of the labels")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of the chips held out for validation (default 0.2)")
+    parser.add_argument("--bands", help="names of the images' bands in file order, comma "
+                        "separated (e.g. B1,B2,...,B12 or BLUE,GREEN,RED,NIR_NARROW), when "
+                        "the files do not carry them as band descriptions")
     parser.add_argument("-o", "--output", required=True, help="the config file to write")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     return parser
@@ -119,6 +123,7 @@ def _tiling(sizes: Counter[tuple[int, int]]) -> dict[str, int]:
 def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pattern: str,
                    split_files: tuple[Path, Path], fraction: float,
                    split_names: tuple[str, str] = ("train split", "val split"),
+                   bands: list[str] | None = None,
                    ) -> tuple[dict[str, Any], list[str]]:
     """The config (a mapping) and its header comments; the split files' ids are written.
 
@@ -151,11 +156,19 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     notes.append(f"{header['count']} bands of {header['dtype']}, nodata {header['nodata']}; "
                  f"chip sizes (width x height): " + ", ".join(
                      f"{w} x {h} ({n})" for (w, h), n in header["sizes"].most_common()))
-    if header["names"]:
+    names = bands or data_band_names(header["names"])
+    if bands and len(bands) != header["count"]:
+        raise ConfigurationError(
+            f"--bands names {len(bands)} bands but the images hold {header['count']}; name "
+            "every band of the files, in order")
+    if names:
+        init["dataset_bands"] = names
+    elif header["names"]:
         init["dataset_bands"] = header["names"]
     else:
-        notes.append("the files carry no band names: name them with dataset_bands to select "
-                     "bands by name and to match a backbone's pretrained bands")
+        notes.append("the files carry no band names: give them with --bands (or "
+                     "dataset_bands) to select bands by name and to match a backbone's "
+                     "pretrained bands")
     if header["nodata"] is not None:
         init["no_data_replace"] = 0
     model: dict[str, Any] = {"model_factory": "geofm:encoder_decoder"}
@@ -189,10 +202,13 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     else:
         task_class, module = "PixelwiseRegressionTask", "GeoTiffRegressionDataModule"
         model["loss"] = "mse"
+    choice = choose_backbone(names, header["count"])
+    notes.append(choice.note + (f"; also fit: {', '.join(choice.alternatives)}"
+                                if choice.alternatives else ""))
+    if choice.output_bands:
+        init["output_bands"] = choice.output_bands
     model["model_args"] = {
-        # A safe default to replace: timm adapts ImageNet weights to any band count.
-        "backbone": "timm:resnet50",
-        "backbone_kwargs": {"in_chans": header["count"], "pretrained": True},
+        "backbone": choice.backbone, "backbone_kwargs": choice.kwargs,
         "decoder": "geofm:fcn", "decoder_kwargs": {"channels": 128},
     }
     model["tiled_inference"] = _tiling(header["sizes"])
@@ -223,6 +239,15 @@ def _statistics(config: dict[str, Any]) -> tuple[list[float], list[float]]:
             [float(f"{v:.6g}") for v in stats.std.tolist()])
 
 
+def _band_option(text: str | None) -> list[str] | None:
+    """``--bands`` as geofm band names; an unknown name is one error listing the valid ones."""
+    if not text:
+        return None
+    from geofm_core.data.bands import check_dataset_bands
+
+    return check_dataset_bands([b for b in text.split(",") if b.strip()], field="--bands")
+
+
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm init``; returns the exit code."""
     import yaml
@@ -235,7 +260,7 @@ def main(argv: Sequence[str]) -> int:
         config, notes = starter_config(
             Path(args.images), Path(args.labels) if args.labels else None, args.img_pattern,
             args.label_pattern, (temps[1], temps[2]), args.val_fraction,
-            (splits[0].name, splits[1].name))
+            (splits[0].name, splits[1].name), _band_option(args.bands))
         means, stds = _statistics(config)
         init = config["data"]["init_args"]
         init.update(means=means, stds=stds, train_split=str(splits[0]),
@@ -245,8 +270,8 @@ def main(argv: Sequence[str]) -> int:
                  f"# {args.images}" + (f" and {args.labels}" if args.labels else ""), "#"]
         lines += [f"# {note}" for note in notes]
         lines += ["# means/stds: the training split's, as `geofm stats -c` computes them",
-                  "# model: a small default (timm:resnet50 + geofm:fcn); `geofm list backbone`"
-                  " shows the others", ""]
+                  "# decoder: geofm:fcn; `geofm list backbone --band NAME` shows other "
+                  "backbones", ""]
         temps[0].write_text("\n".join(lines) + "\n" + yaml.safe_dump(
             config, sort_keys=False, default_flow_style=None, width=88))
     sys.stdout.write(f"wrote {output} ({splits[0].name}, {splits[1].name} beside it); "
