@@ -113,3 +113,37 @@ def test_init_names_bands_and_marks_a_negative_label_value_as_unlabelled(tmp_pat
     _write(tmp_path / "lbl" / "t0.tif", mask)
     assert main([*args, "-o", str(tmp_path / "b.yaml")]) == 1
     assert "at most one negative value" in capsys.readouterr().err
+
+
+def test_init_from_class_subfolders_writes_a_classification_config_that_trains(tmp_path):
+    rng = np.random.default_rng(5)
+    for name, level, count in (("water", 200, 5), ("forest", 900, 4), ("urban", 1500, 1)):
+        for i in range(count):
+            image = rng.normal(level, 50, (3, 32, 32)).astype(np.int16)
+            _write(tmp_path / "scenes" / name / f"{name}{i}.tif", image,
+                   names=["B04", "B03", "B02"])
+    out = tmp_path / "cls.yaml"
+    assert main(["init", "--images", str(tmp_path / "scenes"), "-o", str(out)]) == 0
+    text = out.read_text()
+    config = yaml.safe_load(text)
+    data = config["data"]["init_args"]
+    assert config["model"]["class_path"] == "ClassificationTask"
+    assert data["class_names"] == ["forest", "urban", "water"] and data["num_classes"] == 3
+    assert data["dataset_bands"] == ["RED", "GREEN", "BLUE"]
+    assert "water: 5 (50.0%)" in text
+    train = (tmp_path / "cls.train.txt").read_text().split()
+    val = (tmp_path / "cls.val.txt").read_text().split()
+    assert sorted(train + val) == sorted(f"{n}/{n}{i}" for n, c in
+                                         (("water", 5), ("forest", 4), ("urban", 1))
+                                         for i in range(c))
+    assert {v.split("/")[0] for v in val} == {"water", "forest"}  # urban's one chip trains
+    assert len(data["means"]) == 3
+    config["model"]["init_args"]["model_args"] = {
+        "backbone": "timm:test_resnet", "backbone_kwargs": {"in_chans": 3, "pretrained": False}}
+    config["trainer"].update(logger=False, fast_dev_run=1, accelerator="cpu",
+                             enable_progress_bar=False, default_root_dir=str(tmp_path / "r"))
+    runnable = tmp_path / "runnable.yaml"
+    runnable.write_text(yaml.safe_dump(config))
+    assert main(["fit", "-c", str(runnable)]) == 0
+    assert main(["init", "--images", str(tmp_path / "scenes" / "water"), "-o",
+                 str(tmp_path / "x.yaml")]) == 1

@@ -135,13 +135,12 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     """
     from geofm_core.data.files import find_files, pair_by_key
 
+    if labels is None:
+        return _classification_config(images, img_pattern, split_files, fraction,
+                                      split_names, bands)
     found = find_files(images, img_pattern, "--images")
     notes: list[str] = []
     init: dict[str, Any] = {"train_data_root": str(images), "img_pattern": img_pattern}
-    if labels is None:
-        raise ConfigurationError(
-            "give --labels DIR with label rasters paired by name (segmentation or "
-            "regression); class-subfolder classification is not written by geofm init yet")
     label_files = find_files(labels, label_pattern, "--labels")
     pairs = pair_by_key(found, label_files)
     header = inspect_images([p[1] for p in pairs])
@@ -156,21 +155,7 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     notes.append(f"{header['count']} bands of {header['dtype']}, nodata {header['nodata']}; "
                  f"chip sizes (width x height): " + ", ".join(
                      f"{w} x {h} ({n})" for (w, h), n in header["sizes"].most_common()))
-    names = bands or data_band_names(header["names"])
-    if bands and len(bands) != header["count"]:
-        raise ConfigurationError(
-            f"--bands names {len(bands)} bands but the images hold {header['count']}; name "
-            "every band of the files, in order")
-    if names:
-        init["dataset_bands"] = names
-    elif header["names"]:
-        init["dataset_bands"] = header["names"]
-    else:
-        notes.append("the files carry no band names: give them with --bands (or "
-                     "dataset_bands) to select bands by name and to match a backbone's "
-                     "pretrained bands")
-    if header["nodata"] is not None:
-        init["no_data_replace"] = 0
+    names = _band_settings(header, bands, init, notes)
     model: dict[str, Any] = {"model_factory": "geofm:encoder_decoder"}
     task_class = "SemanticSegmentationTask"
     if summary["task"] == "segmentation":
@@ -224,6 +209,92 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     return config, notes
 
 
+def _band_settings(header: dict[str, Any], bands: list[str] | None, init: dict[str, Any],
+                   notes: list[str]) -> list[str] | None:
+    """Band names and nodata handling of the data module; returns geofm band names."""
+    names = bands or data_band_names(header["names"])
+    if bands and len(bands) != header["count"]:
+        raise ConfigurationError(
+            f"--bands names {len(bands)} bands but the images hold {header['count']}; name "
+            "every band of the files, in order")
+    if names:
+        init["dataset_bands"] = names
+    elif header["names"]:
+        init["dataset_bands"] = header["names"]
+    else:
+        notes.append("the files carry no band names: give them with --bands (or "
+                     "dataset_bands) to select bands by name and to match a backbone's "
+                     "pretrained bands")
+    if header["nodata"] is not None:
+        init["no_data_replace"] = 0
+    return names
+
+
+def _classification_config(images: Path, img_pattern: str, split_files: tuple[Path, Path],
+                           fraction: float, split_names: tuple[str, str],
+                           bands: list[str] | None) -> tuple[dict[str, Any], list[str]]:
+    """Scene classification from class subfolders (``images/<class>/<chips>``)."""
+    from geofm_core.data.files import find_files
+
+    if not images.is_dir():
+        raise ConfigurationError(f"--images: {str(images)!r} is not a folder")
+    classes = sorted(p.name for p in images.iterdir()
+                     if p.is_dir() and any(p.glob(img_pattern)))
+    if len(classes) < 2:
+        raise ConfigurationError(
+            f"--images {images} has {len(classes)} class subfolders holding {img_pattern!r} "
+            "files; without --labels, geofm init expects one subfolder per class (at least "
+            "two), e.g. images/water/*.tif and images/land/*.tif; give --labels DIR for "
+            "label rasters paired by name")
+    by_class = {c: find_files(images / c, img_pattern, f"--images {c}/") for c in classes}
+    header = inspect_images([p for files in by_class.values() for p in files.values()])
+    train_ids: list[str] = []
+    val_ids: list[str] = []
+    for name, files in by_class.items():  # stratified: each class keeps its share
+        keys = [f"{name}/{key}" for key in files]
+        if len(keys) == 1:
+            train_ids += keys
+            continue
+        train, val = _split(keys, fraction)
+        train_ids, val_ids = train_ids + train, val_ids + val
+    if not val_ids:
+        raise ConfigurationError(
+            f"every class under {images} holds one chip: a validation split needs more")
+    split_files[0].write_text("\n".join(train_ids) + "\n")
+    split_files[1].write_text("\n".join(val_ids) + "\n")
+    total = sum(len(f) for f in by_class.values())
+    notes = [f"{total} chips in {len(classes)} class folders: {len(train_ids)} for training, "
+             f"{len(val_ids)} for validation, each class split alike ({split_names[0]}, "
+             f"{split_names[1]})",
+             f"{header['count']} bands of {header['dtype']}, nodata {header['nodata']}; "
+             "chip sizes (width x height): " + ", ".join(
+                 f"{w} x {h} ({n})" for (w, h), n in header["sizes"].most_common()),
+             "classes (chips, share): " + ", ".join(
+                 f"{c}: {len(f)} ({len(f) / total:.1%})" for c, f in by_class.items())]
+    init: dict[str, Any] = {"train_data_root": str(images), "img_pattern": img_pattern,
+                            "train_split": str(split_files[0]),
+                            "val_split": str(split_files[1])}
+    names = _band_settings(header, bands, init, notes)
+    choice = choose_backbone(names, header["count"])
+    notes.append(choice.note)
+    if choice.output_bands:
+        init["output_bands"] = choice.output_bands
+    init.update(num_classes=len(classes), class_names=classes, batch_size=8,
+                train_augmentations=["hflip", "vflip"])
+    model = {"model_factory": "geofm:encoder_decoder", "num_classes": len(classes),
+             "class_names": classes, "loss": "ce",
+             "model_args": {"backbone": choice.backbone, "backbone_kwargs": choice.kwargs}}
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "auto", "max_epochs": 50, "logger": {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": "runs"}}},
+        "model": {"class_path": "ClassificationTask", "init_args": model},
+        "data": {"class_path": "GeoTiffClassificationDataModule", "init_args": init},
+    }
+    return config, notes
+
+
 def _statistics(config: dict[str, Any]) -> tuple[list[float], list[float]]:
     """Means/stds of the training split, by building the data module as `geofm fit` will."""
     import importlib
@@ -270,8 +341,7 @@ def main(argv: Sequence[str]) -> int:
                  f"# {args.images}" + (f" and {args.labels}" if args.labels else ""), "#"]
         lines += [f"# {note}" for note in notes]
         lines += ["# means/stds: the training split's, as `geofm stats -c` computes them",
-                  "# decoder: geofm:fcn; `geofm list backbone --band NAME` shows other "
-                  "backbones", ""]
+                  "# `geofm list backbone --band NAME` shows other backbones", ""]
         temps[0].write_text("\n".join(lines) + "\n" + yaml.safe_dump(
             config, sort_keys=False, default_flow_style=None, width=88))
     sys.stdout.write(f"wrote {output} ({splits[0].name}, {splits[1].name} beside it); "
