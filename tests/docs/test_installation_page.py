@@ -43,3 +43,12 @@ def test_optional_dependencies_said_to_come_with_the_core_do() -> None:
 def test_page_is_in_the_navigation_and_the_readme() -> None:
     assert "installation.md" in (ROOT / "mkdocs.yml").read_text()
     assert "docs/installation.md" in (ROOT / "README.md").read_text()
+
+
+def test_home_page_shows_the_demo_figure() -> None:
+    root = Path(__file__).resolve().parents[2]
+    home = (root / "docs" / "index.md").read_text()
+    assert "](assets/demo.png)" in home
+    figure = root / "docs" / "assets" / "demo.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.stat().st_size < 400_000  # kept small in the repository
