@@ -119,6 +119,13 @@ def test_own_geotiff_folder_tutorial_trains_and_writes_a_named_class_map(workdir
         assert set(np.unique(out.read(1))) <= {0, 1, 255}
         assert "land" in out.tags(1).values() or out.colormap(1)
     assert "water" in (workdir / "flood_map.qml").read_text()
+    # TensorBoard holds the curves and the validation figures the page promises
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(workdir / "runs" / "lightning_logs" / "version_0"))
+    events.Reload()
+    assert "val/mIoU" in events.Tags()["scalars"]
+    assert events.Tags()["images"], "no validation figures in TensorBoard"
 
 
 def test_multi_temporal_tutorial_trains_on_stacks_of_three_dates(workdir: Path) -> None:

@@ -197,6 +197,7 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
         "decoder": "geofm:fcn", "decoder_kwargs": {"channels": 128},
     }
     model["tiled_inference"] = _tiling(header["sizes"])
+    model["plot_on_val"] = 2  # figures of image, label and prediction in the logger
     init.update(batch_size=8, train_augmentations=["hflip", "vflip"])
     config = {
         "seed_everything": 0,
@@ -282,7 +283,7 @@ def _classification_config(images: Path, img_pattern: str, split_files: tuple[Pa
     init.update(num_classes=len(classes), class_names=classes, batch_size=8,
                 train_augmentations=["hflip", "vflip"])
     model = {"model_factory": "geofm:encoder_decoder", "num_classes": len(classes),
-             "class_names": classes, "loss": "ce",
+             "class_names": classes, "loss": "ce", "plot_on_val": 2,
              "model_args": {"backbone": choice.backbone, "backbone_kwargs": choice.kwargs}}
     config = {
         "seed_everything": 0,
