@@ -13,14 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from geofm_core import RegisterCallback, hookimpl
+from geofm_torchgeo._names import weighted_name
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS, TERRATORCH_NAMES
 
 _TARGET = "geofm_torchgeo.backbones:"
-
-
-def weighted_name(model: str, weights: str) -> str:
-    """The component name of ``model`` with the weight set ``weights`` bound."""
-    return f"{model}_{weights.lower()}"
 
 
 def _restricted(meta: dict[str, Any], weights: str) -> dict[str, Any]:

@@ -28,11 +28,11 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
-from geofm_core.data.bands import canonical_band, wavelength_of
-from geofm_core.errors import ConfigurationError, ConfigurationWarning
 from torch import nn
 
-from geofm_torchgeo._plugin import weighted_name
+from geofm_core.data.bands import canonical_band, wavelength_of
+from geofm_core.errors import ConfigurationError, ConfigurationWarning
+from geofm_torchgeo._names import weighted_name
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS
 
 __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of"]
@@ -184,7 +184,8 @@ class TorchGeoBackbone(nn.Module):
         return [levels[i] for i in self.out_indices]
 
     def _resnet_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out: list[torch.Tensor] = self.model.forward_intermediates(x, intermediates_only=True)
+        resnet: Any = self.model
+        out: list[torch.Tensor] = resnet.forward_intermediates(x, intermediates_only=True)
         return out
 
     def _vit_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -200,8 +201,9 @@ class TorchGeoBackbone(nn.Module):
         return out
 
     def _swin_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        swin: Any = self.model
         out = []
-        for i, layer in enumerate(self.model.features):  # type: ignore[union-attr]
+        for i, layer in enumerate(swin.features):
             x = layer(x)
             if i % 2:  # odd positions are the stages; even ones embed or merge patches
                 out.append(x.permute(0, 3, 1, 2).contiguous())
@@ -297,6 +299,7 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
         kwargs["img_size"] = img_size
     pretrained_bands = _pretrained_bands(model, member) if pretrained else None
     waves: list[float] | None = None
+    tg: Any  # the torchgeo model; its attributes differ by family
     if family == "dofa":
         waves = _dofa_wavelengths(model, bands, wavelengths)
         tg = _build_torchgeo(model, member, pretrained, **kwargs)
