@@ -19,6 +19,7 @@ _S2_ALL = (
 )
 _S2_RGB = ("B4", "B3", "B2")
 _SATLAS_S2_MS = ("B4", "B3", "B2", "B5", "B6", "B7", "B8", "B11", "B12")
+_S1 = ("VV", "VH")
 _SSL4EO = "https://github.com/zhu-xlab/SSL4EO-S12"
 
 
@@ -76,6 +77,87 @@ MODELS: dict[str, dict[str, Any]] = {
         "family": "DOFA", "patch_size": 16, "image_size": 224,
         "wavelength_conditioned": True, "any_bands": True,
     },
+    "resnet152": {
+        "family": "ResNet",
+        "weights": [
+            {"name": "SENTINEL2_MI_MS_SATLAS", "bands": _SATLAS_S2_MS},
+            {"name": "SENTINEL2_MI_RGB_SATLAS", "bands": _S2_RGB},
+            {"name": "SENTINEL2_SI_MS_SATLAS", "bands": _SATLAS_S2_MS},
+            {"name": "SENTINEL2_SI_RGB_SATLAS", "bands": _S2_RGB},
+        ],
+    },
+    "vit_base_patch16_224": {
+        "family": "ViT", "patch_size": 16, "image_size": 224,
+        "weights": [
+            {"name": "SENTINEL2_ALL_MAE", "bands": _S2_ALL},
+            {"name": "SENTINEL2_ALL_FGMAE", "bands": _S2_ALL},
+            {"name": "SENTINEL1_GRD_MAE", "bands": _S1},
+            {"name": "SENTINEL1_GRD_FGMAE", "bands": _S1},
+        ],
+    },
+    "vit_large_patch16_224": {
+        "family": "ViT", "patch_size": 16, "image_size": 224,
+        "weights": [
+            {"name": "SENTINEL2_ALL_CLOSP", "bands": _S2_ALL},
+            {"name": "SENTINEL2_ALL_MAE", "bands": _S2_ALL},
+            {"name": "SENTINEL2_ALL_FGMAE", "bands": _S2_ALL},
+            {"name": "SENTINEL1_GRD_CLOSP", "bands": _S1},
+            {"name": "SENTINEL1_GRD_MAE", "bands": _S1},
+            {"name": "SENTINEL1_GRD_FGMAE", "bands": _S1},
+        ],
+    },
+    "vit_huge_patch14_224": {
+        "family": "ViT", "patch_size": 14, "image_size": 224,
+        "weights": [
+            {"name": "SENTINEL2_ALL_MAE", "bands": _S2_ALL},
+            {"name": "SENTINEL2_ALL_FGMAE", "bands": _S2_ALL},
+            {"name": "SENTINEL1_GRD_MAE", "bands": _S1},
+            {"name": "SENTINEL1_GRD_FGMAE", "bands": _S1},
+        ],
+    },
+    "vit_small_patch14_dinov2": {
+        "family": "ViT", "patch_size": 14, "image_size": 518,
+        "weights": [
+            {"name": "SENTINEL2_ALL_SOFTCON", "bands": _S2_ALL},
+            {"name": "SENTINEL1_GRD_SOFTCON", "bands": _S1},
+        ],
+    },
+    "vit_base_patch14_dinov2": {
+        "family": "ViT", "patch_size": 14, "image_size": 518,
+        "weights": [
+            {"name": "SENTINEL2_ALL_SOFTCON", "bands": _S2_ALL},
+            {"name": "SENTINEL1_GRD_SOFTCON", "bands": _S1},
+        ],
+    },
+    "swin_t": {
+        "family": "Swin",
+        "weights": [
+            {"name": "CITYSCAPES_SEMSEG"},
+        ],
+    },
+    "swin_s": {
+        "family": "Swin",
+        "weights": [
+            {"name": "CITYSCAPES_SEMSEG"},
+        ],
+    },
+    "swin_b": {
+        "family": "Swin",
+        "weights": [
+            {"name": "CITYSCAPES_SEMSEG"},
+        ],
+    },
+    "dofa_large_patch16_224": {
+        "family": "DOFA", "patch_size": 16, "image_size": 224,
+        "wavelength_conditioned": True, "any_bands": True,
+        "weights": [
+            {"name": "DOFA_MAE"},
+        ],
+    },
+    "dofa_huge_patch14_224": {
+        "family": "DOFA", "patch_size": 14, "image_size": 224,
+        "wavelength_conditioned": True, "any_bands": True,
+    },
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -86,6 +168,17 @@ DESCRIPTIONS: dict[str, str] = {
     "swin_v2_b": "Swin V2 base (torchvision) with SatlasPretrain weights",
     "dofa_base_patch16_224": "DOFA ViT-B/16: wavelength-conditioned, any bands",
     "dofa_small_patch16_224": "DOFA ViT-S/16: wavelength-conditioned, no published weights",
+    "resnet152": "ResNet-152 (timm) with SatlasPretrain weights",
+    "vit_base_patch16_224": "ViT-B/16 (timm) with TorchGeo's SSL4EO MAE weights",
+    "vit_large_patch16_224": "ViT-L/16 (timm) with TorchGeo's SSL4EO and CLOSP weights",
+    "vit_huge_patch14_224": "ViT-H/14 (timm) with TorchGeo's SSL4EO MAE weights",
+    "vit_small_patch14_dinov2": "ViT-S/14 DINOv2 (timm) with SoftCon weights",
+    "vit_base_patch14_dinov2": "ViT-B/14 DINOv2 (timm) with SoftCon weights",
+    "swin_t": "Swin tiny (torchvision) with Cityscapes weights",
+    "swin_s": "Swin small (torchvision) with Cityscapes weights",
+    "swin_b": "Swin base (torchvision) with Cityscapes weights",
+    "dofa_large_patch16_224": "DOFA ViT-L/16: wavelength-conditioned, any bands",
+    "dofa_huge_patch14_224": "DOFA ViT-H/14: wavelength-conditioned, no published weights",
 }
 
 TERRATORCH_NAMES: dict[str, tuple[str, str | None]] = {
@@ -94,4 +187,5 @@ TERRATORCH_NAMES: dict[str, tuple[str, str | None]] = {
     "satlas_swin_b_sentinel2_mi_ms": ("swin_v2_b", "SENTINEL2_MI_MS_SATLAS"),
     "dofa_base_patch16_224": ("dofa_base_patch16_224", None),
     "dofa_small_patch16_224": ("dofa_small_patch16_224", None),
+    "dofa_large_patch16_224": ("dofa_large_patch16_224", None),
 }
