@@ -6,6 +6,7 @@ import subprocess
 import sys
 from typing import Any, ClassVar
 
+import pytest
 from geofm_torchgeo import _zoo
 
 from geofm_core import get_registry
@@ -45,11 +46,13 @@ class TestTorchGeoBackbones(BackboneContract):
     in_chans = 4
     # The small architectures; the others share their wrappers.
     names: ClassVar[list[str]] = [
-        "torchgeo:resnet18", "torchgeo:swin_v2_t", "torchgeo:dofa_small_patch16_224",
+        "torchgeo:resnet18", "torchgeo:swin_v2_t", "torchgeo:vit_small_patch16_224",
+        "torchgeo:dofa_small_patch16_224",
     ]
     kwargs: ClassVar[dict[str, Any]] = {
         "resnet18": {"in_chans": 4},
         "swin_v2_t": {"in_chans": 4},
+        "vit_small_patch16_224": {"in_chans": 4, "model_kwargs": {"depth": 2}},
         "dofa_small_patch16_224": {"bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
                                    "model_kwargs": {"depth": 2}},
     }
@@ -57,3 +60,16 @@ class TestTorchGeoBackbones(BackboneContract):
     @classmethod
     def component_names(cls) -> list[str]:
         return cls.names
+
+
+def test_unsupported_family_and_band_order_are_named(offline_weights):
+    from geofm_torchgeo.backbones import build
+
+    from geofm_core.errors import ConfigurationError, ConfigurationWarning
+
+    with pytest.raises(ConfigurationError, match="not supported as a geofm backbone yet"):
+        build("scalemae_large_patch16")
+    offline_weights("resnet18", "SENTINEL2_RGB_MOCO")
+    rgb = ["BLUE", "GREEN", "RED"]  # the weight set's order is RED, GREEN, BLUE
+    with pytest.warns(ConfigurationWarning, match="RED, GREEN, BLUE"):
+        build("resnet18", weights="SENTINEL2_RGB_MOCO", bands=rgb)
