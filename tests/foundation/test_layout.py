@@ -8,6 +8,8 @@ re-exports name their children by string, and importing a child always imports t
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 from pathlib import Path
 
 import pytest
@@ -132,8 +134,12 @@ def test_the_core_names_no_plugin() -> None:
     Docstrings and comments may give a plugin's component as an example; code and messages
     may not.
     """
-    words = tuple(p.name.split("_")[0] for p in (ROOT / "plugins").iterdir()
-                  if (p / "pyproject.toml").is_file())
+    # A plugin named after a library the core itself depends on (torchgeo: TorchGeo's
+    # tasks and datamodules run through the CLI) cannot be told from that library by name.
+    core = importlib.metadata.requires("geofm-core") or []
+    libraries = {re.split(r"[^A-Za-z0-9_-]", d, maxsplit=1)[0].lower() for d in core}
+    words = tuple(w for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file()
+                  if (w := p.name.split("_")[0]) not in libraries)
     assert "prithvi" in words and "upernet" in words and "smp" in words
     found = [hit for p in sorted((ROOT / "src" / "geofm_core").rglob("*.py"))
              for hit in _plugin_mentions(p, words)]

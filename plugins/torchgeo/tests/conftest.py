@@ -1,0 +1,56 @@
+"""Offline weights: random torchgeo models saved where torch.hub looks for the real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchgeo.models
+from geofm_torchgeo.backbones import checkpoint_path
+from torch import nn
+
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen1floods11"
+
+
+def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
+    """A random state dict laid out as torchgeo's file for ``model`` ``weights`` is.
+
+    ResNet and ViT files hold the timm model's keys (head included, which torchgeo
+    tolerates); Satlas Swin files hold torchvision's keys with a stem of the weight set's
+    band count; DOFA files hold the DOFA module's keys.
+    """
+    member = torchgeo.models.get_model_weights(model)[weights]
+    builder = getattr(torchgeo.models, model)
+    chans = member.meta.get("in_chans")
+    if model.startswith("swin"):
+        net = builder(weights=None)
+        stem = net.features[0][0]
+        net.features[0][0] = nn.Conv2d(chans, stem.out_channels, kernel_size=4, stride=4)
+    elif model.startswith("dofa"):
+        net = builder(weights=None)
+    else:
+        net = builder(weights=None, in_chans=chans)
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh TORCH_HOME with no weights in it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch"
+
+
+@pytest.fixture
+def offline_weights(torch_home: Path):
+    """Write a random file for (model, weights) at torch.hub's cache path; return its state."""
+
+    def write(model: str, weights: str) -> dict[str, torch.Tensor]:
+        torch.manual_seed(1234)
+        state = official_state_dict(model, weights)
+        path = Path(checkpoint_path(torchgeo.models.get_model_weights(model)[weights]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return state
+
+    return write

@@ -1,0 +1,30 @@
+"""The core necks, UperNet and smp decoders fit the torchgeo backbones' features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geofm_core import get_registry
+
+PYRAMID = [{"name": "geofm:select_indices", "indices": [2, 5, 8, 11]},
+           {"name": "geofm:reshape_tokens_to_image"},
+           {"name": "geofm:learned_interpolate_to_pyramidal"}]
+
+
+@pytest.mark.parametrize(("backbone", "kwargs", "necks", "decoder"), [
+    ("torchgeo:vit_small_patch16_224", {"in_chans": 4}, PYRAMID, "upernet:upernet"),
+    ("torchgeo:swin_v2_t", {"in_chans": 4}, None, "upernet:upernet"),
+    ("torchgeo:resnet18", {"in_chans": 4},
+     [{"name": "geofm:select_indices", "indices": [1, 2, 3, 4]}], "smp:fpn"),
+], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn"])
+def test_segmentation_model_on_torchgeo_features(backbone, kwargs, necks, decoder):
+    factory = get_registry().build("model_factory", "geofm:encoder_decoder")
+    args = {"task": "segmentation", "backbone": backbone, "decoder": decoder, "num_classes": 3,
+            "backbone_kwargs": kwargs}
+    if necks:
+        args["necks"] = necks
+    model = factory.build_model(**args).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 4, 64, 96)).output
+    assert out.shape == (1, 3, 64, 96)

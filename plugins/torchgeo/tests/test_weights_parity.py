@@ -1,0 +1,122 @@
+"""Weights arrive through torchgeo's API, and features equal torchgeo's own model's."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchgeo.models
+from geofm_torchgeo.backbones import checkpoint_path
+
+from geofm_core import get_registry
+from geofm_core.data.bands import SENTINEL2_L1C_BANDS, wavelength_of
+from geofm_core.errors import ConfigurationError
+
+SATLAS_MS = ("RED", "GREEN", "BLUE", "RED_EDGE_1", "RED_EDGE_2", "RED_EDGE_3", "NIR_BROAD",
+             "SWIR_1", "SWIR_2")
+
+
+def _build(name: str, **kwargs):
+    return get_registry().build("backbone", name, **kwargs).eval()
+
+
+def _assert_loaded(backbone, state: dict[str, torch.Tensor]) -> None:
+    ours = backbone.model.state_dict()
+    shared = [k for k in state if k in ours]
+    assert len(shared) > 0.9 * len(ours)
+    for key in shared:
+        assert torch.equal(ours[key], state[key]), key
+
+
+def test_resnet18_weights_and_parity(offline_weights):
+    state = offline_weights("resnet18", "SENTINEL2_ALL_MOCO")
+    backbone = _build("torchgeo:resnet18_sentinel2_all_moco")
+    _assert_loaded(backbone, state)
+    assert backbone.pretrained_bands == SENTINEL2_L1C_BANDS
+    assert backbone.out_channels == [64, 64, 128, 256, 512]
+    reference = torchgeo.models.resnet18(
+        weights=torchgeo.models.ResNet18_Weights.SENTINEL2_ALL_MOCO).eval()
+    x = torch.randn(2, 13, 64, 96)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.forward_features(x)
+    assert [tuple(f.shape[-2:]) for f in out] == [(32, 48), (16, 24), (8, 12), (4, 6), (2, 3)]
+    torch.testing.assert_close(out[-1], expected, atol=1e-6, rtol=0)
+
+
+def test_vit_small_weights_and_parity(offline_weights):
+    state = offline_weights("vit_small_patch16_224", "SENTINEL2_ALL_MOCO")
+    backbone = _build("torchgeo:vit_small_patch16_224", weights="sentinel2_all_moco")
+    _assert_loaded(backbone, state)
+    reference = torchgeo.models.vit_small_patch16_224(
+        weights=torchgeo.models.ViTSmall16_Weights.SENTINEL2_ALL_MOCO).eval()
+    x = torch.randn(1, 13, 224, 224)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.forward_features(x)
+    assert len(out) == 12 and out[-1].shape == (1, 1 + 14 * 14, 384)
+    torch.testing.assert_close(backbone.model.norm(out[-1]), expected, atol=1e-6, rtol=0)
+    with torch.no_grad():  # other multiples of the patch: position embeddings interpolated
+        assert backbone(torch.randn(1, 13, 64, 96))[-1].shape == (1, 1 + 4 * 6, 384)
+
+
+def test_swin_v2_t_weights_and_parity(offline_weights):
+    state = offline_weights("swin_v2_t", "SENTINEL2_SI_MS_SATLAS")
+    backbone = _build("torchgeo:swin_v2_t_sentinel2_si_ms_satlas", bands=list(SATLAS_MS))
+    _assert_loaded(backbone, state)
+    assert backbone.pretrained_bands == SATLAS_MS
+    reference = torchgeo.models.swin_v2_t(
+        weights=torchgeo.models.Swin_V2_T_Weights.SENTINEL2_SI_MS_SATLAS).eval()
+    x = torch.randn(1, 9, 64, 96)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.features(x).permute(0, 3, 1, 2)
+    assert backbone.out_channels == [96, 192, 384, 768]
+    assert [f.shape[1] for f in out] == backbone.out_channels
+    torch.testing.assert_close(out[-1], expected, atol=1e-6, rtol=0)
+
+
+def test_dofa_base_weights_and_parity(offline_weights):
+    state = offline_weights("dofa_base_patch16_224", "DOFA_MAE")
+    bands = ["BLUE", "GREEN", "RED", "B8A", "SWIR_1"]
+    backbone = _build("torchgeo:dofa_base_patch16_224_dofa_mae", bands=bands)
+    _assert_loaded(backbone, state)
+    assert backbone.wavelengths == [wavelength_of(b) for b in bands]
+    reference = torchgeo.models.dofa_base_patch16_224(
+        weights=torchgeo.models.DOFABase16_Weights.DOFA_MAE).eval()
+    x = torch.randn(1, 5, 224, 224)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.forward_features(x, backbone.wavelengths)
+        pooled = reference.fc_norm(out[-1][:, 1:].mean(dim=1))
+    torch.testing.assert_close(pooled, expected, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        assert backbone(torch.randn(1, 5, 64, 96))[-1].shape == (1, 1 + 4 * 6, 768)
+
+
+def test_pretrained_false_builds_the_weight_sets_shape_without_loading(torch_home):
+    backbone = _build("torchgeo:resnet50_sentinel2_all_moco", pretrained=False)
+    assert backbone.model.conv1.in_channels == 13
+    assert backbone.pretrained_bands is None
+    assert not torch_home.exists() or not any(torch_home.rglob("*.pth"))
+
+
+def test_missing_file_offline_names_weights_url_and_cache(torch_home):
+    member = torchgeo.models.ResNet18_Weights.SENTINEL2_RGB_MOCO
+    with pytest.raises(ConfigurationError) as info:
+        _build("torchgeo:resnet18", weights="SENTINEL2_RGB_MOCO")
+    text = str(info.value)
+    assert "SENTINEL2_RGB_MOCO" in text and member.url in text
+    assert checkpoint_path(member) in text and str(torch_home) in text
+
+
+def test_unknown_weights_and_band_mismatches_are_clear():
+    with pytest.raises(ConfigurationError, match="SENTINEL2_ALL_MOCO"):
+        _build("torchgeo:resnet18", weights="sentinel3")
+    with pytest.raises(ConfigurationError, match="13 bands but in_chans=4"):
+        _build("torchgeo:resnet18", weights="SENTINEL2_ALL_MOCO", in_chans=4, pretrained=False)
+    with pytest.raises(ConfigurationError, match="2 bands given"):
+        _build("torchgeo:resnet18", in_chans=3, bands=["VV", "VH"])
+    with pytest.raises(ConfigurationError, match="pass wavelengths"):
+        _build("torchgeo:dofa_small_patch16_224", bands=["RED", "VV"])
+    with pytest.raises(ConfigurationError, match="wavelength-conditioned"):
+        _build("torchgeo:dofa_small_patch16_224")
