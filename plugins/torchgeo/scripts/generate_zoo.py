@@ -442,7 +442,7 @@ def read_zoo(keep_parameters: bool) -> dict[str, dict[str, Any]]:
     if unknown:
         raise SystemExit(f"new torchgeo models {', '.join(unknown)}: add them to ARCHITECTURES "
                          "(or EXCLUDED)")
-    models = {}
+    models: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
             weights = read_weights(name, get_model_weights(name))
@@ -462,7 +462,8 @@ def read_zoo(keep_parameters: bool) -> dict[str, dict[str, Any]]:
         }
         print(f"{name}: {len(weights)} weight sets", file=sys.stderr)
     for alias, (model, member) in TERRATORCH.items():
-        have = {w["name"] for w in models.get(model, {}).get("weights", ())}
+        listed: list[dict[str, Any]] = models.get(model, {}).get("weights", [])
+        have = {w["name"] for w in listed}
         if model not in models or (member is not None and member not in have):
             raise SystemExit(f"TerraTorch's {alias}: torchgeo has no {model} {member}")
     return models

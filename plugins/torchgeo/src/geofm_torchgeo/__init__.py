@@ -1,0 +1,1 @@
+"""TorchGeo's pretrained backbones as geofm backbones (source ``torchgeo``; no torch here)."""
