@@ -359,6 +359,8 @@ def _input_text(member: str, bands: Sequence[str]) -> str:
         return "NAIP RGB"
     if member.startswith("SENTINEL2") and set(bands) <= set(RGB):
         return "Sentinel-2 RGB"
+    if member.startswith("SENTINEL2") and "NDVI" in bands:
+        return f"{n - 1} Sentinel-2 bands and NDVI"
     if member.startswith("SENTINEL2"):
         return "all 13 Sentinel-2 L1C bands" if n == 13 else f"{n} Sentinel-2 bands"
     if tuple(bands[:2]) == ("VV", "VH") and n == 14:
@@ -370,7 +372,9 @@ def describe_weights(model: str, member: str, meta: dict[str, Any], bands: Seque
                      method: str) -> str:
     """One line: data set, method and input of a weight set."""
     label = METHOD_LABELS.get(method, method)
-    dataset = str(meta.get("dataset", "")).split(" - ")[0]
+    dataset = str(meta.get("dataset", "")).split(" - ")[0].removesuffix(" Dataset")
+    if dataset == label:  # SeCo: the data set is named after the method
+        dataset = ""
     if "_MI_" in f"_{member}_":
         label += " (multi-image)"
     elif "_SI_" in f"_{member}_":
