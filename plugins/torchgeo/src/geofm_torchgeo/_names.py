@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["weighted_name"]
+__all__ = ["WRAPPED_FAMILIES", "weighted_name", "wrapper_family"]
+
+#: Model-name prefixes of the torchgeo models a geofm wrapper serves, and the wrapper.
+#: The other models of torchgeo's zoo (Scale-MAE, CROMA, Copernicus-FM, Panopticon,
+#: EarthLoc) are not registered until they have one (see the plugin's README).
+WRAPPED_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("resnet", "resnet"), ("vit_", "vit"), ("swin", "swin"), ("dofa", "dofa"),
+)
+
+
+def wrapper_family(model: str) -> str | None:
+    """Which wrapper serves the torchgeo model ``model`` (``resnet``, ...), or None."""
+    return next((family for prefix, family in WRAPPED_FAMILIES if model.startswith(prefix)),
+                None)
 
 
 def weighted_name(model: str, weights: str) -> str:

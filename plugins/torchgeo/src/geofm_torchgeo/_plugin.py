@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geofm_core import RegisterCallback, hookimpl
-from geofm_torchgeo._names import weighted_name
+from geofm_torchgeo._names import weighted_name, wrapper_family
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS, TERRATORCH_NAMES
+
+if TYPE_CHECKING:
+    from geofm_core.convert.rules import ConversionRules
 
 _TARGET = "geofm_torchgeo.backbones:"
 
@@ -28,6 +31,8 @@ def components() -> list[tuple[str, str, str, dict[str, Any]]]:
     """(name, target, description, metadata) of every backbone registered up front."""
     out = []
     for model, meta in MODELS.items():
+        if wrapper_family(model) is None:  # in torchgeo's zoo, not wrapped yet
+            continue
         description = DESCRIPTIONS.get(model, f"TorchGeo {model}")
         out.append((model, f"{_TARGET}{model}", description, meta))
         for entry in meta.get("weights") or ():
@@ -47,7 +52,8 @@ def geofm_register_components(register: RegisterCallback) -> None:
 def _aliases() -> dict[str, tuple[str, str | None]]:
     """TerraTorch names not already registered under the same spelling."""
     taken = {name for name, *_ in components()}
-    return {k: v for k, v in TERRATORCH_NAMES.items() if k not in taken and v[0] in MODELS}
+    return {k: v for k, v in TERRATORCH_NAMES.items() if k not in taken and v[0] in MODELS
+            and wrapper_family(v[0]) is not None}
 
 
 @hookimpl
@@ -67,3 +73,13 @@ def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | N
     if kind != "backbone":
         return None
     return sorted(n for n in _aliases() if fnmatch.fnmatchcase(n, pattern))
+
+
+@hookimpl
+def geofm_conversion_rules(framework: str) -> ConversionRules | None:
+    """TerraTorch names of this plugin's backbones, for ``geofm convert`` (plain data)."""
+    if framework != "terratorch":
+        return None
+    from geofm_torchgeo._conversion import TERRATORCH
+
+    return TERRATORCH

@@ -32,7 +32,7 @@ from torch import nn
 
 from geofm_core.data.bands import canonical_band, wavelength_of
 from geofm_core.errors import ConfigurationError, ConfigurationWarning
-from geofm_torchgeo._names import weighted_name
+from geofm_torchgeo._names import weighted_name, wrapper_family
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS
 
 __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of"]
@@ -40,10 +40,9 @@ __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of
 
 def family_of(model: str) -> str:
     """Which wrapper serves ``model``: ``resnet``, ``vit``, ``swin`` or ``dofa``."""
-    for prefix, family in (("resnet", "resnet"), ("vit_", "vit"), ("swin", "swin"),
-                           ("dofa", "dofa")):
-        if model.startswith(prefix):
-            return family
+    family = wrapper_family(model)
+    if family is not None:
+        return family
     raise ConfigurationError(
         f"torchgeo model {model!r} is not supported as a geofm backbone yet; the supported "
         "families are ResNet, ViT, Swin and DOFA (see the plugin's README)"
