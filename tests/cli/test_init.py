@@ -56,7 +56,10 @@ def test_init_writes_a_config_that_trains(folders, tmp_path, capsys) -> None:
     val = Path(data["val_split"]).read_text().split()
     assert (len(train), len(val)) == (8, 2) and not set(train) & set(val)
     assert model["tiled_inference"]["crop"] == 32  # the 40 x 48 chips' largest multiple of 32
-    assert model["model_args"]["backbone_kwargs"]["in_chans"] == 4
+    if model["model_args"]["backbone"] == "timm:resnet50":  # no plugin has weights for them
+        assert model["model_args"]["backbone_kwargs"]["in_chans"] == 4
+    else:  # an installed plugin's weight set on (most of) these bands, selected by name
+        assert set(data.get("output_bands", BANDS)) <= set(BANDS)
     # The statistics are the training split's, as geofm stats computes them.
     stats_config = tmp_path / "stats.yaml"
     stats_config.write_text(yaml.safe_dump({"data": config["data"]}))
@@ -67,7 +70,8 @@ def test_init_writes_a_config_that_trains(folders, tmp_path, capsys) -> None:
     np.testing.assert_allclose(data["stds"], stats["stds"], rtol=1e-5)
     # It trains as written (a tiny backbone instead of the default, offline).
     model["model_args"]["backbone"] = "timm:test_resnet"
-    model["model_args"]["backbone_kwargs"]["pretrained"] = False
+    model["model_args"]["backbone_kwargs"] = {"in_chans": len(data["means"]),
+                                              "pretrained": False}
     config["trainer"].update(logger=False, fast_dev_run=1, default_root_dir=str(tmp_path / "r"),
                              accelerator="cpu", enable_progress_bar=False)
     runnable = tmp_path / "runnable.yaml"

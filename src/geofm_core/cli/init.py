@@ -155,7 +155,7 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     notes.append(f"{header['count']} bands of {header['dtype']}, nodata {header['nodata']}; "
                  f"chip sizes (width x height): " + ", ".join(
                      f"{w} x {h} ({n})" for (w, h), n in header["sizes"].most_common()))
-    names = _band_settings(header, bands, init, notes)
+    band_names = _band_settings(header, bands, init, notes)
     model: dict[str, Any] = {"model_factory": "geofm:encoder_decoder"}
     task_class = "SemanticSegmentationTask"
     if summary["task"] == "segmentation":
@@ -173,13 +173,13 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
             notes.append(f"label value {ignored} ({counts.pop(ignored)} pixels) marks pixels "
                          f"without a label: ignored (ignore_index {ignored})")
         num_classes = max(counts) + 1
-        names = [f"class_{i}" for i in range(num_classes)]
+        class_names = [f"class_{i}" for i in range(num_classes)]
         total = sum(counts.values())
         notes.append("classes (pixels, share): " + ", ".join(
             f"{i}: {counts.get(i, 0)} ({counts.get(i, 0) / total:.1%})"
             for i in range(num_classes)) + "; rename class_names")
-        init.update(num_classes=num_classes, class_names=list(names))
-        model.update(num_classes=num_classes, class_names=list(names), loss="ce")
+        init.update(num_classes=num_classes, class_names=list(class_names))
+        model.update(num_classes=num_classes, class_names=list(class_names), loss="ce")
         if summary["nodata"] and not negative:
             init["ignore_index"] = model["ignore_index"] = -1
             notes.append("label nodata pixels are ignored (ignore_index -1)")
@@ -187,7 +187,7 @@ def starter_config(images: Path, labels: Path | None, img_pattern: str, label_pa
     else:
         task_class, module = "PixelwiseRegressionTask", "GeoTiffRegressionDataModule"
         model["loss"] = "mse"
-    choice = choose_backbone(names, header["count"])
+    choice = choose_backbone(band_names, header["count"])
     notes.append(choice.note + (f"; also fit: {', '.join(choice.alternatives)}"
                                 if choice.alternatives else ""))
     if choice.output_bands:

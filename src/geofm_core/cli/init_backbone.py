@@ -4,9 +4,10 @@ Chosen from the registry's capability metadata (:mod:`geofm_core.metadata`), so 
 installed plugin's weights can be picked. Candidates are backbones bound to one weight
 set, returning feature maps (no patch size: a decoder takes them without necks) and
 taking ``pretrained``. A weight set whose bands are the data's bands in order wins; one
-whose bands are all among the data's comes next (its bands are then selected with
-``output_bands``); among equals, the smallest model. Without band names or a match,
-the default stays a timm ResNet-50, whose first layer adapts to any band count.
+whose bands are all among the data's, and at least 60 % of them, comes next (its bands
+are then selected with ``output_bands``); among equals, the smallest model. Without
+band names or a match, the default stays a timm ResNet-50, whose first layer adapts to
+any band count.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def choose_backbone(names: list[str] | None, count: int) -> BackboneChoice:
         if meta is None or len(meta.weights) != 1 or meta.patch_size is not None:
             continue
         bands = list(meta.weights[0].bands)
-        if not bands or not set(bands) <= set(names):
+        # a subset must keep most of the data's bands: dropping half of them to fit a
+        # weight set loses more than pretrained weights bring
+        if not bands or not set(bands) <= set(names) or len(bands) < 0.6 * len(names):
             continue
         exact = 0 if bands == names else 1
         ranked.append((exact, -len(bands), meta.parameters or 10**12, spec.qualified_name,
