@@ -18,7 +18,8 @@ def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
 
     ResNet and ViT files hold the timm model's keys (head included, which torchgeo
     tolerates); Satlas Swin files hold torchvision's keys with a stem of the weight set's
-    band count; DOFA files hold the DOFA module's keys.
+    band count; DOFA files hold the DOFA module's keys; Copernicus-FM files hold its
+    module's keys without ``fc_norm`` and ``head`` (torchgeo's builder makes those).
     """
     member = torchgeo.models.get_model_weights(model)[weights]
     builder = getattr(torchgeo.models, model)
@@ -29,6 +30,9 @@ def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
         net.features[0][0] = nn.Conv2d(chans, stem.out_channels, kernel_size=4, stride=4)
     elif model.startswith("dofa"):
         net = builder(weights=None)
+    elif model.startswith("copernicusfm"):
+        state = builder(weights=None).state_dict()
+        return {k: v.clone() for k, v in state.items() if not k.startswith(("fc_norm", "head"))}
     else:
         net = builder(weights=None, in_chans=chans)
     return {k: v.clone() for k, v in net.state_dict().items()}

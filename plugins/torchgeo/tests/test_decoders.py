@@ -17,7 +17,10 @@ PYRAMID = [{"name": "geofm:select_indices", "indices": [2, 5, 8, 11]},
     ("torchgeo:swin_v2_t", {"in_chans": 4}, None, "upernet:upernet"),
     ("torchgeo:resnet18", {"in_chans": 4},
      [{"name": "geofm:select_indices", "indices": [1, 2, 3, 4]}], "smp:fpn"),
-], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn"])
+    ("torchgeo:copernicusfm_base", {"bands": ["BLUE", "GREEN", "RED", "VV"]},
+     [{"name": "geofm:select_indices", "indices": [11]},
+      {"name": "geofm:reshape_tokens_to_image"}], "geofm:fcn"),
+], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn", "copernicusfm-fcn"])
 def test_segmentation_model_on_torchgeo_features(backbone, kwargs, necks, decoder):
     factory = get_registry().build("model_factory", "geofm:encoder_decoder")
     args = {"task": "segmentation", "backbone": backbone, "decoder": decoder, "num_classes": 3,

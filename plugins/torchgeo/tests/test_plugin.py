@@ -51,7 +51,7 @@ class TestTorchGeoBackbones(BackboneContract):
     # The small architectures; the others share their wrappers.
     names: ClassVar[list[str]] = [
         "torchgeo:resnet18", "torchgeo:swin_v2_t", "torchgeo:vit_small_patch16_224",
-        "torchgeo:dofa_small_patch16_224",
+        "torchgeo:dofa_small_patch16_224", "torchgeo:copernicusfm_base",
     ]
     kwargs: ClassVar[dict[str, Any]] = {
         "resnet18": {"in_chans": 4},
@@ -59,6 +59,7 @@ class TestTorchGeoBackbones(BackboneContract):
         "vit_small_patch16_224": {"in_chans": 4, "model_kwargs": {"depth": 2}},
         "dofa_small_patch16_224": {"bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
                                    "model_kwargs": {"depth": 2}},
+        "copernicusfm_base": {"bands": ["BLUE", "GREEN", "RED", "VV"]},  # depth fixed: 12
     }
 
     @classmethod

@@ -120,3 +120,38 @@ def test_unknown_weights_and_band_mismatches_are_clear():
         _build("torchgeo:dofa_small_patch16_224", bands=["RED", "VV"])
     with pytest.raises(ConfigurationError, match="wavelength-conditioned"):
         _build("torchgeo:dofa_small_patch16_224")
+
+
+def test_copernicusfm_base_weights_and_parity(offline_weights):
+    state = offline_weights("copernicusfm_base", "CopernicusFM_ViT")
+    bands = ["BLUE", "GREEN", "RED", "B8A", "VV"]
+    backbone = _build("torchgeo:copernicusfm_base_copernicusfm_vit", bands=bands)
+    _assert_loaded(backbone, state)
+    assert backbone.wavelengths[:4] == [wavelength_of(b) for b in bands[:4]]
+    assert backbone.extras["bandwidths"] == [65.0, 35.0, 30.0, 20.0, 1e9]
+    assert backbone.out_channels == [768] * 12 and backbone.input_multiple == 16
+    reference = torchgeo.models.copernicusfm_base(
+        weights=torchgeo.models.CopernicusFM_Base_Weights.CopernicusFM_ViT).eval()
+    x = torch.randn(1, 5, 64, 64)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference(x, torch.full((1, 4), float("nan")),
+                             wavelengths=[490.0, 560.0, 665.0, 865.0, 5e7],
+                             bandwidths=[65.0, 35.0, 30.0, 20.0, 1e9])
+        pooled = reference.fc_norm(out[-1][:, 1:].mean(dim=1))
+    assert len(out) == 12 and out[-1].shape == (1, 1 + 4 * 4, 768)
+    torch.testing.assert_close(pooled, expected, atol=1e-5, rtol=0)
+    with torch.no_grad():  # non-square: the position embedding is resized to 4 x 6
+        assert backbone(torch.randn(1, 5, 64, 96))[-1].shape == (1, 1 + 4 * 6, 768)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        backbone(torch.randn(1, 5, 64, 72))
+
+
+def test_copernicusfm_needs_wavelengths_and_bandwidths():
+    with pytest.raises(ConfigurationError, match="wavelength-conditioned"):
+        _build("torchgeo:copernicusfm_base", model_kwargs={"depth": 1})
+    with pytest.raises(ConfigurationError, match="no known bandwidth"):
+        _build("torchgeo:copernicusfm_base", bands=["RED", "DEM"], wavelengths=[0.6, 1.0])
+    backbone = _build("torchgeo:copernicusfm_base", wavelengths=[0.6, 1.0],
+                      bandwidths=[10.0, 20.0])
+    assert backbone.extras == {"wavelengths": [0.6, 1.0], "bandwidths": [10.0, 20.0]}

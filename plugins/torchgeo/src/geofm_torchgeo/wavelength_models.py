@@ -1,0 +1,177 @@
+"""Wavelength-conditioned torchgeo models beyond DOFA: Copernicus-FM.
+
+:mod:`geofm_torchgeo.backbones` builds the torchgeo model and dispatches here for the
+family's spectral inputs (:func:`prepare`) and its per-block tokens (:data:`LEVELS`).
+This module does not import :mod:`geofm_torchgeo.backbones` (no import cycle).
+
+Copernicus-FM (``copernicusfm_base``) runs in its ``spectral`` mode: each input band has
+a centre wavelength and a bandwidth (nm, what torchgeo's model takes). Both come from
+``bands`` (Sentinel-2 names through :func:`geofm_core.data.bands.wavelength_of`, radar
+VV/VH/HH/HV as C-band) or from explicit ``wavelengths`` (µm) and ``bandwidths`` (nm).
+Its per-patch metadata (longitude, latitude, time, area) is passed as NaN, which
+torchgeo's model documents as "unknown": it then adds its learned coordinate, area and
+time tokens instead. Tokens are (B, 1 + N, C), CLS first, as the ViT family's. Input
+sizes must be multiples of the patch (16); non-square inputs work (the position
+embedding is resized to the input's grid, where torchgeo's forward takes square ones).
+
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from geofm_core.data.bands import canonical_band, wavelength_of
+from geofm_core.errors import ConfigurationError
+
+__all__ = ["BANDWIDTHS_NM", "FAMILIES", "LEVELS", "prepare", "shape"]
+
+#: The families served here (names as in :data:`geofm_torchgeo._names.WRAPPED_FAMILIES`).
+FAMILIES: tuple[str, ...] = ("copernicusfm",)
+
+#: Bandwidths (nm) per geofm band name: Sentinel-2 MSI's, rounded as in Copernicus-FM's
+#: examples (B, G, R, NIR = 65, 35, 30, 115); radar as Copernicus-FM's Sentinel-1 input.
+BANDWIDTHS_NM: dict[str, float] = {
+    "COASTAL_AEROSOL": 20.0, "BLUE": 65.0, "GREEN": 35.0, "RED": 30.0, "RED_EDGE_1": 15.0,
+    "RED_EDGE_2": 15.0, "RED_EDGE_3": 20.0, "NIR_BROAD": 115.0, "NIR_NARROW": 20.0,
+    "WATER_VAPOR": 20.0, "CIRRUS": 30.0, "SWIR_1": 90.0, "SWIR_2": 180.0,
+    "VV": 1e9, "VH": 1e9, "HH": 1e9, "HV": 1e9,
+}
+
+#: Radar polarisations as Copernicus-FM's Sentinel-1 input: C-band, 5 cm (in nm).
+_RADAR_WAVELENGTH_NM = 5e7
+
+
+
+def _spectral(model: str, bands: Sequence[str] | None, wavelengths: Sequence[float] | None,
+              bandwidths: Sequence[float] | None) -> tuple[list[float], list[float]]:
+    """Centre wavelengths (µm) and bandwidths (nm) per input band."""
+    count = len(bands) if bands is not None else len(wavelengths or bandwidths or ())
+    if bands is None and (wavelengths is None or bandwidths is None):
+        raise ConfigurationError(
+            f"torchgeo:{model} is wavelength-conditioned: pass bands (their names give the "
+            "wavelengths and bandwidths) or both wavelengths (µm) and bandwidths (nm), one "
+            "per input band"
+        )
+    for field, values in (("wavelengths", wavelengths), ("bandwidths", bandwidths)):
+        if values is not None and len(values) != count:
+            raise ConfigurationError(
+                f"torchgeo:{model}: {count} bands but {len(values)} {field}; give one per band"
+            )
+    names = [canonical_band(b) or str(b).upper() for b in bands] if bands else []
+    waves: list[float] = []
+    widths: list[float] = []
+    for i in range(count):
+        name = names[i] if names else None
+        if wavelengths is not None:
+            waves.append(float(wavelengths[i]))
+        elif name in ("VV", "VH", "HH", "HV"):
+            waves.append(_RADAR_WAVELENGTH_NM / 1000.0)
+        else:
+            value = wavelength_of(str(name))
+            if value is None:
+                raise ConfigurationError(
+                    f"torchgeo:{model}: band {bands[i]!r} has no known centre wavelength; "  # type: ignore[index]
+                    "pass wavelengths (µm) and bandwidths (nm), one per input band"
+                )
+            waves.append(value)
+        if bandwidths is not None:
+            widths.append(float(bandwidths[i]))
+        elif name in BANDWIDTHS_NM:
+            widths.append(BANDWIDTHS_NM[name])
+        else:
+            raise ConfigurationError(
+                f"torchgeo:{model}: band {name or i!r} has no known bandwidth; pass "
+                "bandwidths (nm, one per input band)"
+            )
+    return waves, widths
+
+
+def prepare(family: str, model: str, *, bands: Sequence[str] | None,
+            wavelengths: Sequence[float] | None, bandwidths: Sequence[float] | None,
+            ) -> dict[str, Any]:
+    """The spectral inputs of a family's model, checked before the model is built.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        model: The torchgeo model name (for messages).
+        bands: The data's band names, in order.
+        wavelengths: Centre wavelengths (µm) per band, overriding ``bands``.
+        bandwidths: Bandwidths (nm) per band, overriding ``bands``.
+
+    Returns:
+        The backbone's ``extras``: ``wavelengths`` (µm) and ``bandwidths`` (nm).
+
+    Raises:
+        ConfigurationError: A band without a known wavelength or bandwidth, or counts
+            that differ.
+    """
+    if family != "copernicusfm":
+        raise ConfigurationError(f"torchgeo:{model}: no wavelength wrapper {family!r}")
+    waves, widths = _spectral(model, bands, wavelengths, bandwidths)
+    return {"wavelengths": waves, "bandwidths": widths}
+
+
+def shape(family: str, tg: Any) -> tuple[list[int], int]:
+    """Channels of each level and the input multiple (patch size) of a built model.
+
+    Args:
+        family: One of :data:`FAMILIES`.
+        tg: The model torchgeo's builder returned.
+
+    Returns:
+        ``(channels, input_multiple)``.
+    """
+    del family  # one family so far; the argument keeps the dispatch uniform
+    patch = int(tg.patch_embed_spectral.kernel_size)
+    return [int(tg.pos_embed.shape[-1])] * len(tg.blocks), patch
+
+
+def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """Tokens after each block, as torchgeo's ``forward_features`` makes them.
+
+    The steps are torchgeo's with unknown (NaN) metadata, except that the position
+    embedding is resized to the (H / patch, W / patch) grid with torchgeo's own resize,
+    so that non-square inputs work too (torchgeo's forward assumes a square grid).
+    """
+    from torchgeo.models.copernicusfm import resize_abs_pos_embed
+
+    tg: Any = backbone.model
+    waves, widths = backbone.extras["wavelengths"], backbone.extras["bandwidths"]
+    patch = backbone.input_multiple
+    if x.shape[1] != len(waves):
+        raise ValueError(
+            f"torchgeo:{backbone.name} got {x.shape[1]} bands but has {len(waves)} "
+            f"wavelengths ({waves}); pass bands or wavelengths matching the input"
+        )
+    if x.shape[-2] % patch or x.shape[-1] % patch:
+        raise ValueError(
+            f"torchgeo:{backbone.name} takes sizes that are multiples of {patch}; got "
+            f"{tuple(x.shape[-2:])}: crop or pad the input"
+        )
+    tokens = tg.patch_embed_spectral(
+        x, wavelengths=torch.tensor(waves, device=x.device).float() * 1000.0,
+        bandwidths=torch.tensor(widths, device=x.device).float(),
+    )
+    side = math.isqrt(tg.num_patches)
+    grid = (x.shape[-2] // patch, x.shape[-1] // patch)
+    pos = resize_abs_pos_embed(tg.pos_embed, grid, (side, side), num_prefix_tokens=1)
+    # NaN metadata: torchgeo adds its learned coordinate, area and time tokens instead
+    pos = (pos + tg.coord_fc(tg.coord_token) + tg.scale_fc(tg.scale_token)
+           + tg.time_fc(tg.time_token))
+    cls = (tg.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+    h = torch.cat((cls, tokens + pos[:, 1:]), dim=1)
+    out = []
+    for block in tg.blocks:
+        h = block(h)
+        out.append(h)
+    return out
+
+
+#: Per-block tokens of each family: ``LEVELS[family](backbone, x)``.
+LEVELS: dict[str, Callable[[Any, torch.Tensor], list[torch.Tensor]]] = {
+    "copernicusfm": _copernicusfm_levels,
+}
