@@ -20,7 +20,10 @@ PYRAMID = [{"name": "geofm:select_indices", "indices": [2, 5, 8, 11]},
     ("torchgeo:copernicusfm_base", {"bands": ["BLUE", "GREEN", "RED", "VV"]},
      [{"name": "geofm:select_indices", "indices": [11]},
       {"name": "geofm:reshape_tokens_to_image"}], "geofm:fcn"),
-], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn", "copernicusfm-fcn"])
+    ("torchgeo:panopticon_vitb14", {"bands": ["BLUE", "GREEN", "RED", "VV"], "img_size": 56},
+     [{"name": "geofm:select_indices", "indices": [11]},
+      {"name": "geofm:reshape_tokens_to_image"}], "geofm:fcn"),
+], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn", "copernicusfm-fcn", "panopticon-fcn"])
 def test_segmentation_model_on_torchgeo_features(backbone, kwargs, necks, decoder):
     factory = get_registry().build("model_factory", "geofm:encoder_decoder")
     args = {"task": "segmentation", "backbone": backbone, "decoder": decoder, "num_classes": 3,
@@ -28,6 +31,7 @@ def test_segmentation_model_on_torchgeo_features(backbone, kwargs, necks, decode
     if necks:
         args["necks"] = necks
     model = factory.build_model(**args).eval()
+    size = (56, 84) if "panopticon" in backbone else (64, 96)  # multiples of its patch, 14
     with torch.no_grad():
-        out = model(torch.randn(1, 4, 64, 96)).output
-    assert out.shape == (1, 3, 64, 96)
+        out = model(torch.randn(1, 4, *size)).output
+    assert out.shape == (1, 3, *size)

@@ -52,6 +52,7 @@ class TestTorchGeoBackbones(BackboneContract):
     names: ClassVar[list[str]] = [
         "torchgeo:resnet18", "torchgeo:swin_v2_t", "torchgeo:vit_small_patch16_224",
         "torchgeo:dofa_small_patch16_224", "torchgeo:copernicusfm_base",
+        "torchgeo:panopticon_vitb14",
     ]
     kwargs: ClassVar[dict[str, Any]] = {
         "resnet18": {"in_chans": 4},
@@ -60,6 +61,7 @@ class TestTorchGeoBackbones(BackboneContract):
         "dofa_small_patch16_224": {"bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
                                    "model_kwargs": {"depth": 2}},
         "copernicusfm_base": {"bands": ["BLUE", "GREEN", "RED", "VV"]},  # depth fixed: 12
+        "panopticon_vitb14": {"bands": ["BLUE", "GREEN", "RED", "VH"], "img_size": 56},
     }
 
     @classmethod

@@ -155,3 +155,31 @@ def test_copernicusfm_needs_wavelengths_and_bandwidths():
     backbone = _build("torchgeo:copernicusfm_base", wavelengths=[0.6, 1.0],
                       bandwidths=[10.0, 20.0])
     assert backbone.extras == {"wavelengths": [0.6, 1.0], "bandwidths": [10.0, 20.0]}
+
+
+def test_panopticon_weights_and_parity(offline_weights):
+    state = offline_weights("panopticon_vitb14", "VIT_BASE14")
+    bands = ["RED", "NIR_NARROW", "VV", "VH"]
+    backbone = _build("torchgeo:panopticon_vitb14_vit_base14", bands=bands, img_size=56)
+    ours = backbone.model.model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in state.items() if k not in (
+        "mask_token", "pos_embed"))
+    assert backbone.extras["chn_ids"] == [665.0, 865.0, -1.0, -2.0]
+    assert backbone.out_channels == [768] * 12 and backbone.input_multiple == 14
+    reference = torchgeo.models.panopticon_vitb14(
+        weights=torchgeo.models.Panopticon_Weights.VIT_BASE14, img_size=56).eval()
+    torch.testing.assert_close(backbone.model.model.pos_embed, reference.model.pos_embed)
+    x = torch.randn(1, 4, 56, 56)
+    ids = torch.tensor([[665.0, 865.0, -1.0, -2.0]])
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.model.forward_features({"imgs": x, "chn_ids": ids})
+    assert len(out) == 12 and out[-1].shape == (1, 1 + 4 * 4, 768)
+    torch.testing.assert_close(backbone.model.model.norm(out[-1]), expected, atol=1e-5,
+                               rtol=0)
+    with torch.no_grad():  # other multiples of 14: the position embedding is resampled
+        assert backbone(torch.randn(1, 4, 28, 42))[-1].shape == (1, 1 + 2 * 3, 768)
+    with pytest.raises(ValueError, match="multiples of 14"):
+        backbone(torch.randn(1, 4, 28, 40))
+    with pytest.raises(ConfigurationError, match="neither optical"):
+        _build("torchgeo:panopticon_vitb14", bands=["RED", "DEM"])

@@ -10,7 +10,7 @@ torchgeo's weights load exactly as torchgeo loads them (download to
 * Swin (torchvision): the 4 stages as (B, C, H, W), strides 4..32.
 * DOFA: the tokens after each block, (B, 1 + N, C); the wavelength of each input band
   comes from ``bands`` (or ``wavelengths``).
-* Copernicus-FM: tokens after each block, (B, 1 + N, C); see
+* Copernicus-FM, Panopticon: tokens after each block, (B, 1 + N, C); see
   :mod:`geofm_torchgeo.wavelength_models`.
 
 Component names (``resnet50``, ``resnet50_sentinel2_all_moco``) are attributes of this
@@ -49,7 +49,8 @@ def family_of(model: str) -> str:
         return family
     raise ConfigurationError(
         f"torchgeo model {model!r} is not supported as a geofm backbone yet; the supported "
-        "families are ResNet, ViT, Swin, DOFA and Copernicus-FM (see the plugin's README)"
+        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM and Panopticon (see the "
+        "plugin's README)"
     )
 
 
@@ -164,7 +165,8 @@ class TorchGeoBackbone(nn.Module):
         input_multiple: Input sizes must be multiples of it (patch size or largest stride).
         pretrained_bands: The loaded weight set's bands (geofm names), None without weights.
         weights_name: The weight set's name, None without one.
-        extras: Family-specific inputs (Copernicus-FM: ``wavelengths``, ``bandwidths``).
+        extras: Family-specific inputs (Copernicus-FM: ``wavelengths``, ``bandwidths``;
+            Panopticon: ``chn_ids``).
     """
 
     def __init__(self, name: str, model: nn.Module, family: str, out_indices: list[int],

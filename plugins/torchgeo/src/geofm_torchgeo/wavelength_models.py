@@ -1,4 +1,4 @@
-"""Wavelength-conditioned torchgeo models beyond DOFA: Copernicus-FM.
+"""Wavelength-conditioned torchgeo models beyond DOFA: Copernicus-FM and Panopticon.
 
 :mod:`geofm_torchgeo.backbones` builds the torchgeo model and dispatches here for the
 family's spectral inputs (:func:`prepare`) and its per-block tokens (:data:`LEVELS`).
@@ -14,6 +14,12 @@ time tokens instead. Tokens are (B, 1 + N, C), CLS first, as the ViT family's. I
 sizes must be multiples of the patch (16); non-square inputs work (the position
 embedding is resized to the input's grid, where torchgeo's forward takes square ones).
 
+Panopticon (``panopticon_vitb14``) takes a dict with the image and a channel id per band:
+the centre wavelength in nm for optical bands (from ``bands`` or ``wavelengths``), and for
+radar the negative ids of torchgeo's channel embedding, orbit unknown: VV -1, VH -2,
+HH -3, HV -4. The wrapper builds that dict, so the backbone takes a (B, C, H, W) tensor.
+Tokens are (B, 1 + N, 768), CLS first; any multiple of the patch (14), the position
+embedding (of the ``img_size`` grid, 224 by default) resized with timm's resample.
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import torch
 from geofm_core.data.bands import canonical_band, wavelength_of
 from geofm_core.errors import ConfigurationError
 
-__all__ = ["BANDWIDTHS_NM", "FAMILIES", "LEVELS", "prepare", "shape"]
+__all__ = ["BANDWIDTHS_NM", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS", "prepare", "shape"]
 
 #: The families served here (names as in :data:`geofm_torchgeo._names.WRAPPED_FAMILIES`).
-FAMILIES: tuple[str, ...] = ("copernicusfm",)
+FAMILIES: tuple[str, ...] = ("copernicusfm", "panopticon")
 
 #: Bandwidths (nm) per geofm band name: Sentinel-2 MSI's, rounded as in Copernicus-FM's
 #: examples (B, G, R, NIR = 65, 35, 30, 115); radar as Copernicus-FM's Sentinel-1 input.
@@ -44,6 +50,8 @@ BANDWIDTHS_NM: dict[str, float] = {
 #: Radar polarisations as Copernicus-FM's Sentinel-1 input: C-band, 5 cm (in nm).
 _RADAR_WAVELENGTH_NM = 5e7
 
+#: Panopticon's radar channel ids (its embedding table's rows for unknown orbit).
+PANOPTICON_RADAR_IDS: dict[str, float] = {"VV": -1.0, "VH": -2.0, "HH": -3.0, "HV": -4.0}
 
 
 def _spectral(model: str, bands: Sequence[str] | None, wavelengths: Sequence[float] | None,
@@ -90,6 +98,36 @@ def _spectral(model: str, bands: Sequence[str] | None, wavelengths: Sequence[flo
     return waves, widths
 
 
+def _panopticon_ids(model: str, bands: Sequence[str] | None,
+                    wavelengths: Sequence[float] | None) -> list[float]:
+    """Panopticon's channel id per band: wavelength in nm, or a negative radar id."""
+    if wavelengths is not None:
+        if bands is not None and len(bands) != len(wavelengths):
+            raise ConfigurationError(
+                f"torchgeo:{model}: {len(bands)} bands but {len(wavelengths)} wavelengths"
+            )
+        return [float(w) * 1000.0 for w in wavelengths]
+    if bands is None:
+        raise ConfigurationError(
+            f"torchgeo:{model} is wavelength-conditioned: pass bands (their names give the "
+            "channel ids) or wavelengths (micrometres, one per input band)"
+        )
+    ids = []
+    for band in bands:
+        name = canonical_band(band) or str(band).upper()
+        value = wavelength_of(name)
+        if name in PANOPTICON_RADAR_IDS:
+            ids.append(PANOPTICON_RADAR_IDS[name])
+        elif value is not None:
+            ids.append(value * 1000.0)
+        else:
+            raise ConfigurationError(
+                f"torchgeo:{model}: band {band!r} is neither optical with a known centre "
+                "wavelength nor radar (VV, VH, HH, HV); pass wavelengths (µm) instead"
+            )
+    return ids
+
+
 def prepare(family: str, model: str, *, bands: Sequence[str] | None,
             wavelengths: Sequence[float] | None, bandwidths: Sequence[float] | None,
             ) -> dict[str, Any]:
@@ -103,12 +141,15 @@ def prepare(family: str, model: str, *, bands: Sequence[str] | None,
         bandwidths: Bandwidths (nm) per band, overriding ``bands``.
 
     Returns:
-        The backbone's ``extras``: ``wavelengths`` (µm) and ``bandwidths`` (nm).
+        The backbone's ``extras``: Copernicus-FM's ``wavelengths`` (µm) and ``bandwidths``
+        (nm); Panopticon's ``chn_ids`` (nm for optical bands, negative ids for radar).
 
     Raises:
         ConfigurationError: A band without a known wavelength or bandwidth, or counts
             that differ.
     """
+    if family == "panopticon":
+        return {"chn_ids": _panopticon_ids(model, bands, wavelengths)}
     if family != "copernicusfm":
         raise ConfigurationError(f"torchgeo:{model}: no wavelength wrapper {family!r}")
     waves, widths = _spectral(model, bands, wavelengths, bandwidths)
@@ -125,7 +166,9 @@ def shape(family: str, tg: Any) -> tuple[list[int], int]:
     Returns:
         ``(channels, input_multiple)``.
     """
-    del family  # one family so far; the argument keeps the dispatch uniform
+    if family == "panopticon":
+        vit = tg.model
+        return [int(vit.embed_dim)] * len(vit.blocks), int(vit.patch_embed.patch_size[0])
     patch = int(tg.patch_embed_spectral.kernel_size)
     return [int(tg.pos_embed.shape[-1])] * len(tg.blocks), patch
 
@@ -171,7 +214,39 @@ def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+def _panopticon_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """Tokens after each block of Panopticon's timm ViT, fed the dict it takes."""
+    from timm.layers.pos_embed import resample_abs_pos_embed
+
+    vit: Any = backbone.model.model
+    ids = backbone.extras["chn_ids"]
+    patch = backbone.input_multiple
+    if x.shape[1] != len(ids):
+        raise ValueError(
+            f"torchgeo:{backbone.name} got {x.shape[1]} bands but has {len(ids)} channel "
+            f"ids ({ids}); pass bands or wavelengths matching the input"
+        )
+    if x.shape[-2] % patch or x.shape[-1] % patch:
+        raise ValueError(
+            f"torchgeo:{backbone.name} takes sizes that are multiples of {patch}; got "
+            f"{tuple(x.shape[-2:])}: crop or pad the input"
+        )
+    chn_ids = torch.tensor(ids, device=x.device).float().expand(x.shape[0], -1)
+    tokens = vit.patch_embed({"imgs": x, "chn_ids": chn_ids.clone()})
+    grid = (x.shape[-2] // patch, x.shape[-1] // patch)
+    # timm's _pos_embed with the grid given (the patch embed returns flat tokens)
+    pos = resample_abs_pos_embed(vit.pos_embed, new_size=grid,
+                                 old_size=vit.patch_embed.grid_size, num_prefix_tokens=1)
+    cls = vit.cls_token.expand(x.shape[0], -1, -1)
+    h = vit.norm_pre(vit.patch_drop(vit.pos_drop(torch.cat((cls, tokens), dim=1) + pos)))
+    out = []
+    for block in vit.blocks:
+        h = block(h)
+        out.append(h)
+    return out
+
+
 #: Per-block tokens of each family: ``LEVELS[family](backbone, x)``.
 LEVELS: dict[str, Callable[[Any, torch.Tensor], list[torch.Tensor]]] = {
-    "copernicusfm": _copernicusfm_levels,
+    "copernicusfm": _copernicusfm_levels, "panopticon": _panopticon_levels,
 }
