@@ -23,7 +23,11 @@ PYRAMID = [{"name": "geofm:select_indices", "indices": [2, 5, 8, 11]},
     ("torchgeo:panopticon_vitb14", {"bands": ["BLUE", "GREEN", "RED", "VV"], "img_size": 56},
      [{"name": "geofm:select_indices", "indices": [11]},
       {"name": "geofm:reshape_tokens_to_image"}], "geofm:fcn"),
-], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn", "copernicusfm-fcn", "panopticon-fcn"])
+    ("torchgeo:scalemae_large_patch16", {"in_chans": 4},
+     [{"name": "geofm:select_indices", "indices": [23]},
+      {"name": "geofm:reshape_tokens_to_image"}], "geofm:fcn"),
+], ids=["vit-upernet", "swin-upernet", "resnet-smp_fpn", "copernicusfm-fcn", "panopticon-fcn",
+        "scalemae-fcn"])
 def test_segmentation_model_on_torchgeo_features(backbone, kwargs, necks, decoder):
     factory = get_registry().build("model_factory", "geofm:encoder_decoder")
     args = {"task": "segmentation", "backbone": backbone, "decoder": decoder, "num_classes": 3,

@@ -75,7 +75,7 @@ def test_unsupported_family_and_band_order_are_named(offline_weights):
     from geofm_core.errors import ConfigurationError, ConfigurationWarning
 
     with pytest.raises(ConfigurationError, match="not supported as a geofm backbone yet"):
-        build("scalemae_large_patch16")
+        build("earthloc")
     offline_weights("resnet18", "SENTINEL2_RGB_MOCO")
     rgb = ["BLUE", "GREEN", "RED"]  # the weight set's order is RED, GREEN, BLUE
     with pytest.warns(ConfigurationWarning, match="RED, GREEN, BLUE"):

@@ -183,3 +183,31 @@ def test_panopticon_weights_and_parity(offline_weights):
         backbone(torch.randn(1, 4, 28, 40))
     with pytest.raises(ConfigurationError, match="neither optical"):
         _build("torchgeo:panopticon_vitb14", bands=["RED", "DEM"])
+
+
+def test_scalemae_large_weights_and_parity(offline_weights):
+    state = offline_weights("scalemae_large_patch16", "FMOW_RGB")
+    backbone = _build("torchgeo:scalemae_large_patch16_fmow_rgb", img_size=64,
+                      model_kwargs={"res": 2.5})
+    ours = backbone.model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in state.items() if k != "pos_embed")
+    assert backbone.out_channels == [1024] * 24 and backbone.input_multiple == 16
+    reference = torchgeo.models.scalemae_large_patch16(
+        weights=torchgeo.models.ScaleMAELarge16_Weights.FMOW_RGB, img_size=64, res=2.5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.forward_features(x)
+        assert len(out) == 24 and out[-1].shape == (2, 1 + 4 * 4, 1024)
+        torch.testing.assert_close(backbone.model.norm(out[-1]), expected, atol=1e-5, rtol=0)
+        # other grids, square or not: the GSD embedding is computed for the input's grid,
+        # as torchgeo's model built for that size computes it
+        assert backbone(torch.randn(1, 3, 32, 48))[-1].shape == (1, 1 + 2 * 3, 1024)
+        small = torchgeo.models.scalemae_large_patch16(img_size=32, res=2.5).eval()
+        small.load_state_dict({k: v for k, v in reference.state_dict().items()
+                               if k != "pos_embed"}, strict=False)
+        x = x[..., :32, :32]
+        torch.testing.assert_close(backbone.model.norm(backbone(x)[-1]),
+                                   small.forward_features(x), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="multiples of 16"):
+        backbone(torch.randn(1, 3, 32, 40))

@@ -10,7 +10,7 @@ torchgeo's weights load exactly as torchgeo loads them (download to
 * Swin (torchvision): the 4 stages as (B, C, H, W), strides 4..32.
 * DOFA: the tokens after each block, (B, 1 + N, C); the wavelength of each input band
   comes from ``bands`` (or ``wavelengths``).
-* Copernicus-FM, Panopticon: tokens after each block, (B, 1 + N, C); see
+* Copernicus-FM, Panopticon, Scale-MAE: tokens after each block, (B, 1 + N, C); see
   :mod:`geofm_torchgeo.wavelength_models`.
 
 Component names (``resnet50``, ``resnet50_sentinel2_all_moco``) are attributes of this
@@ -49,8 +49,8 @@ def family_of(model: str) -> str:
         return family
     raise ConfigurationError(
         f"torchgeo model {model!r} is not supported as a geofm backbone yet; the supported "
-        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM and Panopticon (see the "
-        "plugin's README)"
+        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM, Panopticon and Scale-MAE (see "
+        "the plugin's README)"
     )
 
 

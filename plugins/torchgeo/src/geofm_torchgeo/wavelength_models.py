@@ -1,4 +1,4 @@
-"""Wavelength-conditioned torchgeo models beyond DOFA: Copernicus-FM and Panopticon.
+"""Conditioned torchgeo models: Copernicus-FM, Panopticon (wavelength), Scale-MAE (GSD).
 
 :mod:`geofm_torchgeo.backbones` builds the torchgeo model and dispatches here for the
 family's spectral inputs (:func:`prepare`) and its per-block tokens (:data:`LEVELS`).
@@ -20,6 +20,14 @@ radar the negative ids of torchgeo's channel embedding, orbit unknown: VV -1, VH
 HH -3, HV -4. The wrapper builds that dict, so the backbone takes a (B, C, H, W) tensor.
 Tokens are (B, 1 + N, 768), CLS first; any multiple of the patch (14), the position
 embedding (of the ``img_size`` grid, 224 by default) resized with timm's resample.
+
+Scale-MAE (``scalemae_large_patch16``) is a timm ViT-L whose position embedding is a
+sin-cos function of the patch grid scaled by the ground sample distance (its ``res``,
+metres, set with ``model_kwargs: {res: ...}``; torchgeo's default 1.0). torchgeo's model
+computes it for the square ``img_size`` grid only; the wrapper computes it, with
+torchgeo's sin-cos function, for the input's own grid, so any multiple of the patch (16)
+works, square or not (identical to torchgeo's at the native grid). It is built as the ViT
+family is (``in_chans``, ``bands`` checked); only the token levels come from here.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from geofm_core.errors import ConfigurationError
 
 __all__ = ["BANDWIDTHS_NM", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS", "prepare", "shape"]
 
-#: The families served here (names as in :data:`geofm_torchgeo._names.WRAPPED_FAMILIES`).
+#: The wavelength-conditioned families, whose spectral inputs :func:`prepare` makes and
+#: whose shapes :func:`shape` reads (names as in ``_names.WRAPPED_FAMILIES``).
 FAMILIES: tuple[str, ...] = ("copernicusfm", "panopticon")
 
 #: Bandwidths (nm) per geofm band name: Sentinel-2 MSI's, rounded as in Copernicus-FM's
@@ -246,7 +255,40 @@ def _panopticon_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+def _scalemae_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """Tokens after each block, with the GSD sin-cos position embedding of the input grid."""
+    from torchgeo.models.scale_mae import get_2d_sincos_pos_embed_from_grid_torch
+
+    vit: Any = backbone.model
+    patch = backbone.input_multiple
+    if x.shape[-2] % patch or x.shape[-1] % patch:
+        raise ValueError(
+            f"torchgeo:{backbone.name} takes sizes that are multiples of {patch}; got "
+            f"{tuple(x.shape[-2:])}: crop or pad the input"
+        )
+    embed = vit.patch_embed  # its forward insists on img_size; proj + norm are its steps
+    tokens = embed.norm(embed.proj(x).flatten(2).transpose(1, 2))
+    batch, dim = x.shape[0], int(vit.embed_dim)
+    gh, gw = x.shape[-2] // patch, x.shape[-1] // patch
+    res = torch.full((batch,), float(vit.res), dtype=tokens.dtype, device=x.device)
+    cols = torch.arange(gw, dtype=res.dtype, device=x.device)
+    rows = torch.arange(gh, dtype=res.dtype, device=x.device)
+    # torchgeo's grid for a square side, written for (gh, gw): x coordinates first
+    grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=0)
+    grid = torch.einsum("chw,n->cnhw", grid, res)
+    pos = get_2d_sincos_pos_embed_from_grid_torch(dim, grid).reshape(batch, gh * gw, dim)
+    pos = torch.cat((torch.zeros_like(pos[:, :1]), pos), dim=1)  # CLS: zero, as torchgeo
+    h = torch.cat((vit.cls_token.expand(batch, -1, -1), tokens), dim=1) + pos
+    h = vit.norm_pre(vit.patch_drop(vit.pos_drop(h)))
+    out = []
+    for block in vit.blocks:
+        h = block(h)
+        out.append(h)
+    return out
+
+
 #: Per-block tokens of each family: ``LEVELS[family](backbone, x)``.
 LEVELS: dict[str, Callable[[Any, torch.Tensor], list[torch.Tensor]]] = {
     "copernicusfm": _copernicusfm_levels, "panopticon": _panopticon_levels,
+    "scalemae": _scalemae_levels,
 }
