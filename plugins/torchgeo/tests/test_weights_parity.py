@@ -211,3 +211,36 @@ def test_scalemae_large_weights_and_parity(offline_weights):
                                    small.forward_features(x), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="multiples of 16"):
         backbone(torch.randn(1, 3, 32, 40))
+
+
+def test_croma_base_weights_modalities_and_parity(offline_weights):
+    from geofm_torchgeo.wavelength_models import CROMA_OPTICAL
+
+    state = offline_weights("croma_base", "CROMA_VIT")
+    radar = ["VV", "VH"]
+    x = torch.randn(1, 14, 32, 32)
+    reference = torchgeo.models.croma_base(
+        weights=torchgeo.models.CROMABase_Weights.CROMA_VIT, image_size=32).eval()
+    with torch.no_grad():
+        expected = reference(x_sar=x[:, 12:], x_optical=x[:, :12])
+    for bands, key, depth in ((radar, "sar", 6), (list(CROMA_OPTICAL), "optical", 12),
+                              ([*CROMA_OPTICAL, *radar], "joint", 6)):
+        backbone = _build("torchgeo:croma_base_croma_vit", bands=bands, img_size=32)
+        part = "s2_encoder" if key == "optical" else "s1_encoder"
+        ours = getattr(backbone.model, part).state_dict()
+        assert all(torch.equal(ours[k], v) for k, v in state[part].items())
+        assert backbone.out_channels == [768] * depth and backbone.input_multiple == 8
+        inputs = x[:, 12:] if key == "sar" else x[:, :12] if key == "optical" else x
+        with torch.no_grad():
+            out = backbone(inputs)
+        assert len(out) == depth and out[-1].shape == (1, 4 * 4, 768)
+        norm = (backbone.model.joint_encoder.norm_out if key == "joint" else
+                getattr(backbone.model, part).transformer.norm_out)
+        torch.testing.assert_close(norm(out[-1]), expected[f"{key}_encodings"], atol=1e-5,
+                                   rtol=0)
+    with pytest.raises(ValueError, match="takes 32 x 32 inputs"):
+        backbone(torch.randn(1, 14, 40, 40))
+    with pytest.raises(ConfigurationError, match="VV then VH"):
+        _build("torchgeo:croma_base", bands=["VH", "VV"])
+    with pytest.raises(ConfigurationError, match="12 Sentinel-2 L2A bands"):
+        _build("torchgeo:croma_base", bands=["RED", "GREEN", "BLUE"])

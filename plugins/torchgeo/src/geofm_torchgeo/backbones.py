@@ -10,7 +10,8 @@ torchgeo's weights load exactly as torchgeo loads them (download to
 * Swin (torchvision): the 4 stages as (B, C, H, W), strides 4..32.
 * DOFA: the tokens after each block, (B, 1 + N, C); the wavelength of each input band
   comes from ``bands`` (or ``wavelengths``).
-* Copernicus-FM, Panopticon, Scale-MAE: tokens after each block, (B, 1 + N, C); see
+* Copernicus-FM, Panopticon, Scale-MAE: tokens after each block, (B, 1 + N, C); CROMA:
+  (B, N, C), no CLS token; see
   :mod:`geofm_torchgeo.wavelength_models`.
 
 Component names (``resnet50``, ``resnet50_sentinel2_all_moco``) are attributes of this
@@ -49,8 +50,8 @@ def family_of(model: str) -> str:
         return family
     raise ConfigurationError(
         f"torchgeo model {model!r} is not supported as a geofm backbone yet; the supported "
-        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM, Panopticon and Scale-MAE (see "
-        "the plugin's README)"
+        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM, Panopticon, Scale-MAE and "
+        "CROMA (see the plugin's README)"
     )
 
 
@@ -166,7 +167,7 @@ class TorchGeoBackbone(nn.Module):
         pretrained_bands: The loaded weight set's bands (geofm names), None without weights.
         weights_name: The weight set's name, None without one.
         extras: Family-specific inputs (Copernicus-FM: ``wavelengths``, ``bandwidths``;
-            Panopticon: ``chn_ids``).
+            Panopticon: ``chn_ids``; CROMA: ``modalities`` and band positions).
     """
 
     def __init__(self, name: str, model: nn.Module, family: str, out_indices: list[int],
@@ -316,7 +317,7 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
     extras: dict[str, Any] | None = None
     if family in WAVELENGTH_FAMILIES:
         extras = prepare(family, model, bands=bands, wavelengths=wavelengths,
-                         bandwidths=bandwidths)
+                         bandwidths=bandwidths, builder_kwargs=kwargs)
         tg = _build_torchgeo(model, member, pretrained, **kwargs)
         channels, multiple = shape(family, tg)
     elif family == "dofa":

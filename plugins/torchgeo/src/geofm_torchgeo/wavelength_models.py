@@ -1,4 +1,4 @@
-"""Conditioned torchgeo models: Copernicus-FM, Panopticon (wavelength), Scale-MAE (GSD).
+"""Conditioned torchgeo models: Copernicus-FM, Panopticon, CROMA (bands), Scale-MAE (GSD).
 
 :mod:`geofm_torchgeo.backbones` builds the torchgeo model and dispatches here for the
 family's spectral inputs (:func:`prepare`) and its per-block tokens (:data:`LEVELS`).
@@ -28,6 +28,16 @@ computes it for the square ``img_size`` grid only; the wrapper computes it, with
 torchgeo's sin-cos function, for the input's own grid, so any multiple of the patch (16)
 works, square or not (identical to torchgeo's at the native grid). It is built as the ViT
 family is (``in_chans``, ``bands`` checked); only the token levels come from here.
+
+CROMA (``croma_base``, ``croma_large``) has a radar encoder (VV, VH), an optical encoder
+(the 12 Sentinel-2 L2A bands, :data:`CROMA_OPTICAL`) and a joint cross-attention encoder
+on both. ``bands`` choose: only VV, VH -> radar; only the 12 optical bands -> optical;
+both (any interleaving; each group in its order) -> joint. The levels are the chosen
+encoder's blocks (radar: half the depth; optical: the depth; joint: half the depth, on
+the normalised radar and optical encodings, as torchgeo's forward). CROMA has no CLS
+token: tokens are (B, N, C), so ``geofm:reshape_tokens_to_image`` needs
+``remove_cls_token: false``. Its ALiBi attention bias is a buffer for one square size:
+inputs must be ``img_size`` (CROMA's ``image_size``, 120 by default, a multiple of 8).
 """
 
 from __future__ import annotations
@@ -41,11 +51,14 @@ import torch
 from geofm_core.data.bands import canonical_band, wavelength_of
 from geofm_core.errors import ConfigurationError
 
-__all__ = ["BANDWIDTHS_NM", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS", "prepare", "shape"]
+__all__ = [
+    "BANDWIDTHS_NM", "CROMA_OPTICAL", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS",
+    "prepare", "shape",
+]
 
-#: The wavelength-conditioned families, whose spectral inputs :func:`prepare` makes and
-#: whose shapes :func:`shape` reads (names as in ``_names.WRAPPED_FAMILIES``).
-FAMILIES: tuple[str, ...] = ("copernicusfm", "panopticon")
+#: The families whose inputs come from the bands: :func:`prepare` makes those inputs and
+#: :func:`shape` reads their shapes (names as in ``_names.WRAPPED_FAMILIES``).
+FAMILIES: tuple[str, ...] = ("copernicusfm", "panopticon", "croma")
 
 #: Bandwidths (nm) per geofm band name: Sentinel-2 MSI's, rounded as in Copernicus-FM's
 #: examples (B, G, R, NIR = 65, 35, 30, 115); radar as Copernicus-FM's Sentinel-1 input.
@@ -58,6 +71,12 @@ BANDWIDTHS_NM: dict[str, float] = {
 
 #: Radar polarisations as Copernicus-FM's Sentinel-1 input: C-band, 5 cm (in nm).
 _RADAR_WAVELENGTH_NM = 5e7
+
+#: CROMA's optical bands (Sentinel-2 L2A, B1..B12 without B10) in its order.
+CROMA_OPTICAL: tuple[str, ...] = (
+    "COASTAL_AEROSOL", "BLUE", "GREEN", "RED", "RED_EDGE_1", "RED_EDGE_2", "RED_EDGE_3",
+    "NIR_BROAD", "NIR_NARROW", "WATER_VAPOR", "SWIR_1", "SWIR_2",
+)
 
 #: Panopticon's radar channel ids (its embedding table's rows for unknown orbit).
 PANOPTICON_RADAR_IDS: dict[str, float] = {"VV": -1.0, "VH": -2.0, "HH": -3.0, "HV": -4.0}
@@ -137,9 +156,38 @@ def _panopticon_ids(model: str, bands: Sequence[str] | None,
     return ids
 
 
+def _croma_inputs(model: str, bands: Sequence[str] | None,
+                  builder_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """CROMA's modalities and the input positions of each, from the band names."""
+    if bands is None:
+        raise ConfigurationError(
+            f"torchgeo:{model} takes radar (VV, VH) and/or the 12 Sentinel-2 L2A bands "
+            f"({', '.join(CROMA_OPTICAL)}): pass bands to choose"
+        )
+    names = [canonical_band(b) or str(b).upper() for b in bands]
+    sar = [i for i, n in enumerate(names) if n in ("VV", "VH")]
+    optical = [i for i, n in enumerate(names) if n not in ("VV", "VH")]
+    if sar and [names[i] for i in sar] != ["VV", "VH"]:
+        raise ConfigurationError(
+            f"torchgeo:{model}: its radar encoder takes VV then VH; the bands give "
+            f"{', '.join(names[i] for i in sar)}"
+        )
+    if optical and tuple(names[i] for i in optical) != CROMA_OPTICAL:
+        raise ConfigurationError(
+            f"torchgeo:{model}: its optical encoder takes the 12 Sentinel-2 L2A bands "
+            f"{', '.join(CROMA_OPTICAL)} in that order; the bands give "
+            f"{', '.join(names[i] for i in optical)}"
+        )
+    modalities = (["sar"] if sar else []) + (["optical"] if optical else [])
+    builder_kwargs["modalities"] = modalities
+    if "img_size" in builder_kwargs:  # CROMA calls it image_size
+        builder_kwargs["image_size"] = builder_kwargs.pop("img_size")
+    return {"modalities": modalities, "sar_index": sar, "optical_index": optical}
+
+
 def prepare(family: str, model: str, *, bands: Sequence[str] | None,
             wavelengths: Sequence[float] | None, bandwidths: Sequence[float] | None,
-            ) -> dict[str, Any]:
+            builder_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """The spectral inputs of a family's model, checked before the model is built.
 
     Args:
@@ -148,15 +196,20 @@ def prepare(family: str, model: str, *, bands: Sequence[str] | None,
         bands: The data's band names, in order.
         wavelengths: Centre wavelengths (µm) per band, overriding ``bands``.
         bandwidths: Bandwidths (nm) per band, overriding ``bands``.
+        builder_kwargs: torchgeo builder's keyword arguments, completed in place (CROMA:
+            ``modalities``, ``img_size`` as ``image_size``).
 
     Returns:
         The backbone's ``extras``: Copernicus-FM's ``wavelengths`` (µm) and ``bandwidths``
-        (nm); Panopticon's ``chn_ids`` (nm for optical bands, negative ids for radar).
+        (nm); Panopticon's ``chn_ids`` (nm for optical bands, negative ids for radar);
+        CROMA's ``modalities`` and the input positions ``sar_index``, ``optical_index``.
 
     Raises:
         ConfigurationError: A band without a known wavelength or bandwidth, or counts
             that differ.
     """
+    if family == "croma":
+        return _croma_inputs(model, bands, {} if builder_kwargs is None else builder_kwargs)
     if family == "panopticon":
         return {"chn_ids": _panopticon_ids(model, bands, wavelengths)}
     if family != "copernicusfm":
@@ -175,6 +228,9 @@ def shape(family: str, tg: Any) -> tuple[list[int], int]:
     Returns:
         ``(channels, input_multiple)``.
     """
+    if family == "croma":
+        depth = int(tg.encoder_depth) // 2 if "sar" in tg.modalities else tg.encoder_depth
+        return [int(tg.encoder_dim)] * int(depth), int(tg.patch_size)
     if family == "panopticon":
         vit = tg.model
         return [int(vit.embed_dim)] * len(vit.blocks), int(vit.patch_embed.patch_size[0])
@@ -287,8 +343,55 @@ def _scalemae_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+def _croma_blocks(encoder: Any, imgs: torch.Tensor, bias: torch.Tensor) -> list[torch.Tensor]:
+    """Tokens after each block of one CROMA modality encoder (before its final norm)."""
+    b, c, h, w = imgs.shape
+    p = int(encoder.patch_size)
+    # torchgeo's patchify, b c (h i) (w j) -> b (h w) (c i j)
+    patches = imgs.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+    x = encoder.linear_input(patches.reshape(b, (h // p) * (w // p), c * p * p))
+    out = []
+    for attn, ffn in encoder.transformer.layers:
+        x = attn(x, bias) + x
+        x = ffn(x) + x
+        out.append(x)
+    return out
+
+
+def _croma_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
+    """Tokens (B, N, C) after each block of the encoder the bands chose."""
+    tg: Any = backbone.model
+    sar, optical = backbone.extras["sar_index"], backbone.extras["optical_index"]
+    size = int(tg.image_size)
+    if x.shape[1] != len(sar) + len(optical):
+        raise ValueError(
+            f"torchgeo:{backbone.name} got {x.shape[1]} bands but was built for "
+            f"{len(sar) + len(optical)}; pass bands matching the input"
+        )
+    if tuple(x.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"torchgeo:{backbone.name} takes {size} x {size} inputs (its attention bias is "
+            f"made for that size); got {tuple(x.shape[-2:])}: build with img_size "
+            f"{x.shape[-1]} (a multiple of 8) for square inputs, or crop"
+        )
+    bias = tg.attn_bias
+    radar = _croma_blocks(tg.s1_encoder, x[:, sar], bias) if sar else []
+    optic = _croma_blocks(tg.s2_encoder, x[:, optical], bias) if optical else []
+    if not (radar and optic):
+        return radar or optic
+    h = tg.s1_encoder.transformer.norm_out(radar[-1])
+    context = tg.s2_encoder.transformer.norm_out(optic[-1])
+    out = []
+    for self_attn, cross_attn, ffn in tg.joint_encoder.layers:
+        h = self_attn(h, bias) + h
+        h = cross_attn(h, context, bias) + h
+        h = ffn(h) + h
+        out.append(h)
+    return out
+
+
 #: Per-block tokens of each family: ``LEVELS[family](backbone, x)``.
 LEVELS: dict[str, Callable[[Any, torch.Tensor], list[torch.Tensor]]] = {
     "copernicusfm": _copernicusfm_levels, "panopticon": _panopticon_levels,
-    "scalemae": _scalemae_levels,
+    "scalemae": _scalemae_levels, "croma": _croma_levels,
 }
