@@ -290,17 +290,19 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
             weight set needs (its band count) with random parameters (TerraTorch's
             meaning of ``pretrained``).
         in_chans: Input bands; defaults to the weight set's, else the number of
-            ``bands``, else 3. Ignored by DOFA, which takes any bands.
-        bands: The data's band names, in order: checked against the weight set's and
-            giving DOFA its wavelengths.
-        wavelengths: Centre wavelengths (micrometres) per input band, for DOFA and
-            Copernicus-FM.
+            ``bands``, else 3. Ignored by DOFA, Copernicus-FM, Panopticon and CROMA,
+            whose inputs follow ``bands``.
+        bands: The data's band names, in order: checked against the weight set's, giving
+            DOFA, Copernicus-FM and Panopticon their wavelengths and choosing CROMA's
+            encoder (radar, optical or joint).
+        wavelengths: Centre wavelengths (micrometres) per input band, for DOFA,
+            Copernicus-FM and Panopticon.
         bandwidths: Bandwidths (nm) per input band, for Copernicus-FM (default: from
             ``bands``).
         out_indices: Which levels to return (negative counts from the end); all by default.
-        img_size: Native image size of ViT and DOFA position embeddings (random
-            initialisation; with weights keep the weight set's size, other sizes are
-            interpolated at run time).
+        img_size: Native image size of ViT, DOFA, Panopticon and Scale-MAE position
+            embeddings (random initialisation; with weights keep the weight set's size,
+            other sizes are interpolated at run time); CROMA's one input size.
         model_kwargs: More keyword arguments for torchgeo's builder.
 
     Raises:
