@@ -18,7 +18,12 @@ def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
 
     ResNet and ViT files hold the timm model's keys (head included, which torchgeo
     tolerates); Satlas Swin files hold torchvision's keys with a stem of the weight set's
-    band count; DOFA files hold the DOFA module's keys.
+    band count; DOFA files hold the DOFA module's keys; Copernicus-FM files hold its
+    module's keys without ``fc_norm`` and ``head`` (torchgeo's builder makes those);
+    Panopticon files hold its timm ViT's keys, ``mask_token`` and a 518-pixel (37 x 37)
+    position embedding, which torchgeo's builder resizes; CROMA files hold one state dict
+    per part (``s1_encoder``, ``s1_GAP_FFN``, ``s2_encoder``, ``s2_GAP_FFN``,
+    ``joint_encoder``).
     """
     member = torchgeo.models.get_model_weights(model)[weights]
     builder = getattr(torchgeo.models, model)
@@ -29,6 +34,18 @@ def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
         net.features[0][0] = nn.Conv2d(chans, stem.out_channels, kernel_size=4, stride=4)
     elif model.startswith("dofa"):
         net = builder(weights=None)
+    elif model.startswith("croma"):
+        net = builder(weights=None, image_size=16)  # the file has no size-dependent part
+        parts = ("s1_encoder", "s1_GAP_FFN", "s2_encoder", "s2_GAP_FFN", "joint_encoder")
+        return {part: {k: v.clone() for k, v in getattr(net, part).state_dict().items()}
+                for part in parts}  # type: ignore[return-value]
+    elif model.startswith("panopticon"):
+        state = builder(weights=None, img_size=518).model.state_dict()
+        state["mask_token"] = torch.randn(1, state["cls_token"].shape[-1])
+        return {k: v.clone() for k, v in state.items()}
+    elif model.startswith("copernicusfm"):
+        state = builder(weights=None).state_dict()
+        return {k: v.clone() for k, v in state.items() if not k.startswith(("fc_norm", "head"))}
     else:
         net = builder(weights=None, in_chans=chans)
     return {k: v.clone() for k, v in net.state_dict().items()}

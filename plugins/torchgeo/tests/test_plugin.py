@@ -51,7 +51,8 @@ class TestTorchGeoBackbones(BackboneContract):
     # The small architectures; the others share their wrappers.
     names: ClassVar[list[str]] = [
         "torchgeo:resnet18", "torchgeo:swin_v2_t", "torchgeo:vit_small_patch16_224",
-        "torchgeo:dofa_small_patch16_224",
+        "torchgeo:dofa_small_patch16_224", "torchgeo:copernicusfm_base",
+        "torchgeo:panopticon_vitb14",
     ]
     kwargs: ClassVar[dict[str, Any]] = {
         "resnet18": {"in_chans": 4},
@@ -59,6 +60,8 @@ class TestTorchGeoBackbones(BackboneContract):
         "vit_small_patch16_224": {"in_chans": 4, "model_kwargs": {"depth": 2}},
         "dofa_small_patch16_224": {"bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
                                    "model_kwargs": {"depth": 2}},
+        "copernicusfm_base": {"bands": ["BLUE", "GREEN", "RED", "VV"]},  # depth fixed: 12
+        "panopticon_vitb14": {"bands": ["BLUE", "GREEN", "RED", "VH"], "img_size": 56},
     }
 
     @classmethod
@@ -72,7 +75,7 @@ def test_unsupported_family_and_band_order_are_named(offline_weights):
     from geofm_core.errors import ConfigurationError, ConfigurationWarning
 
     with pytest.raises(ConfigurationError, match="not supported as a geofm backbone yet"):
-        build("scalemae_large_patch16")
+        build("earthloc")
     offline_weights("resnet18", "SENTINEL2_RGB_MOCO")
     rgb = ["BLUE", "GREEN", "RED"]  # the weight set's order is RED, GREEN, BLUE
     with pytest.warns(ConfigurationWarning, match="RED, GREEN, BLUE"):

@@ -5,10 +5,12 @@ from __future__ import annotations
 __all__ = ["WRAPPED_FAMILIES", "weighted_name", "wrapper_family"]
 
 #: Model-name prefixes of the torchgeo models a geofm wrapper serves, and the wrapper.
-#: The other models of torchgeo's zoo (Scale-MAE, CROMA, Copernicus-FM, Panopticon,
-#: EarthLoc) are not registered until they have one (see the plugin's README).
+#: The other models of torchgeo's zoo (EarthLoc) are not
+#: registered until they have one (see the plugin's README).
 WRAPPED_FAMILIES: tuple[tuple[str, str], ...] = (
     ("resnet", "resnet"), ("vit_", "vit"), ("swin", "swin"), ("dofa", "dofa"),
+    ("copernicusfm", "copernicusfm"), ("panopticon", "panopticon"),
+    ("scalemae", "scalemae"), ("croma", "croma"),
 )
 
 

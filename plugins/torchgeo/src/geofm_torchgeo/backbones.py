@@ -10,6 +10,9 @@ torchgeo's weights load exactly as torchgeo loads them (download to
 * Swin (torchvision): the 4 stages as (B, C, H, W), strides 4..32.
 * DOFA: the tokens after each block, (B, 1 + N, C); the wavelength of each input band
   comes from ``bands`` (or ``wavelengths``).
+* Copernicus-FM, Panopticon, Scale-MAE: tokens after each block, (B, 1 + N, C); CROMA:
+  (B, N, C), no CLS token; see
+  :mod:`geofm_torchgeo.wavelength_models`.
 
 Component names (``resnet50``, ``resnet50_sentinel2_all_moco``) are attributes of this
 module, made on demand from :data:`geofm_torchgeo._zoo.MODELS`.
@@ -34,18 +37,21 @@ from geofm_core.data.bands import canonical_band, wavelength_of
 from geofm_core.errors import ConfigurationError, ConfigurationWarning
 from geofm_torchgeo._names import weighted_name, wrapper_family
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS
+from geofm_torchgeo.wavelength_models import FAMILIES as WAVELENGTH_FAMILIES
+from geofm_torchgeo.wavelength_models import LEVELS, prepare, shape
 
 __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of"]
 
 
 def family_of(model: str) -> str:
-    """Which wrapper serves ``model``: ``resnet``, ``vit``, ``swin`` or ``dofa``."""
+    """Which wrapper serves ``model``: ``resnet``, ``vit``, ``swin``, ``dofa``, ..."""
     family = wrapper_family(model)
     if family is not None:
         return family
     raise ConfigurationError(
         f"torchgeo model {model!r} is not supported as a geofm backbone yet; the supported "
-        "families are ResNet, ViT, Swin and DOFA (see the plugin's README)"
+        "families are ResNet, ViT, Swin, DOFA, Copernicus-FM, Panopticon, Scale-MAE and "
+        "CROMA (see the plugin's README)"
     )
 
 
@@ -160,12 +166,15 @@ class TorchGeoBackbone(nn.Module):
         input_multiple: Input sizes must be multiples of it (patch size or largest stride).
         pretrained_bands: The loaded weight set's bands (geofm names), None without weights.
         weights_name: The weight set's name, None without one.
+        extras: Family-specific inputs (Copernicus-FM: ``wavelengths``, ``bandwidths``;
+            Panopticon: ``chn_ids``; CROMA: ``modalities`` and band positions).
     """
 
     def __init__(self, name: str, model: nn.Module, family: str, out_indices: list[int],
                  channels: list[int], input_multiple: int,
                  pretrained_bands: tuple[str, ...] | None, weights_name: str | None,
-                 wavelengths: list[float] | None = None) -> None:
+                 wavelengths: list[float] | None = None,
+                 extras: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.name = name
         self.model = model
@@ -175,11 +184,13 @@ class TorchGeoBackbone(nn.Module):
         self.input_multiple = input_multiple
         self.pretrained_bands = pretrained_bands
         self.weights_name = weights_name
-        self.wavelengths = wavelengths
+        self.extras = extras or {}
+        self.wavelengths = wavelengths or self.extras.get("wavelengths")
 
     def forward(self, x: torch.Tensor, **metadata: Any) -> list[torch.Tensor]:
         """The features at ``out_indices``; metadata is accepted and unused."""
-        levels = getattr(self, f"_{self.family}_levels")(x)
+        fn = LEVELS.get(self.family)  # families of wavelength_models, else a method here
+        levels = fn(self, x) if fn else getattr(self, f"_{self.family}_levels")(x)
         return [levels[i] for i in self.out_indices]
 
     def _resnet_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -265,7 +276,8 @@ def _dofa_wavelengths(model: str, bands: Sequence[str] | None,
 
 def build(model: str, *, weights: str | None = None, pretrained: bool = True,
           in_chans: int | None = None, bands: Sequence[str] | None = None,
-          wavelengths: Sequence[float] | None = None, out_indices: Sequence[int] | None = None,
+          wavelengths: Sequence[float] | None = None,
+          bandwidths: Sequence[float] | None = None, out_indices: Sequence[int] | None = None,
           img_size: int | None = None,
           model_kwargs: dict[str, Any] | None = None) -> TorchGeoBackbone:
     """Build the torchgeo model ``model`` as a geofm backbone.
@@ -278,14 +290,19 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
             weight set needs (its band count) with random parameters (TerraTorch's
             meaning of ``pretrained``).
         in_chans: Input bands; defaults to the weight set's, else the number of
-            ``bands``, else 3. Ignored by DOFA, which takes any bands.
-        bands: The data's band names, in order: checked against the weight set's and
-            giving DOFA its wavelengths.
-        wavelengths: Centre wavelengths (micrometres) per input band, for DOFA.
+            ``bands``, else 3. Ignored by DOFA, Copernicus-FM, Panopticon and CROMA,
+            whose inputs follow ``bands``.
+        bands: The data's band names, in order: checked against the weight set's, giving
+            DOFA, Copernicus-FM and Panopticon their wavelengths and choosing CROMA's
+            encoder (radar, optical or joint).
+        wavelengths: Centre wavelengths (micrometres) per input band, for DOFA,
+            Copernicus-FM and Panopticon.
+        bandwidths: Bandwidths (nm) per input band, for Copernicus-FM (default: from
+            ``bands``).
         out_indices: Which levels to return (negative counts from the end); all by default.
-        img_size: Native image size of ViT and DOFA position embeddings (random
-            initialisation; with weights keep the weight set's size, other sizes are
-            interpolated at run time).
+        img_size: Native image size of ViT, DOFA, Panopticon and Scale-MAE position
+            embeddings (random initialisation; with weights keep the weight set's size,
+            other sizes are interpolated at run time); CROMA's one input size.
         model_kwargs: More keyword arguments for torchgeo's builder.
 
     Raises:
@@ -299,7 +316,13 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
     pretrained_bands = _pretrained_bands(model, member) if pretrained else None
     waves: list[float] | None = None
     tg: Any  # the torchgeo model; its attributes differ by family
-    if family == "dofa":
+    extras: dict[str, Any] | None = None
+    if family in WAVELENGTH_FAMILIES:
+        extras = prepare(family, model, bands=bands, wavelengths=wavelengths,
+                         bandwidths=bandwidths, builder_kwargs=kwargs)
+        tg = _build_torchgeo(model, member, pretrained, **kwargs)
+        channels, multiple = shape(family, tg)
+    elif family == "dofa":
         waves = _dofa_wavelengths(model, bands, wavelengths)
         tg = _build_torchgeo(model, member, pretrained, **kwargs)
         dim, depth = tg.embed_dim, tg.depth
@@ -328,7 +351,7 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
                 multiple = int(tg.patch_embed.patch_size[0])
     return TorchGeoBackbone(
         model, tg, family, _pick(len(channels), out_indices, model), channels, multiple,
-        pretrained_bands, member.name if member is not None else None, waves,
+        pretrained_bands, member.name if member is not None else None, waves, extras,
     )
 
 
