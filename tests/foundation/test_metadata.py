@@ -78,8 +78,14 @@ def test_list_filters_show_matching_weights() -> None:
     assert header.split()[:3] == ["KIND", "NAME", "WEIGHTS"]
     assert any("prithvi:prithvi_eo_v2_300 " in r and "Prithvi-EO-2.0-300M" in r for r in rows)
     assert not any("smp:" in r or "example:" in r for r in rows)  # any_bands, no B8A weights
-    both = geofm("list", "backbone", "--band", "nir_narrow", "--band", "VV")
-    assert both.returncode == 1 and "bands NIR_NARROW, VV" in both.stdout
+    both = geofm("list", "backbone", "--band", "nir_narrow", "--band", "VV", "--json")
+    # optical and radar bands together: only weight sets trained on both (radar-optical
+    # models, when an installed plugin has one) or wavelength-conditioned ones match
+    for entry in json.loads(both.stdout) if both.returncode == 0 else []:
+        meta = entry["metadata"]
+        assert meta["wavelength_conditioned"] or any(
+            {"NIR_NARROW", "VV"} <= set(w["bands"]) for w in meta["weights"]), entry["name"]
+    assert not any(n.startswith("prithvi:") for n in both.stdout.split('"') if ":" in n)
     rgb = geofm("list", "backbone", "--modality", "rgb")
     assert "smp:resnet18" in rgb.stdout and "imagenet, ssl, swsl" in rgb.stdout
     assert "prithvi:" not in rgb.stdout
