@@ -43,6 +43,8 @@ def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
         state = builder(weights=None, img_size=518).model.state_dict()
         state["mask_token"] = torch.randn(1, state["cls_token"].shape[-1])
         return {k: v.clone() for k, v in state.items()}
+    elif model.startswith("earthloc"):  # trunk, MixVPR aggregator and projection
+        net = builder(weights=None, pretrained=False)
     elif model.startswith("copernicusfm"):
         state = builder(weights=None).state_dict()
         return {k: v.clone() for k, v in state.items() if not k.startswith(("fc_norm", "head"))}

@@ -39,6 +39,9 @@ def test_terratorch_names_resolve_and_list():
     registry = get_registry()
     listed = [s.name for s in registry.list("backbone", "torchgeo:satlas*")]
     assert "satlas_swin_b_sentinel2_mi_ms" in listed
+    spec = registry.get("backbone", "torchgeo:satlas_swin_t_sentinel2_si_ms")
+    assert spec.metadata is not None  # a name resolved on demand carries its metadata
+    assert [w.name for w in spec.metadata.weights] == ["SENTINEL2_SI_MS_SATLAS"]
     backbone = registry.build("backbone", "torchgeo:satlas_swin_t_sentinel2_si_ms",
                               pretrained=False)
     assert backbone.weights_name == "SENTINEL2_SI_MS_SATLAS"
@@ -75,7 +78,7 @@ def test_unsupported_family_and_band_order_are_named(offline_weights):
     from geofm_core.errors import ConfigurationError, ConfigurationWarning
 
     with pytest.raises(ConfigurationError, match="not supported as a geofm backbone yet"):
-        build("earthloc")
+        build("aurora_swin_unet")
     offline_weights("resnet18", "SENTINEL2_RGB_MOCO")
     rgb = ["BLUE", "GREEN", "RED"]  # the weight set's order is RED, GREEN, BLUE
     with pytest.warns(ConfigurationWarning, match="RED, GREEN, BLUE"):

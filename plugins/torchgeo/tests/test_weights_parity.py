@@ -244,3 +244,21 @@ def test_croma_base_weights_modalities_and_parity(offline_weights):
         _build("torchgeo:croma_base", bands=["VH", "VV"])
     with pytest.raises(ConfigurationError, match="12 Sentinel-2 L2A bands"):
         _build("torchgeo:croma_base", bands=["RED", "GREEN", "BLUE"])
+
+
+def test_earthloc_trunk_weights_and_parity(offline_weights):
+    state = offline_weights("earthloc", "SENTINEL2_RESNET50")
+    backbone = _build("torchgeo:earthloc_sentinel2_resnet50")
+    trunk = {f"backbone.{k}": v for k, v in backbone.model.backbone.state_dict().items()}
+    assert trunk and all(torch.equal(v, state[k]) for k, v in trunk.items())
+    assert backbone.out_channels == [64, 256, 512, 1024] and backbone.input_multiple == 16
+    reference = torchgeo.models.earthloc(
+        weights=torchgeo.models.get_model_weights("earthloc")["SENTINEL2_RESNET50"]).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        out = backbone(x)
+        expected = reference.backbone(x)  # the trunk EarthLoc's head reads
+    assert [tuple(f.shape[-2:]) for f in out] == [(32, 48), (16, 24), (8, 12), (4, 6)]
+    torch.testing.assert_close(out[-1], expected, atol=1e-6, rtol=0)
+    # random initialisation downloads nothing (no ImageNet weights behind the user's back)
+    assert _build("torchgeo:earthloc", weights=None, in_chans=5).out_channels[0] == 64

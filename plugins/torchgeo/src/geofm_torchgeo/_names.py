@@ -5,12 +5,11 @@ from __future__ import annotations
 __all__ = ["WRAPPED_FAMILIES", "weighted_name", "wrapper_family"]
 
 #: Model-name prefixes of the torchgeo models a geofm wrapper serves, and the wrapper.
-#: The other models of torchgeo's zoo (EarthLoc) are not
-#: registered until they have one (see the plugin's README).
+#: Models of torchgeo's zoo without one would not be registered (see the plugin's README).
 WRAPPED_FAMILIES: tuple[tuple[str, str], ...] = (
     ("resnet", "resnet"), ("vit_", "vit"), ("swin", "swin"), ("dofa", "dofa"),
     ("copernicusfm", "copernicusfm"), ("panopticon", "panopticon"),
-    ("scalemae", "scalemae"), ("croma", "croma"),
+    ("scalemae", "scalemae"), ("croma", "croma"), ("earthloc", "earthloc"),
 )
 
 

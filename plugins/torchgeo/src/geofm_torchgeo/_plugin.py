@@ -68,6 +68,16 @@ def geofm_resolve_component(kind: str, source: str, name: str) -> Callable[..., 
 
 
 @hookimpl
+def geofm_component_metadata(kind: str, source: str, name: str) -> dict[str, Any] | None:
+    """The metadata of a TerraTorch name: its model's, restricted to its weight set."""
+    if kind != "backbone" or name not in _aliases():
+        return None
+    model, weights = _aliases()[name]
+    meta = MODELS[model]
+    return _restricted(meta, weights) if weights else meta
+
+
+@hookimpl
 def geofm_list_components(kind: str, source: str, pattern: str) -> list[str] | None:
     """TerraTorch names of TorchGeo backbones matching ``pattern``."""
     if kind != "backbone":

@@ -193,6 +193,14 @@ class TorchGeoBackbone(nn.Module):
         levels = fn(self, x) if fn else getattr(self, f"_{self.family}_levels")(x)
         return [levels[i] for i in self.out_indices]
 
+    def _earthloc_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        # EarthLoc's trunk is a timm ResNet-50 whose layer4 is removed: 4 levels, stride 16
+        trunk: Any = self.model.backbone
+        stem = trunk.act1(trunk.bn1(trunk.conv1(x)))
+        first = trunk.layer1(trunk.maxpool(stem))
+        second = trunk.layer2(first)
+        return [stem, first, second, trunk.layer3(second)]
+
     def _resnet_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         resnet: Any = self.model
         out: list[torch.Tensor] = resnet.forward_intermediates(x, intermediates_only=True)
@@ -337,6 +345,19 @@ def build(model: str, *, weights: str | None = None, pretrained: bool = True,
                 tg.features[0][0] = nn.Conv2d(chans, stem.out_channels, kernel_size=4, stride=4)
             dim = stem.out_channels
             channels, multiple = [dim * 2**i for i in range(4)], 32
+        elif family == "earthloc":
+            if member is None or not pretrained:
+                import torchgeo.models
+
+                # no timm ImageNet download behind the user's back: random means random
+                tg = torchgeo.models.earthloc(None, in_channels=chans, pretrained=False,
+                                              **kwargs)
+            else:
+                tg = _build_torchgeo(model, member, pretrained, **kwargs)
+            # the geolocation head (MixVPR aggregator + projection) is not a feature
+            # extractor and fixes the input size; only the ResNet-50 trunk is kept
+            tg.aggregator, tg.fc = nn.Identity(), nn.Identity()
+            channels, multiple = [64, 256, 512, 1024], 16
         else:
             if member is None or not pretrained:
                 kwargs["in_chans"] = chans
