@@ -38,7 +38,7 @@ from geofm_core.errors import ConfigurationError, ConfigurationWarning
 from geofm_torchgeo._names import weighted_name, wrapper_family
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS
 from geofm_torchgeo.wavelength_models import FAMILIES as WAVELENGTH_FAMILIES
-from geofm_torchgeo.wavelength_models import LEVELS, prepare, shape
+from geofm_torchgeo.wavelength_models import LEVELS, check_input, prepare, shape
 
 __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of"]
 
@@ -230,11 +230,7 @@ class TorchGeoBackbone(nn.Module):
     def _dofa_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         dofa: Any = self.model
         waves = self.wavelengths or []
-        if x.shape[1] != len(waves):
-            raise ValueError(
-                f"torchgeo:{self.name} got {x.shape[1]} bands but has {len(waves)} "
-                f"wavelengths ({waves}); pass bands or wavelengths matching the input"
-            )
+        check_input(self, x, waves, "wavelengths")
         tokens, _ = dofa.patch_embed(x, torch.tensor(waves, device=x.device).float())
         grid = (x.shape[-2] // dofa.patch_size, x.shape[-1] // dofa.patch_size)
         tokens = tokens + _resize_pos_embed(dofa.pos_embed[:, 1:], grid)

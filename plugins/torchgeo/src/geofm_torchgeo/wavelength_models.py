@@ -53,7 +53,7 @@ from geofm_core.errors import ConfigurationError
 
 __all__ = [
     "BANDWIDTHS_NM", "CROMA_OPTICAL", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS",
-    "prepare", "shape",
+    "check_input", "prepare", "shape",
 ]
 
 #: The families whose inputs come from the bands: :func:`prepare` makes those inputs and
@@ -238,6 +238,32 @@ def shape(family: str, tg: Any) -> tuple[list[int], int]:
     return [int(tg.pos_embed.shape[-1])] * len(tg.blocks), patch
 
 
+def check_input(backbone: Any, x: torch.Tensor, values: Sequence[Any], what: str,
+                multiple: int | None = None) -> None:
+    """Refuse an input whose band count differs from ``values`` or whose size misfits.
+
+    Args:
+        backbone: The wrapping backbone (its ``name`` is used in messages).
+        x: The input (B, C, H, W).
+        values: One entry per band the model was built for (wavelengths, channel ids).
+        what: What ``values`` are, for the message.
+        multiple: The size H and W must be multiples of, when the model needs one.
+
+    Raises:
+        ValueError: Naming the model, both counts or the size, and the fix.
+    """
+    if x.shape[1] != len(values):
+        raise ValueError(
+            f"torchgeo:{backbone.name} got {x.shape[1]} bands but has {len(values)} {what} "
+            f"({list(values)}); pass bands or wavelengths matching the input"
+        )
+    if multiple and (x.shape[-2] % multiple or x.shape[-1] % multiple):
+        raise ValueError(
+            f"torchgeo:{backbone.name} takes sizes that are multiples of {multiple}; got "
+            f"{tuple(x.shape[-2:])}: crop or pad the input"
+        )
+
+
 def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """Tokens after each block, as torchgeo's ``forward_features`` makes them.
 
@@ -250,16 +276,7 @@ def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     tg: Any = backbone.model
     waves, widths = backbone.extras["wavelengths"], backbone.extras["bandwidths"]
     patch = backbone.input_multiple
-    if x.shape[1] != len(waves):
-        raise ValueError(
-            f"torchgeo:{backbone.name} got {x.shape[1]} bands but has {len(waves)} "
-            f"wavelengths ({waves}); pass bands or wavelengths matching the input"
-        )
-    if x.shape[-2] % patch or x.shape[-1] % patch:
-        raise ValueError(
-            f"torchgeo:{backbone.name} takes sizes that are multiples of {patch}; got "
-            f"{tuple(x.shape[-2:])}: crop or pad the input"
-        )
+    check_input(backbone, x, waves, "wavelengths", patch)
     tokens = tg.patch_embed_spectral(
         x, wavelengths=torch.tensor(waves, device=x.device).float() * 1000.0,
         bandwidths=torch.tensor(widths, device=x.device).float(),
@@ -286,16 +303,7 @@ def _panopticon_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     vit: Any = backbone.model.model
     ids = backbone.extras["chn_ids"]
     patch = backbone.input_multiple
-    if x.shape[1] != len(ids):
-        raise ValueError(
-            f"torchgeo:{backbone.name} got {x.shape[1]} bands but has {len(ids)} channel "
-            f"ids ({ids}); pass bands or wavelengths matching the input"
-        )
-    if x.shape[-2] % patch or x.shape[-1] % patch:
-        raise ValueError(
-            f"torchgeo:{backbone.name} takes sizes that are multiples of {patch}; got "
-            f"{tuple(x.shape[-2:])}: crop or pad the input"
-        )
+    check_input(backbone, x, ids, "channel ids", patch)
     chn_ids = torch.tensor(ids, device=x.device).float().expand(x.shape[0], -1)
     tokens = vit.patch_embed({"imgs": x, "chn_ids": chn_ids.clone()})
     grid = (x.shape[-2] // patch, x.shape[-1] // patch)
