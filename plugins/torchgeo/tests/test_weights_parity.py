@@ -262,3 +262,11 @@ def test_earthloc_trunk_weights_and_parity(offline_weights):
     torch.testing.assert_close(out[-1], expected, atol=1e-6, rtol=0)
     # random initialisation downloads nothing (no ImageNet weights behind the user's back)
     assert _build("torchgeo:earthloc", weights=None, in_chans=5).out_channels[0] == 64
+
+
+def test_pretrained_bands_follow_each_sensor_not_sentinel2_numbering(offline_weights):
+    # torchgeo's meta names Landsat 5 TM bands B1..B7; B5 there is SWIR 1, not red edge 1
+    offline_weights("resnet18", "LANDSAT_TM_TOA_MOCO")
+    landsat = _build("torchgeo:resnet18_landsat_tm_toa_moco")
+    assert landsat.pretrained_bands == ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1",
+                                        "THERMAL_INFRARED_1", "SWIR_2")

@@ -83,17 +83,17 @@ def checkpoint_path(member: Any) -> str:
 
 
 def _pretrained_bands(model: str, member: Any) -> tuple[str, ...] | None:
-    """The weight set's bands in geofm names (torchgeo's meta first, else the zoo's)."""
+    """The weight set's bands in geofm names, as the generated zoo metadata gives them.
+
+    Not torchgeo's ``meta["bands"]``: it spells bands per sensor (Landsat's ``B5`` is
+    SWIR 1, Sentinel-2's is red edge 1; NAIP's are ``R, G, B``), which the zoo's
+    generator maps sensor by sensor.
+    """
     if member is None:
         return None
-    raw = member.meta.get("bands")
-    if raw:
-        return tuple(canonical_band(b) or str(b).upper() for b in raw)
     entries = MODELS.get(model, {}).get("weights") or ()
     entry = next((w for w in entries if w["name"] == member.name), None)
-    if entry and entry.get("bands"):
-        return tuple(canonical_band(b) or str(b).upper() for b in entry["bands"])
-    return None
+    return tuple(entry["bands"]) if entry and entry.get("bands") else None
 
 
 def _resolve_in_chans(model: str, member: Any, in_chans: int | None,
