@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -200,8 +201,6 @@ def metadata_text(meta: dict[str, Any]) -> str:
               w["license"] or "unknown", "yes" if w["mean"] and w["std"] else "no",
               (w["sha256"][:12] + "...") if len(w["sha256"]) > 12 else (w["sha256"] or "-"),
               w["url"] or "-") for w in weights]
-    import io
-
     table = io.StringIO()
     write_table(rows, table)
     return "\n".join([*lines, f"weight sets ({len(weights)}):"]) + "\n" + table.getvalue()

@@ -38,7 +38,13 @@ from geofm_core.errors import ConfigurationError, ConfigurationWarning
 from geofm_torchgeo._names import weighted_name, wrapper_family
 from geofm_torchgeo._zoo import DESCRIPTIONS, MODELS
 from geofm_torchgeo.wavelength_models import FAMILIES as WAVELENGTH_FAMILIES
-from geofm_torchgeo.wavelength_models import LEVELS, check_input, prepare, shape
+from geofm_torchgeo.wavelength_models import (
+    LEVELS,
+    block_outputs,
+    check_input,
+    prepare,
+    shape,
+)
 
 __all__ = ["TorchGeoBackbone", "build", "checkpoint_path", "factory", "family_of"]
 
@@ -212,11 +218,7 @@ class TorchGeoBackbone(nn.Module):
         x = vit._pos_embed(x)
         x = vit.patch_drop(x)
         x = vit.norm_pre(x)
-        out = []
-        for block in vit.blocks:
-            x = block(x)
-            out.append(x)
-        return out
+        return block_outputs(vit.blocks, x)
 
     def _swin_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         swin: Any = self.model
@@ -236,11 +238,7 @@ class TorchGeoBackbone(nn.Module):
         tokens = tokens + _resize_pos_embed(dofa.pos_embed[:, 1:], grid)
         cls = (dofa.cls_token + dofa.pos_embed[:, :1]).expand(tokens.shape[0], -1, -1)
         h = torch.cat((cls, tokens), dim=1)
-        out = []
-        for block in dofa.blocks:
-            h = block(h)
-            out.append(h)
-        return out
+        return block_outputs(dofa.blocks, h)
 
 
 def _resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -53,7 +53,7 @@ from geofm_core.errors import ConfigurationError
 
 __all__ = [
     "BANDWIDTHS_NM", "CROMA_OPTICAL", "FAMILIES", "LEVELS", "PANOPTICON_RADAR_IDS",
-    "check_input", "prepare", "shape",
+    "block_outputs", "check_input", "prepare", "shape",
 ]
 
 #: The families whose inputs come from the bands: :func:`prepare` makes those inputs and
@@ -264,6 +264,15 @@ def check_input(backbone: Any, x: torch.Tensor, values: Sequence[Any], what: str
         )
 
 
+def block_outputs(blocks: Any, h: torch.Tensor) -> list[torch.Tensor]:
+    """The tokens after each transformer block of ``blocks``, run in order on ``h``."""
+    out = []
+    for block in blocks:
+        h = block(h)
+        out.append(h)
+    return out
+
+
 def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     """Tokens after each block, as torchgeo's ``forward_features`` makes them.
 
@@ -289,11 +298,7 @@ def _copernicusfm_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
            + tg.time_fc(tg.time_token))
     cls = (tg.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
     h = torch.cat((cls, tokens + pos[:, 1:]), dim=1)
-    out = []
-    for block in tg.blocks:
-        h = block(h)
-        out.append(h)
-    return out
+    return block_outputs(tg.blocks, h)
 
 
 def _panopticon_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
@@ -312,11 +317,7 @@ def _panopticon_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
                                  old_size=vit.patch_embed.grid_size, num_prefix_tokens=1)
     cls = vit.cls_token.expand(x.shape[0], -1, -1)
     h = vit.norm_pre(vit.patch_drop(vit.pos_drop(torch.cat((cls, tokens), dim=1) + pos)))
-    out = []
-    for block in vit.blocks:
-        h = block(h)
-        out.append(h)
-    return out
+    return block_outputs(vit.blocks, h)
 
 
 def _scalemae_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
@@ -344,11 +345,7 @@ def _scalemae_levels(backbone: Any, x: torch.Tensor) -> list[torch.Tensor]:
     pos = torch.cat((torch.zeros_like(pos[:, :1]), pos), dim=1)  # CLS: zero, as torchgeo
     h = torch.cat((vit.cls_token.expand(batch, -1, -1), tokens), dim=1) + pos
     h = vit.norm_pre(vit.patch_drop(vit.pos_drop(h)))
-    out = []
-    for block in vit.blocks:
-        h = block(h)
-        out.append(h)
-    return out
+    return block_outputs(vit.blocks, h)
 
 
 def _croma_blocks(encoder: Any, imgs: torch.Tensor, bias: torch.Tensor) -> list[torch.Tensor]:
