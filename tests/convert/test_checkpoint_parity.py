@@ -149,8 +149,13 @@ def _write_tif(path: Path, array: np.ndarray) -> None:
         dst.write(array)
 
 
-def test_convert_then_infer_gives_terratorchs_class_map(tmp_path: Path) -> None:
-    case = "prithvi_v1_upernet"
+# Single-frame segmentation cases: `geofm infer` reads one GeoTIFF per scene. The
+# multi-temporal case with coordinates is compared on logits above.
+INFER_CASES = ("prithvi_v1_upernet", "prithvi_v2_fcn", "timm_resnet_unet", "smp_unet")
+
+
+@pytest.mark.parametrize("case", INFER_CASES)
+def test_convert_then_infer_gives_terratorchs_class_map(case: str, tmp_path: Path) -> None:
     output = tmp_path / "model.ckpt"
     assert geofm(["convert", "terratorch", str(FIXTURES / f"{case}.yaml"), "--ckpt",
                   str(FIXTURES / f"{case}.ckpt"), "-o", str(output)]) == 0
