@@ -1,4 +1,4 @@
-"""int8 inference of model (a) with onnxruntime: speed and accuracy cost against fp32.
+"""int8 (onnxruntime) and bf16 (torch autocast) inference of model (a) against fp32.
 
     python bench/int8.py [--iters 5] [--cache DIR]
 
@@ -15,9 +15,10 @@ which).
 The fitted model is exported (:func:`geofm_core.export.onnx.export_onnx`) and
 quantized (:func:`geofm_core.export.quantize.quantize_onnx`) dynamically and statically
 (calibrated on the training crops); model files are cached. Timed on batch 4 of
-224x224 chips: PyTorch eager fp32, onnxruntime fp32 and both int8 models. Accuracy on
-the validation crops: pixel agreement of each int8 model with PyTorch fp32 and the mIoU
-(over land and water) of each against the labels. Prints one JSON object.
+224x224 chips: PyTorch eager fp32, PyTorch under bf16 autocast (what
+``geofm infer --precision bf16`` runs), onnxruntime fp32 and both int8 models. Accuracy
+on the validation crops: pixel agreement of each with PyTorch fp32 and the mIoU (over
+land and water) of each against the labels. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -188,6 +189,23 @@ def run(iters: int, cache: Path) -> dict[str, Any]:
         "agreement_with_fp32": {}, "quantize": reports,
         "sizes_mb": {p.stem: p.stat().st_size / 1e6 for p in sorted(cache.glob("model_a*.onnx"))},
     }
+    from geofm_core.inference.precision import autocast_forward
+
+    def model_forward(tiles: Any) -> Any:
+        return model(tiles).output
+
+    bf16 = autocast_forward(model_forward, "cpu", "bf16")
+
+    def eager_bf16() -> None:
+        with torch.inference_mode():
+            bf16(x)
+
+    with torch.inference_mode():
+        out = np.concatenate([bf16(torch.from_numpy(val_x[i:i + BATCH])).numpy()
+                              for i in range(0, len(val_x), BATCH)])
+    result["samples_per_s"]["torch_bf16"] = BATCH / timed(eager_bf16, iters)
+    result["miou"]["torch_bf16"] = miou(out.argmax(1), val_y)
+    result["agreement_with_fp32"]["torch_bf16"] = agreement(fp32, out)
     for name, forward in backends.items():
         out = np.concatenate([forward(torch.from_numpy(val_x[i:i + BATCH])).numpy()
                               for i in range(0, len(val_x), BATCH)])

@@ -182,12 +182,23 @@ def bench_throughput(rounds: int, peer: bool, quick: bool) -> tuple[list[Row], d
                                          fw, "--model", key, "--infer-iters", str(infer_iters),
                                          "--train-iters", str(train_iters),
                                          "--matmul-precision", "highest"]))
-        if peer and key == "a":  # TerraTorch as it runs by default: bf16 matmuls here
-            log("throughput (a) terratorch as imported (matmul precision 'medium')")
-            per["terratorch_as_imported"] = [run_json(
-                [str(PEER_PY), str(BENCH / "throughput.py"), "--framework", "terratorch",
-                 "--model", key, "--infer-iters", str(infer_iters), "--train-iters",
-                 str(train_iters)])]
+        if key == "a":
+            # geofm's explicit bf16 path (autocast) against TerraTorch as it runs by
+            # default (its import sets matmul precision 'medium': bf16 matmuls here)
+            common = ["--model", key, "--infer-iters", str(infer_iters), "--train-iters",
+                      str(train_iters)]
+            pairs = [("geofm_bf16", [GEOFM_PY, str(BENCH / "throughput.py"), "--framework",
+                                     "geofm", "--autocast", "bf16", *common])]
+            if peer:
+                pairs.append(("terratorch_as_imported",
+                              [str(PEER_PY), str(BENCH / "throughput.py"), "--framework",
+                               "terratorch", *common]))
+            for name, _ in pairs:
+                per[name] = []
+            for r in range(max(1, rounds)):
+                for name, cmd in pairs if r % 2 == 0 else pairs[::-1]:
+                    log(f"throughput (a) {name}, round {r + 1}/{max(1, rounds)}")
+                    per[name].append(run_json(cmd))
         results[key] = per
     raw["matmul"].append(matmul_peak())
     raw["models"] = results
@@ -223,6 +234,18 @@ def bench_throughput(rounds: int, peer: bool, quick: bool) -> tuple[list[Row], d
                         "<= 0.8x TerraTorch" if key == "a" else "",
                         (g_rss / p_rss <= 0.8) if key == "a" and p_rss else None))
         as_imported = per.get("terratorch_as_imported")
+        bf16 = per.get("geofm_bf16")
+        if bf16:
+            for what in ("infer", "train"):
+                label = "inference" if what == "infer" else "training"
+                gv = merged(bf16, what)
+                pv = merged(as_imported, what) if as_imported else None
+                rows.append(row(
+                    f"({key}) {label} bf16 autocast geofm vs TerraTorch as imported, "
+                    "samples/s", gv, pv, "samples/s", ">= 1.2x TerraTorch as imported",
+                    gv / pv >= 1.2 if pv else None,
+                    f"geofm fp32 {merged(g, what):.3g} samples/s; geofm: "
+                    "--precision bf16 / --trainer.precision bf16-mixed"))
         if as_imported:
             for what in ("infer", "train"):
                 label = "inference" if what == "infer" else "training"
@@ -270,6 +293,12 @@ def bench_int8(iters: int, peer: bool) -> tuple[list[Row], dict[str, Any]]:
                         else "", (ok if peer_a_infer else None) if name == best else None,
                         f"agreement {acc[name]:.2%}, mIoU {miou[name]:.3f} vs fp32 "
                         f"{miou['torch_fp32']:.3f} ({-drop:+.2f} pt)"))
+    drop = (miou["torch_fp32"] - miou["torch_bf16"]) * 100
+    rows.append(row("(a) inference bf16 autocast geofm eager (same process), samples/s",
+                    sps["torch_bf16"], peer_a_infer, "samples/s",
+                    "agreement with fp32 >= 99%", acc["torch_bf16"] >= 0.99,
+                    f"agreement {acc['torch_bf16']:.2%}, mIoU {miou['torch_bf16']:.3f} vs "
+                    f"fp32 {miou['torch_fp32']:.3f} ({-drop:+.2f} pt)"))
     return rows, raw
 
 

@@ -5,7 +5,9 @@
 
 Builds the same architecture through geofm's registry or TerraTorch's public API
 (``EncoderDecoderFactory``), then times, on random inputs (batch 4, 6 bands, 224x224,
-fp32, CPU): inference (``eval`` + ``torch.inference_mode``) and a training step
+fp32 or, with ``--autocast bf16``, under ``torch.autocast`` as ``geofm infer --precision
+bf16`` and ``--trainer.precision bf16-mixed`` run, CPU): inference (``eval`` +
+``torch.inference_mode``) and a training step
 (forward, cross-entropy, backward, AdamW step). The timing code is shared, so only the
 model differs. Prints one JSON object: samples/s (median over the timed iterations),
 forward GFLOP per sample (``torch.utils.flop_counter.FlopCounterMode``), the peak RSS
@@ -115,14 +117,18 @@ def forward_gflop(model: Any, x: Any) -> float:
 
 
 def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
-            seed: int = 0, matmul_precision: str = "as-imported") -> dict[str, Any]:
+            seed: int = 0, matmul_precision: str = "as-imported",
+            autocast: str = "none") -> dict[str, Any]:
     """Build and time one model; see the module docstring.
 
     ``matmul_precision`` other than ``as-imported`` is set with
     ``torch.set_float32_matmul_precision`` after the imports: ``import terratorch``
     sets ``medium`` process-wide (its clay_v15 module does), which on CPUs with AMX-BF16
-    runs float32 matmuls in bfloat16; ``highest`` restores true fp32.
+    runs float32 matmuls in bfloat16; ``highest`` restores true fp32. ``autocast``
+    ``bf16`` runs the timed calls under ``torch.autocast("cpu", torch.bfloat16)``.
     """
+    import contextlib
+
     start = time.perf_counter()
     import torch
 
@@ -145,8 +151,13 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
     model.eval()
     gflop = forward_gflop(model, x)
 
+    def mixed() -> Any:
+        if autocast == "none":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def infer() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), mixed():
             main_output(model(x))
 
     infer_times = time_calls(infer, infer_iters)
@@ -156,7 +167,7 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
         "framework": framework, "model": model_key, "description": MODELS[model_key],
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": params,
         "matmul_precision_after_import": precision_after_import,
-        "matmul_precision": torch.get_float32_matmul_precision(),
+        "matmul_precision": torch.get_float32_matmul_precision(), "autocast": autocast,
         "import_s": import_s, "build_s": build_s, "gflop_per_sample": gflop,
         "infer_s": infer_times, "infer_samples_per_s": BATCH / statistics.median(infer_times),
         "peak_rss_infer_mb": rss_infer,
@@ -170,7 +181,8 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
 
         def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(main_output(model(x)), target)
+            with mixed():
+                loss = loss_fn(main_output(model(x)).float(), target)
             loss.backward()
             optimizer.step()
 
@@ -189,9 +201,10 @@ def main() -> None:
     parser.add_argument("--train-iters", type=int, default=3)
     parser.add_argument("--matmul-precision", default="as-imported",
                         choices=["as-imported", "highest", "high", "medium"])
+    parser.add_argument("--autocast", default="none", choices=["none", "bf16"])
     args = parser.parse_args()
     result = measure(args.framework, args.model, args.infer_iters, args.train_iters,
-                     matmul_precision=args.matmul_precision)
+                     matmul_precision=args.matmul_precision, autocast=args.autocast)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                         help="run the model in PyTorch or export it and run onnxruntime")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    parser.add_argument("--precision", default="32",
+                        help="32 (fp32, default), bf16 or 16: the forward pass under "
+                        "torch.autocast (weights stay fp32; outputs are written as fp32)")
     parser.add_argument("--allow-missing-crs", action="store_true",
                         help="accept an input without a CRS")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -62,11 +65,13 @@ def tiling_settings(saved: dict[str, Any] | None, args: argparse.Namespace) -> d
 def main(argv: Sequence[str]) -> int:
     """Run ``geofm infer``; returns the exit code."""
     args = _parser().parse_args(list(argv))
+    _check_precision(args)
     _check_paths(args)
     import torch
 
     from geofm_core.data.preprocessing import Preprocessing
     from geofm_core.inference.checkpoint import load_task
+    from geofm_core.inference.precision import autocast_forward
     from geofm_core.inference.raster import Kind, predict_raster
     from geofm_core.io.checkpoints import read_checkpoint
     from geofm_core.io.gis import OutputLabels
@@ -88,8 +93,10 @@ def main(argv: Sequence[str]) -> int:
         if args.backend == "onnx":
             forward = _onnx_forward(task, args, prep, tiling, Path(scratch))
         else:
-            def forward(tiles: torch.Tensor) -> torch.Tensor:
+            def model_forward(tiles: torch.Tensor) -> torch.Tensor:
                 return task(tiles.to(device)).output  # type: ignore[no-any-return]
+
+            forward = autocast_forward(model_forward, device.type, args.precision)
 
         start = time.perf_counter()
         result = predict_raster(
@@ -114,6 +121,19 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(f"wrote {result.extra['style']} (QGIS style: class colours and "
                          "names)\n")
     return 0
+
+
+def _check_precision(args: argparse.Namespace) -> None:
+    """A known precision, and one the chosen backend runs: before anything is loaded."""
+    from geofm_core.inference.precision import parse_precision
+
+    args.precision = parse_precision(args.precision)
+    if args.precision != "32" and args.backend == "onnx":
+        raise ConfigurationError(
+            f"--precision {args.precision} runs the PyTorch model under torch.autocast; "
+            "the onnx backend runs the exported fp32 graph. Use --backend torch for "
+            "reduced precision, or drop --precision (int8: geofm export onnx --int8)"
+        )
 
 
 def _check_paths(args: argparse.Namespace) -> None:

@@ -440,7 +440,9 @@ class GeofmTask(LightningModule):
             raw = self._tiled(batch)
         else:
             raw = self(batch["image"], **self.metadata(batch)).output
-        out = self.prediction_outputs(self.adapt_output(raw))
+        # Under bf16/fp16 autocast the model's output is half precision; what leaves the
+        # task (writers, user callbacks, numpy) is fp32, as in an fp32 run.
+        out = self.prediction_outputs(self.adapt_output(raw).float())
         out["filename"] = batch.get("filename")
         return out
 
