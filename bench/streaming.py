@@ -78,12 +78,23 @@ def build_model() -> Any:
     return model.eval()
 
 
-def forward_for(backend: str, model: Any, cache: Path) -> Any:
-    """The tile ``forward`` of a backend (``torch`` eager or ``onnx`` runtime)."""
+def forward_for(backend: str, model: Any, cache: Path, device: str = "cpu",
+                precision: str = "32") -> Any:
+    """The tile ``forward`` of a backend (``torch`` eager or ``onnx`` runtime).
+
+    ``torch`` runs on ``device`` at ``precision`` (``geofm infer --precision``'s values).
+    """
     if backend == "torch":
+        import torch
+
+        from geofm_core.inference.precision import autocast_forward
+
+        model.to(device)
+
         def forward(tiles: Any) -> Any:
-            return model(tiles).output
-        return forward
+            return model(tiles.to(device)).output
+
+        return autocast_forward(forward, torch.device(device).type, precision)
     from geofm_core.export.onnx import OnnxForward, export_onnx
 
     onnx_path = cache / "tiny_prithvi_upernet.onnx"
@@ -92,13 +103,14 @@ def forward_for(backend: str, model: Any, cache: Path) -> Any:
     return OnnxForward(onnx_path)
 
 
-def measure(size: int, backend: str, cache: Path) -> dict[str, Any]:
+def measure(size: int, backend: str, cache: Path, device: str = "cpu",
+            precision: str = "32") -> dict[str, Any]:
     """Predict the ``size``² raster with ``backend``; see the module docstring."""
     from geofm_core.inference.raster import Preprocessing, predict_raster
 
     path = raster_path(cache, size)
     model = build_model()
-    forward = forward_for(backend, model, cache)
+    forward = forward_for(backend, model, cache, device, precision)
     rss_before = rss_mb()
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         start = time.perf_counter()
@@ -107,7 +119,8 @@ def measure(size: int, backend: str, cache: Path) -> dict[str, Any]:
                                                    stds=[2900.0] * BANDS),
                        crop=CROP, stride=STRIDE, batch_size=TILE_BATCH, progress=False)
         seconds = time.perf_counter() - start
-    return {"size": size, "backend": backend, "seconds": seconds,
+    return {"size": size, "backend": backend, "device": device, "precision": precision,
+            "seconds": seconds,
             "megapixels_per_s": size * size / 1e6 / seconds,
             "peak_rss_before_mb": rss_before, "peak_rss_mb": rss_mb()}
 
@@ -118,6 +131,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "geofm-bench-cache")
+    parser.add_argument("--device", default="cpu", help="torch device (torch backend)")
+    parser.add_argument("--precision", default="32", help="32, bf16 or 16 (torch backend)")
     parser.add_argument("--prepare", action="store_true",
                         help="only write the cached raster (and ONNX file), time nothing")
     args = parser.parse_args()
@@ -126,7 +141,8 @@ def main() -> None:
         if args.backend == "onnx":
             forward_for("onnx", build_model(), args.cache)
         return
-    json.dump(measure(args.size, args.backend, args.cache), sys.stdout)
+    json.dump(measure(args.size, args.backend, args.cache, args.device, args.precision),
+              sys.stdout)
     sys.stdout.write("\n")
 
 

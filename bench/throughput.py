@@ -35,6 +35,9 @@ MODELS = {
     "a": "prithvi_eo_v1_100 + 4 necks + upernet(256)",
     "b": "prithvi_eo_v2_tiny_tl + 4 necks + upernet(256)",
     "c": "timm resnet18 + smp unet",
+    # geofm's option for TerraTorch's U-Net layout (its last block at half resolution,
+    # then upsampled); TerraTorch's side is (c) itself
+    "c_layout": "timm resnet18 + smp unet with upsample_last: false",
 }
 PRITHVI = {"a": "prithvi_eo_v1_100", "b": "prithvi_eo_v2_tiny_tl"}
 
@@ -60,6 +63,7 @@ def build_geofm(model: str) -> Any:
     return factory.build_model(
         task="segmentation", backbone="timm:resnet18", backbone_kwargs={"in_chans": BANDS},
         decoder="smp:unet", num_classes=CLASSES,
+        decoder_kwargs={"upsample_last": False} if model == "c_layout" else None,
     )
 
 
@@ -118,14 +122,16 @@ def forward_gflop(model: Any, x: Any) -> float:
 
 def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
             seed: int = 0, matmul_precision: str = "as-imported",
-            autocast: str = "none") -> dict[str, Any]:
+            autocast: str = "none", device: str = "cpu") -> dict[str, Any]:
     """Build and time one model; see the module docstring.
 
     ``matmul_precision`` other than ``as-imported`` is set with
     ``torch.set_float32_matmul_precision`` after the imports: ``import terratorch``
     sets ``medium`` process-wide (its clay_v15 module does), which on CPUs with AMX-BF16
     runs float32 matmuls in bfloat16; ``highest`` restores true fp32. ``autocast``
-    ``bf16`` runs the timed calls under ``torch.autocast("cpu", torch.bfloat16)``.
+    ``bf16`` / ``fp16`` runs the timed calls under ``torch.autocast`` (fp16 training with
+    a ``GradScaler``, as Lightning's ``16-mixed``). ``device`` ``cuda`` synchronises
+    before each clock read.
     """
     import contextlib
 
@@ -142,10 +148,15 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
         torch.set_float32_matmul_precision(matmul_precision)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    model = (build_terratorch if framework == "terratorch" else build_geofm)(model_key)
+    if framework == "terratorch":  # TerraTorch's (c) is the layout c_layout reproduces
+        model = build_terratorch("c" if model_key == "c_layout" else model_key)
+    else:
+        model = build_geofm(model_key)
+    model = model.to(device)
     build_s = time.perf_counter() - start
-    x = torch.randn(BATCH, BANDS, SIZE, SIZE)
-    target = torch.randint(0, CLASSES, (BATCH, SIZE, SIZE))
+    x = torch.randn(BATCH, BANDS, SIZE, SIZE, device=device)
+    target = torch.randint(0, CLASSES, (BATCH, SIZE, SIZE), device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     params = sum(p.numel() for p in model.parameters())
 
     model.eval()
@@ -154,11 +165,13 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
     def mixed() -> Any:
         if autocast == "none":
             return contextlib.nullcontext()
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        dtype = torch.bfloat16 if autocast == "bf16" else torch.float16
+        return torch.autocast(torch.device(device).type, dtype=dtype)
 
     def infer() -> None:
         with torch.inference_mode(), mixed():
             main_output(model(x))
+        sync()
 
     infer_times = time_calls(infer, infer_iters)
     rss_infer = rss_mb()
@@ -168,6 +181,7 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
         "torch": torch.__version__, "threads": torch.get_num_threads(), "params": params,
         "matmul_precision_after_import": precision_after_import,
         "matmul_precision": torch.get_float32_matmul_precision(), "autocast": autocast,
+        "device": device,
         "import_s": import_s, "build_s": build_s, "gflop_per_sample": gflop,
         "infer_s": infer_times, "infer_samples_per_s": BATCH / statistics.median(infer_times),
         "peak_rss_infer_mb": rss_infer,
@@ -178,13 +192,16 @@ def measure(framework: str, model_key: str, infer_iters: int, train_iters: int,
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         loss_fn = torch.nn.CrossEntropyLoss()
+        scaler = torch.amp.GradScaler(enabled=autocast == "fp16")
 
         def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
             with mixed():
                 loss = loss_fn(main_output(model(x)).float(), target)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            sync()
 
         train_times = time_calls(train_step, train_iters)
         result.update({"train_s": train_times,
@@ -201,10 +218,12 @@ def main() -> None:
     parser.add_argument("--train-iters", type=int, default=3)
     parser.add_argument("--matmul-precision", default="as-imported",
                         choices=["as-imported", "highest", "high", "medium"])
-    parser.add_argument("--autocast", default="none", choices=["none", "bf16"])
+    parser.add_argument("--autocast", default="none", choices=["none", "bf16", "fp16"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     result = measure(args.framework, args.model, args.infer_iters, args.train_iters,
-                     matmul_precision=args.matmul_precision, autocast=args.autocast)
+                     matmul_precision=args.matmul_precision, autocast=args.autocast,
+                     device=args.device)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
