@@ -87,9 +87,11 @@ LOSSES: dict[str, dict[str, str]] = {
 }
 
 #: Name prefixes of TerraTorch's own backbones that no installed plugin may convert; they
-#: are never taken for timm names (plugins add theirs with ``Unconvertible``).
+#: are never taken for timm names (plugins add theirs with ``Unconvertible``). Families
+#: that have a geofm plugin of their own are not listed: the core names no plugin, and
+#: without that plugin their names get the timm fallback's note with the install hint.
 TERRATORCH_ONLY_BACKBONES = (
-    "terramind", "clay", "satlas", "dofa", "ssl4eo", "galileo", "croma", "decur", "scalemae",
+    "satlas", "dofa", "ssl4eo", "croma", "decur", "scalemae",
     "satmae", "remoteclip", "unet", "multimae", "terrafm", "copernicus",
 )
 
