@@ -79,7 +79,7 @@ def test_map_backbone_and_map_decoder_use_the_plugins_rules() -> None:
     assert map_backbone("prithvi_vit_tiny")[2] == {"embed_dim": 256, "depth": 4, "num_heads": 4}
     assert map_backbone("terratorch_example_tiny_cnn")[:2] == ("example:tiny_cnn", "example")
     assert map_backbone("timm_resnet18")[:2] == ("timm:resnet18", "timm")
-    assert map_backbone("prithvi_swin_l")[1] == "unknown"  # declared unconvertible, not timm
+    assert map_backbone("prithvi_swin_L")[:2] == ("prithvi:prithvi_swin_l", "prithvi")
     assert map_decoder("UperNetDecoder") == "upernet:upernet"
     assert map_decoder("smp_Unet") == "smp:unet"
     assert map_decoder("ASPPSegmentationHead") is None

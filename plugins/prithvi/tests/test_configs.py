@@ -11,7 +11,7 @@ import geofm_prithvi
 import pytest
 import torch
 from geofm_prithvi import configs
-from geofm_prithvi.constants import PRETRAINED_BANDS, VARIANTS
+from geofm_prithvi.constants import PRETRAINED_BANDS, SWIN_VARIANTS, VARIANTS
 
 from geofm_core import get_registry
 from geofm_core.errors import ComponentArgumentError
@@ -76,7 +76,7 @@ def test_normalisation_constants_are_public():
 def test_registry_lists_and_builds_every_variant():
     registry = get_registry()
     names = {s.name for s in registry.list("backbone", "prithvi:*")}
-    assert names == set(ARCH)
+    assert names == set(ARCH) | set(SWIN_VARIANTS)
     model = registry.build("backbone", "prithvi:prithvi_eo_v2_tiny_tl",
                            embed_dim=32, depth=1, num_heads=2, bands=["RED", "NIR_NARROW"])
     assert model.in_chans == 2
@@ -122,15 +122,18 @@ def _geofm() -> str:
 def test_cli_lists_and_describes():
     listed = subprocess.run([_geofm(), "list", "backbone", "prithvi:*"], capture_output=True,
                             text=True, check=True).stdout
-    for name in ARCH:
+    for name in [*ARCH, *SWIN_VARIANTS]:
         assert f"prithvi:{name}" in listed
     described = subprocess.run([_geofm(), "describe", "backbone", "prithvi:prithvi_eo_v2_300"],
                                capture_output=True, text=True, check=True).stdout
     assert "ckpt_path" in described and "Prithvi-EO-2.0-300M" in described
+    described = subprocess.run([_geofm(), "describe", "backbone", "prithvi:prithvi_swin_b"],
+                               capture_output=True, text=True, check=True).stdout
+    assert "window_size" in described and "granite-geospatial-biomass" in described
 
 
 def test_plugin_module_imports_no_torch():
-    code = ("import sys, geofm_prithvi._plugin as p; assert len(p.COMPONENTS) == 7; "
+    code = ("import sys, geofm_prithvi._plugin as p; assert len(p.COMPONENTS) == 9; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

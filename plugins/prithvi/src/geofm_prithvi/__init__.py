@@ -1,7 +1,9 @@
 """Prithvi EO vision transformers (IBM/NASA) as geofm backbones (source ``prithvi``).
 
 This package imports no torch: the model code lives in :mod:`geofm_prithvi.vit`,
-:mod:`geofm_prithvi.configs` (the registered factories) and :mod:`geofm_prithvi.weights`.
+:mod:`geofm_prithvi.configs` (the registered factories) and :mod:`geofm_prithvi.weights`;
+the Prithvi Swin encoders in :mod:`geofm_prithvi.swin`, :mod:`geofm_prithvi.swin_configs`
+and :mod:`geofm_prithvi.swin_weights`.
 """
 
 from geofm_prithvi.constants import (
@@ -11,6 +13,7 @@ from geofm_prithvi.constants import (
     PRITHVI_V1_STD,
     PRITHVI_V2_MEAN,
     PRITHVI_V2_STD,
+    SWIN_VARIANTS,
     VARIANTS,
 )
 
@@ -21,5 +24,6 @@ __all__ = [
     "PRITHVI_V1_STD",
     "PRITHVI_V2_MEAN",
     "PRITHVI_V2_STD",
+    "SWIN_VARIANTS",
     "VARIANTS",
 ]

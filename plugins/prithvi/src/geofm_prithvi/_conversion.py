@@ -12,11 +12,10 @@ from geofm_core.convert.rules import (
     FactoryRule,
     Fixed,
     KeyRule,
-    Unconvertible,
 )
-from geofm_prithvi.constants import VARIANTS
+from geofm_prithvi.constants import SWIN_VARIANTS, VARIANTS
 
-__all__ = ["TERRATORCH"]
+__all__ = ["SWIN_KEYS", "TERRATORCH"]
 
 #: TerraTorch's older names of registered variants.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -73,12 +72,57 @@ def _rule(names: tuple[str, ...], variant: str, overrides: dict[str, int]) -> Co
     )
 
 
+_STAGE = r"stages[._](\d+)"
+#: TerraTorch's (MMSegmentation's) names of a Prithvi Swin's weights -> geofm's, relative
+#: to the backbone; the Swin loader (``geofm_prithvi.swin_weights``) reads the same rules.
+#: Task checkpoints spell stages ``stages_N`` (timm's features wrapper), model files
+#: ``stages.N``.
+SWIN_KEYS = (
+    KeyRule(r"(.+)\.relative_position_index", None,
+            "the relative-position index, which geofm computes from the window size"),
+    KeyRule(r"head\..+", None,
+            "the classifier head TerraTorch's Swin carries and its features skip"),
+    KeyRule(_STAGE + r"\.blocks\.(\d+)\.attn\.w_msa\.(.+)", r"stages.\1.blocks.\2.attn.\3"),
+    KeyRule(_STAGE + r"\.blocks\.(\d+)\.ffn\.layers\.0\.0\.(\w+)",
+            r"stages.\1.blocks.\2.mlp.fc1.\3"),
+    KeyRule(_STAGE + r"\.blocks\.(\d+)\.ffn\.layers\.1\.(\w+)",
+            r"stages.\1.blocks.\2.mlp.fc2.\3"),
+    KeyRule(_STAGE + r"\.(.+)", r"stages.\1.\2"),
+    KeyRule(r"patch_embed\.projection\.(\w+)", r"patch_embed.proj.\1"),
+)
+
+#: TerraTorch's spellings of the Swin variants (timm registry names, case and all).
+_SWIN_NAMES = {"prithvi_swin_b": "prithvi_swin_B", "prithvi_swin_l": "prithvi_swin_L"}
+
+
+def _swin_rule(variant: str) -> ComponentRule:
+    name = _SWIN_NAMES[variant]
+    return ComponentRule(
+        "backbone", (name, f"timm_{name}"), variant,
+        # TerraTorch's Swin has no position grid: the size only names the pre-training
+        args={"pretrain_img_size": "img_size"},
+        keys=SWIN_KEYS,
+        fixed={"patch_size": Fixed(SWIN_VARIANTS[variant].patch_size, "patch size")},
+        ignored={
+            # TerraTorch derives the channels from the bands and drops the frames
+            "in_chans": "TerraTorch sets it from the bands",
+            "num_frames": "TerraTorch's Swin takes single images and drops it",
+        },
+        ignored_unless={"ckpt_path": "pretrained"},
+        note=("new bands start from the mean of the pre-trained patch-embedding channels "
+              "(TerraTorch: random); only matters when loading weights"),
+        facts=BackboneFacts(takes_bands=True, label="Prithvi Swin backbone",
+                            new_int_bands=True),
+    )
+
+
 #: The Prithvi plugin's TerraTorch rules.
 TERRATORCH = ConversionRules(
     components=(
         *(_rule((name, *_ALIASES.get(name, ())), name, {}) for name in VARIANTS),
         *(_rule(names, variant, overrides)
           for names, (variant, overrides) in _SUBSTITUTES.items()),
+        *(_swin_rule(variant) for variant in SWIN_VARIANTS),
     ),
     factories=(
         # TerraTorch's legacy factory: EncoderDecoderFactory with backbone arguments at
@@ -93,8 +137,6 @@ TERRATORCH = ConversionRules(
                                                          "supports it; express it as necks"},
         ),
     ),
-    # TerraTorch's Swin-based Prithvi models: no geofm equivalent, and not timm names.
-    unconvertible=(Unconvertible("backbone", ("prithvi_swin",)),),
     # The Prithvi-EO-2.0 models fine-tuned with TerraTorch by its authors (the 1.0 ones
     # are MMSegmentation models).
     published={

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from geofm_core import RegisterCallback, hookimpl
-from geofm_prithvi.constants import PRETRAINED_BANDS, VARIANTS, PrithviVariant
+from geofm_prithvi.constants import (
+    PRETRAINED_BANDS,
+    SWIN_VARIANTS,
+    VARIANTS,
+    PrithviVariant,
+    SwinVariant,
+)
 
 if TYPE_CHECKING:
     from geofm_core.convert.rules import ConversionRules
@@ -14,6 +20,9 @@ if TYPE_CHECKING:
 COMPONENTS: tuple[tuple[str, str, str, str], ...] = tuple(
     ("backbone", name, f"geofm_prithvi.configs:{name}", spec.description)
     for name, spec in VARIANTS.items()
+) + tuple(
+    ("backbone", name, f"geofm_prithvi.swin_configs:{name}", spec.description)
+    for name, spec in SWIN_VARIANTS.items()
 )
 
 
@@ -53,12 +62,41 @@ def variant_metadata(spec: PrithviVariant) -> dict[str, Any]:
     }
 
 
+def swin_metadata(spec: SwinVariant) -> dict[str, Any]:
+    """Capability metadata of one Prithvi Swin variant (single images, four levels)."""
+    weights = spec.weights
+    return {
+        "modalities": ("multispectral",),
+        "bands": PRETRAINED_BANDS,
+        "any_bands": True,
+        "patch_size": spec.patch_size,
+        "image_size": 224,
+        "multi_temporal": False,
+        "parameters": spec.parameters,
+        "family": "Swin",
+        "weights": () if weights is None else ({
+            "name": weights.repo_id,
+            "bands": PRETRAINED_BANDS,
+            "modalities": ("multispectral",),
+            "url": f"https://huggingface.co/{weights.repo_id}/resolve/main/{weights.filename}",
+            "license": LICENSE,
+            "sha256": weights.sha256 or "",
+            "image_size": 224,
+            "multi_temporal": False,
+            "dataset": "HLS (Harmonized Landsat Sentinel-2), GEDI L4A biomass",
+            "method": "supervised",
+            "description": spec.weights_note,
+        },),
+    }
+
+
 @hookimpl
 def geofm_register_components(register: RegisterCallback) -> None:
     """Register this plugin's components under the ``prithvi`` source."""
     for kind, name, target, description in COMPONENTS:
-        register(kind, name, target, description=description,
-                 metadata=variant_metadata(VARIANTS[name]))
+        metadata = (variant_metadata(VARIANTS[name]) if name in VARIANTS
+                    else swin_metadata(SWIN_VARIANTS[name]))
+        register(kind, name, target, description=description, metadata=metadata)
 
 
 @hookimpl

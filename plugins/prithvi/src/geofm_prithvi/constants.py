@@ -17,8 +17,10 @@ __all__ = [
     "PRITHVI_V1_STD",
     "PRITHVI_V2_MEAN",
     "PRITHVI_V2_STD",
+    "SWIN_VARIANTS",
     "VARIANTS",
     "PrithviVariant",
+    "SwinVariant",
     "WeightsFile",
 ]
 
@@ -125,4 +127,45 @@ VARIANTS: dict[str, PrithviVariant] = {
                  approx_mb=2640, params="600M",
                  parameters=631_188_482),
     )
+}
+
+
+@dataclass(frozen=True)
+class SwinVariant:
+    """Architecture of one Prithvi Swin encoder (TerraTorch's ``prithvi_swin_*``), its weights."""
+
+    name: str
+    embed_dim: int
+    depths: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    window_size: int
+    patch_size: int
+    description: str
+    #: Parameters of the encoder (six bands; TerraTorch's feature model, no classifier).
+    parameters: int
+    #: Published weights holding this encoder, if any.
+    weights: WeightsFile | None = None
+    #: What the published weights are (for the metadata).
+    weights_note: str = ""
+
+
+#: Every registered Prithvi Swin variant, by its registry name (``prithvi:<name>``).
+#: Parameter counts are TerraTorch 1.2.11's ``BACKBONE_REGISTRY.build("prithvi_swin_B")``
+#: and ``("prithvi_swin_L")`` (features only, six bands), counted in the peer environment.
+SWIN_VARIANTS: dict[str, SwinVariant] = {
+    "prithvi_swin_b": SwinVariant(
+        "prithvi_swin_b", 128, (2, 2, 18, 2), (4, 8, 16, 32), 7, 4,
+        "Prithvi Swin-B encoder (TerraTorch's prithvi_swin_B: embed 128, depths 2-2-18-2, "
+        "window 7, patch 4), four levels at strides 4-32",
+        parameters=86_751_160,
+        weights=WeightsFile("ibm-granite/granite-geospatial-biomass", "biomass_model.ckpt"),
+        weights_note="the encoder of granite-geospatial-biomass, a TerraTorch task fine-tuned "
+                     "from Prithvi Swin-B on HLS and GEDI above-ground biomass",
+    ),
+    "prithvi_swin_l": SwinVariant(
+        "prithvi_swin_l", 192, (2, 2, 18, 2), (6, 12, 24, 48), 7, 4,
+        "Prithvi Swin-L encoder (TerraTorch's prithvi_swin_L: embed 192, depths 2-2-18-2, "
+        "window 7, patch 4), four levels at strides 4-32; no published weights",
+        parameters=195_007_380,
+    ),
 }
