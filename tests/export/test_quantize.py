@@ -102,3 +102,35 @@ def test_agreement_counts_matching_classes():
     assert agreement(a, b) == 0.75
     with pytest.raises(ValueError, match="shape"):
         agreement(a, b[:, :1])
+
+
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_reduce_range_gives_7_bit_weights_and_says_so(exported, tmp_path, reduce_range):
+    path, chips = exported
+    out = tmp_path / f"rr_{reduce_range}.onnx"
+    report = quantize_onnx(path, out, method="static", calibration=chips,
+                           check_inputs=chips[:2], reduce_range=reduce_range)
+    noted = any("7 bits" in n for n in report.notes)
+    assert noted is reduce_range
+    weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8 and t.dims and len(t.dims) > 1]
+    assert weights
+    largest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    # 7-bit weights stay within [-64, 63]; 8-bit ones use the full int8 range
+    assert (largest <= 64) is reduce_range
+
+
+def test_reduce_range_defaults_to_this_cpu():
+    import os
+
+    from geofm_core.export.quantize import cpu_has_vnni
+
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo on this system")
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "")
+    expected = any(v in flags.split() for v in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    import platform
+
+    if platform.machine() == "x86_64":
+        assert cpu_has_vnni() is expected

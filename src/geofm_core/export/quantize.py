@@ -30,7 +30,10 @@ import numpy as np
 from geofm_core.errors import ConfigurationError, GeofmError
 from geofm_core.io.atomic import atomic_output
 
-__all__ = ["QuantizationReport", "QuantizationVerificationError", "agreement", "quantize_onnx"]
+__all__ = [
+    "QuantizationReport", "QuantizationVerificationError", "agreement", "cpu_has_vnni",
+    "quantize_onnx",
+]
 
 Method = Literal["auto", "dynamic", "static"]
 _STATIC_OPS = ("Conv", "MatMul", "Gemm")
@@ -68,6 +71,28 @@ class _Chips:
 
     def rewind(self) -> None:
         self._iter = iter(self._arrays)
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has int8 dot-product instructions (VNNI, AMX-INT8) or is not x86.
+
+    Read from ``/proc/cpuinfo``; ARM CPUs and machines without that file count as
+    having them (the saturation :func:`quantize_onnx`'s ``reduce_range`` avoids is an
+    x86 AVX2 matter).
+    """
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    except OSError:
+        return True
+    return True
 
 
 def _session(path: Path, threads: int | None = None) -> Any:
@@ -131,6 +156,7 @@ def quantize_onnx(
     min_agreement: float = 0.9,
     seed: int = 0,
     overwrite: bool = False,
+    reduce_range: bool | None = None,
 ) -> QuantizationReport:
     """Quantize the ONNX model at ``model_path`` to int8 and write it to ``output``.
 
@@ -147,6 +173,11 @@ def quantize_onnx(
         min_agreement: Smallest share of agreeing pixel classes accepted.
         seed: Seed of the random check inputs.
         overwrite: Replace an existing ``output`` instead of refusing.
+        reduce_range: Quantize weights to 7 bits. x86 CPUs without VNNI (AVX2 only)
+            multiply uint8 by int8 with 16-bit intermediate sums that saturate on 8-bit
+            weights; onnxruntime's documentation recommends 7-bit weights there.
+            ``None``: on when the quantizing machine is such a CPU (see
+            :func:`cpu_has_vnni`); set it for the machine that will run the model.
 
     Raises:
         ConfigurationError: ``static`` without calibration data, or bad inputs.
@@ -188,6 +219,10 @@ def quantize_onnx(
         rng = np.random.default_rng(seed)
         checks = [rng.standard_normal((2, *shape[1:])).astype(np.float32) for _ in range(2)]
 
+    reduce = (not cpu_has_vnni()) if reduce_range is None else bool(reduce_range)
+    if reduce:
+        notes.append("weights quantized to 7 bits (reduce_range): "
+                     + ("this CPU has no VNNI" if reduce_range is None else "asked"))
     quant_logger = logging.getLogger("root")
     level = quant_logger.level
     quant_logger.setLevel(logging.ERROR)  # the quantizers log every skipped node
@@ -198,12 +233,13 @@ def quantize_onnx(
             if method == "dynamic":
                 quantize_dynamic(str(prepared), str(partial), weight_type=QuantType.QInt8,
                                  op_types_to_quantize=list(_DYNAMIC_OPS),
-                                 per_channel=per_channel)
+                                 per_channel=per_channel, reduce_range=reduce)
             else:
                 quantize_static(
                     str(prepared), str(partial), _Chips(input_name, batches),
                     quant_format=QuantFormat.QDQ, op_types_to_quantize=list(_STATIC_OPS),
-                    per_channel=per_channel, activation_type=QuantType.QUInt8,
+                    per_channel=per_channel, reduce_range=reduce,
+                    activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
                 )
