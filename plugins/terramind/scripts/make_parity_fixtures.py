@@ -6,8 +6,8 @@
 TerraTorch's ``TerraMindViT`` is built at a reduced size (dim 16, depth 2, 2 heads, patch
 16, position grid 32) in the two block flavours of the published variants: ``gelu`` (tiny
 and small: biases, GELU MLP) and ``swiglu`` (base and large: no biases, SwiGLU). Each
-flavour's random weights (exact in float16, stored so) are saved in the official checkpoint layout (with a few
-generation-decoder tensors, as the official files have) to
+flavour's random weights (exact in float16, stored so) are saved in the official
+checkpoint layout (with a few generation-decoder tensors, as the official files have) to
 ``tests/fixtures/weights_<flavour>.safetensors``; each case's fixed input (the
 modalities' channels stacked in order) and every block's merged tokens to
 ``tests/fixtures/case_<name>.safetensors``, its settings in the file's metadata. Only
@@ -53,6 +53,7 @@ CHANNELS = {"S2L1C": 13, "S2L2A": 12, "S1GRD": 2, "S1RTC": 2, "DEM": 1, "RGB": 3
 
 
 def build(flavour: str, modalities: list[str], merge: str) -> TerraMindViT:
+    """TerraTorch's encoder at the reduced size in one block flavour."""
     return TerraMindViT(modalities=list(modalities), merge_method=merge,
                         norm_layer=partial(LayerNorm, eps=1e-6, bias=False),
                         num_register_tokens=0, tokenizer_dict=None, **SIZE, **FLAVOURS[flavour])
@@ -71,6 +72,7 @@ def weights(flavour: str, modalities: list[str]) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
+    """Write the weights and cases (see the module docstring)."""
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_float32_matmul_precision("highest")
     needed: dict[str, list[str]] = {}

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors import safe_open
 from geofm_terramind.weights import DroppedWeightsNote
+from safetensors import safe_open
 
 from geofm_core.registry import get_registry
 
@@ -40,7 +40,7 @@ def read_case(name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     path = FIXTURES / f"case_{name}.safetensors"
     with safe_open(str(path), framework="pt") as handle:
         config = json.loads(handle.metadata()["config"])
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     return config, tensors
 
 

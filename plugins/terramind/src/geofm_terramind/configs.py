@@ -112,7 +112,7 @@ def resolve_modalities(
 def build_terramind(
     variant: str,
     *,
-    modalities: ModalitySpec = None,
+    modalities: list[str | dict[str, int]] | dict[str, int] | None = None,
     bands: dict[str, list[str]] | None = None,
     merge_method: str | None = "mean",
     img_size: int = 224,

@@ -56,6 +56,8 @@ def sincos_2d(grid: tuple[int, int], dim: int, temperature: float = 10000.0) -> 
 class LayerNorm(nn.Module):
     """LayerNorm with a learned scale and a fixed zero ``bias`` buffer (the official layout)."""
 
+    bias: torch.Tensor
+
     def __init__(self, dim: int, eps: float = 1e-6) -> None:
         super().__init__()
         self.eps = eps
@@ -167,12 +169,14 @@ class Block(nn.Module):
 
 
 class PatchEmbedding(nn.Module):
-    """One image modality: patches flattened channel-last, a bias-free linear map, position
-    and modality embeddings added.
+    """One image modality: channel-last flattened patches, a bias-free linear map, embeddings.
 
-    The position grid is that of ``img_size``; other input sizes resize it bicubically
-    (as the official code does).
+    Position and modality embeddings are added to the projected patches. The position
+    grid is that of ``img_size``; other input sizes resize it bicubically (as the
+    official code does).
     """
+
+    pos_emb: torch.Tensor
 
     def __init__(self, channels: int, dim: int, patch_size: int, img_size: int) -> None:
         super().__init__()
@@ -186,7 +190,7 @@ class PatchEmbedding(nn.Module):
 
     def position_embedding(self, height: int, width: int) -> torch.Tensor:
         """The ``(1, h*w, dim)`` position embedding of an input of ``height x width`` pixels."""
-        pos: torch.Tensor = self.pos_emb
+        pos = self.pos_emb
         if (height, width) == (self.img_size, self.img_size):
             return pos
         side, dim = self.img_size // self.patch_size, pos.shape[-1]
@@ -330,6 +334,7 @@ class TerraMindViT(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for embedding in self.encoder_embeddings.values():
+            assert isinstance(embedding, PatchEmbedding)
             nn.init.normal_(embedding.mod_emb, std=0.02)
         if self.merge_method == "concat":
             nn.init.normal_(self.missing_mod_token, std=0.02)

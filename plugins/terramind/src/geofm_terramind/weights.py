@@ -174,7 +174,7 @@ def _untrained(key: str) -> bool:
 
 
 def _check_position(value: torch.Tensor, model: TerraMindViT, modality: str, key: str) -> None:
-    side = int(round(value.shape[1] ** 0.5)) if value.ndim == 3 else 0
+    side = round(value.shape[1] ** 0.5) if value.ndim == 3 else 0
     if value.ndim != 3 or side * side != value.shape[1] or value.shape[2] != model.embed_dim:
         return  # a shape the strict check cannot hold against us: it is recomputed anyway
     expected = sincos_2d((side, side), model.embed_dim)
