@@ -62,6 +62,14 @@ def test_band_subsets_take_their_pretrained_columns(hf_cache, official) -> None:
     assert model.bands == ["RED", "BLUE", "EXTRA"]
 
 
+def test_a_file_without_the_zero_norm_biases_loads(hf_cache, official) -> None:
+    hf_cache(REPO, FILE, {k: v for k, v in official.items()
+                          if not ("norm" in k and k.endswith(".bias"))})
+    with pytest.warns(DroppedWeightsNote, match="LayerNorms' zero biases: 25 tensor"):
+        model = build(modalities=["DEM"], pretrained=True)
+    assert not model.encoder_norm.bias.any()
+
+
 def test_missing_and_unknown_keys_are_errors(hf_cache, official) -> None:
     broken = {k: v for k, v in official.items() if k != "encoder.3.attn.qkv.weight"}
     broken["encoder.3.attn.qkv_extra"] = torch.zeros(1)

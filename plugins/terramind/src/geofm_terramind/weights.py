@@ -13,6 +13,7 @@ Hugging Face cache of :func:`geofm_core.convert.terratorch.hub.hf_cache_dir`).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,9 @@ DROPPED_PARTS: dict[str, str] = {
     "mask_token": "the generation decoder's mask token",
     "tokenizer.": "TerraTorch's tokenizers (geofm embeds raw pixels only)",
 }
+
+
+_NORM_BIAS = re.compile(r"encoder\.\d+\.norm[12]\.bias|encoder_norm\.bias")
 
 
 class DroppedWeightsNote(UserWarning):
@@ -157,14 +161,19 @@ def map_official_state(
             if rest == "proj.weight" and sources is not None and value.ndim == 2:
                 value = _adapt_projection(value, own[key], sources, pixels)
         mapped[key] = value
-    fresh = [k for k in own if k == "missing_mod_token" or (
-        k.startswith("encoder_embeddings.") and _untrained(k.split(".")[1]))]
-    for key in fresh:
-        # concat's stand-in for absent modalities and the embeddings of modalities the
-        # files have no pixel embedding for start from the model's own initial values
-        if key not in mapped:
+    for key in own:
+        if key in mapped:
+            continue
+        if key == "missing_mod_token" or (key.startswith("encoder_embeddings.")
+                                          and _untrained(key.split(".")[1])):
+            # concat's stand-in for absent modalities and the embeddings of modalities the
+            # files have no pixel embedding for start from the model's own initial values
             mapped[key] = own[key]
             dropped.setdefault("not in the file, kept at their initial values", []).append(key)
+        elif _NORM_BIAS.fullmatch(key):
+            # a file saved without the bias-free LayerNorms' zero buffers loses nothing
+            mapped[key] = own[key]
+            dropped.setdefault("not in the file, the LayerNorms' zero biases", []).append(key)
     return mapped, dropped
 
 
