@@ -102,3 +102,13 @@ def test_sizes_must_be_multiples_of_the_patch() -> None:
     model = build(modalities=["DEM"])
     with pytest.raises(ConfigurationError, match="multiple of the patch size 16"):
         model(torch.randn(1, 1, 40, 32))
+
+
+def test_dict_merges_are_refused_in_a_model_with_a_clear_error() -> None:
+    factory = get_registry().build("model_factory", "geofm:encoder_decoder")
+    with pytest.raises(ConfigurationError, match="merge_method 'dict' returns a dict"):
+        factory.build_model(
+            task="segmentation", backbone="terramind:terramind_v1_tiny",
+            backbone_kwargs={**TINY, "modalities": ["S2L1C", "S1GRD"], "merge_method": "dict"},
+            necks=[{"name": "geofm:reshape_tokens_to_image", "remove_cls_token": False}],
+            decoder="geofm:fcn", num_classes=2)

@@ -311,8 +311,7 @@ class TerraMindViT(nn.Module):
                   drop=drop_rate, attn_drop=attn_drop_rate) for rate in rates)
         self.encoder_norm = LayerNorm(embed_dim)
         width = embed_dim * len(modalities) if merge_method == "concat" else embed_dim
-        #: Channels of each returned level (tokens: their width).
-        self.out_channels: list[int] = [width] * len(self.out_indices)
+        self._out_channels = [width] * len(self.out_indices)
         #: Input H and W must be multiples of this (PixelWiseModel pads otherwise).
         self.input_multiple: int = patch_size
         #: The input's band names in stacked order (the modalities' bands, concatenated).
@@ -322,6 +321,23 @@ class TerraMindViT(nn.Module):
         #: Registry name of the variant, when built by a factory.
         self.variant = ""
         self.reset_parameters()
+
+    @property
+    def out_channels(self) -> list[int]:
+        """Channels of each returned level (tokens: their width).
+
+        Raises:
+            ConfigurationError: With ``merge_method`` ``dict`` or ``None``, whose outputs
+                (per-modality dicts, one sequence of all modalities) no neck takes.
+        """
+        if self.merge_method in ("dict", None):
+            what = ("a dict of tokens per modality" if self.merge_method
+                    else "one token sequence of all modalities")
+            raise ConfigurationError(
+                f"TerraMind with merge_method {self.merge_method!r} returns {what} per level, "
+                "which geofm's necks and decoders do not take; use mean, max or concat in a "
+                "model")
+        return self._out_channels
 
     def reset_parameters(self) -> None:
         """Initialise as the official code does (MAE-style xavier, qkv per part)."""
