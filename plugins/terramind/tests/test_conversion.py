@@ -107,3 +107,46 @@ def test_thinking_in_modalities_is_reported_unconvertible() -> None:
     assert "terramind_v1_base_tim" in prefixes and "terramind_v01" in prefixes
     with pytest.raises(StopIteration):
         next(r for r in TERRATORCH.components if r.names[0].endswith("_tim"))
+
+
+def test_a_terratorch_task_checkpoint_converts(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """``geofm convert terratorch --ckpt``: TerraTorch's ``model.encoder.*`` become the backbone's.
+
+    The checkpoint holds TerraTorch's own TerraMindViT tensors (the gelu parity fixture,
+    S2L1C and S1GRD, position embeddings included, as TerraTorch saves them) under
+    ``model.encoder.`` and a segmentation head under TerraTorch's names.
+    """
+    fixture = load_file(str(FIXTURES / "weights_gelu.safetensors"))
+    encoder = {k: v.float() for k, v in fixture.items()
+               if k.startswith(("encoder.", "encoder_norm."))
+               or k.startswith(("encoder_embeddings.untok_sen2l1c@224.",
+                                "encoder_embeddings.untok_sen1grd@224."))}
+    gen = torch.Generator().manual_seed(0)
+    state = {**{f"model.encoder.{k}": v for k, v in encoder.items()},
+             "model.head.head.2.weight": torch.randn(2, 16, 1, 1, generator=gen),
+             "model.head.head.2.bias": torch.randn(2, generator=gen)}
+    ckpt = tmp_path / "terratorch.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": {}}, ckpt)
+    terratorch = {"model": {"class_path": "terratorch.tasks.SemanticSegmentationTask",
+                            "init_args": {"model_factory": "EncoderDecoderFactory", "model_args": {
+                                "backbone": "terramind_v1_small",
+                                "backbone_modalities": ["S2L1C", "S1GRD"],
+                                "backbone_img_size": 32, "backbone_embed_dim": 16,
+                                "backbone_depth": 2, "backbone_num_heads": 2,
+                                "necks": [{"name": "SelectIndices", "indices": [-1]},
+                                          {"name": "ReshapeTokensToImage",
+                                           "remove_cls_token": False}],
+                                "decoder": "IdentityDecoder", "num_classes": 2},
+                                "loss": "ce"}}}
+    config = tmp_path / "terratorch.yaml"
+    config.write_text(yaml.safe_dump(terratorch, sort_keys=False))
+    out = tmp_path / "geofm.ckpt"
+    assert main(["convert", "terratorch", str(config), "--ckpt", str(ckpt), "-o", str(out)]) == 0
+    report = capsys.readouterr().err
+    assert "pos_emb" in report and "sin-cos position embedding" in report
+    converted = torch.load(out, map_location="cpu", weights_only=True)["state_dict"]
+    for key in ("encoder.1.mlp.fc2.weight", "encoder_embeddings.untok_sen1grd@224.proj.weight"):
+        torch.testing.assert_close(converted[f"model.backbone.{key}"], encoder[key],
+                                   atol=0, rtol=0)
+    assert not any(k.endswith("pos_emb") for k in converted)
