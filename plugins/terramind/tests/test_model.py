@@ -86,6 +86,8 @@ def test_new_modalities_and_band_subsets() -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"modalities": ["S3OLCI"]}, "unknown modality 'S3OLCI'.*S2L1C"),
+    ({"modalities": ["tok_sen2l2a@224"]}, "unknown modality 'tok_sen2l2a@224'.*tokenized"),
+    ({"modalities": ["caption"]}, "unknown modality 'caption'"),
     ({"modalities": ["S1GRD", "sen1"]}, "same modality twice"),
     ({"modalities": ["S2L2A"], "bands": {"S1GRD": ["VV"]}}, "not among the modalities"),
     ({"modalities": ["NDVI"], "bands": {"NDVI": ["NDVI"]}}, "no pretrained bands"),

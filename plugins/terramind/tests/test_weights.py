@@ -95,5 +95,6 @@ def test_an_empty_offline_cache_says_where_the_file_is_expected(hf_cache) -> Non
 
 def test_the_untrained_modalities_are_named(hf_cache, official) -> None:
     hf_cache(REPO, FILE, official)
-    with pytest.warns(NewBandWarning, match=r"NDVI \(all channels\)"):
-        build(modalities=["S2L2A", "NDVI"], pretrained=True)
+    with pytest.warns(NewBandWarning, match=r"NDVI \(all channels\), myrgb \(all"):
+        model = build(modalities=["S2L2A", "NDVI", {"myrgb": 3}], pretrained=True)
+    assert model.pretrained_bands[-3:] == ("MYRGB_0", "MYRGB_1", "MYRGB_2")

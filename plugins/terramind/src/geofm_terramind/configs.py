@@ -16,7 +16,13 @@ from pathlib import Path
 
 from geofm_core.data.bands import canonical_band
 from geofm_core.errors import ConfigurationError
-from geofm_terramind.constants import MODALITIES, VARIANTS, TerraMindVariant, modality_for
+from geofm_terramind.constants import (
+    MODALITIES,
+    VARIANTS,
+    TerraMindVariant,
+    modality_by_key,
+    modality_for,
+)
 from geofm_terramind.vit import MERGE_METHODS, TerraMindViT
 from geofm_terramind.weights import NewBandWarning, find_pretrained_file, load_official
 
@@ -51,7 +57,8 @@ def _entries(modalities: ModalitySpec, in_chans: int) -> list[Resolved]:
         if found is None:
             raise ConfigurationError(
                 f"modalities: unknown modality {item!r}; TerraMind's image modalities are "
-                f"{_NAMES} (a new one is written {{name: channels}})")
+                f"{_NAMES} (a new one is written {{name: channels}}; tokenized inputs and "
+                "the caption and coordinate sequences are not supported)")
         out.append((item, found.key, len(found.bands), found.bands))
     keys = [key for _, key, _, _ in out]
     twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -61,11 +68,12 @@ def _entries(modalities: ModalitySpec, in_chans: int) -> list[Resolved]:
 
 
 def _position(given: str, entries: list[Resolved]) -> int | None:
+    names = [name for name, *_ in entries]
+    if given in names:  # the spelling of `modalities` first, then what it means
+        return names.index(given)
     found = modality_for(given)
-    for i, (name, key, _, _) in enumerate(entries):
-        if given == name or (found is not None and found.key == key):
-            return i
-    return None
+    keys = [key for _, key, *_ in entries]
+    return keys.index(found.key) if found is not None and found.key in keys else None
 
 
 def resolve_modalities(
@@ -93,7 +101,7 @@ def resolve_modalities(
                 f"bands: {given!r} is not among the modalities "
                 f"{[name for name, *_ in entries]}; key bands by those names")
         name, key, _, pretrained = entries[index]
-        info = modality_for(key)
+        info = modality_by_key(key)
         if info is None or not info.pretrained:
             raise ConfigurationError(
                 f"bands: {name} has no pretrained bands to select from; give a new "
@@ -199,14 +207,14 @@ def build_terramind(
 
 def _checkpoint_bands(key: str, own: tuple[str, ...]) -> tuple[str, ...]:
     """The bands of a modality's patch embedding in the official files (own: a new one)."""
-    info = modality_for(key)
+    info = modality_by_key(key)
     return info.bands if info is not None and info.pretrained else own
 
 
 def _warn_untrained(entries: list[Resolved], sources: Mapping[str, Sequence[int | None]],
                     what: str) -> None:
     untrained = [f"{name} (all channels)" for name, key, _, _ in entries
-                 if (m := modality_for(key)) is None or not m.pretrained]
+                 if (m := modality_by_key(key)) is None or not m.pretrained]
     for name, key, _, names in entries:
         new = [n for n, s in zip(names, sources.get(key, ()), strict=False) if s is None]
         if new:

@@ -17,6 +17,7 @@ __all__ = [
     "Modality",
     "TerraMindVariant",
     "WeightsFile",
+    "modality_by_key",
     "modality_for",
 ]
 
@@ -78,14 +79,22 @@ MODALITIES: dict[str, Modality] = {m.name: m for m in (
 _BY_KEY = {m.key: m for m in MODALITIES.values()}
 
 
+def modality_by_key(key: str) -> Modality | None:
+    """The modality whose checkpoint key is ``key`` (``untok_sen2l1c@224``), if any."""
+    return _BY_KEY.get(key)
+
+
 def modality_for(name: str) -> Modality | None:
     """The modality a TerraTorch-style name means (``S2L1C``, ``s2l1c``, ``sen1``, ...).
 
     Matching follows TerraTorch's: lower case, ``s2``/``s1`` read as ``sen2``/``sen1``,
-    a checkpoint key taken as is, ``sen1`` without ``rtc`` meaning GRD.
+    a raw-pixel checkpoint key taken as is, ``sen1`` without ``rtc`` meaning GRD. Other
+    checkpoint keys (``tok_sen2l2a@224``: tokenized inputs) match nothing.
     """
     if name in _BY_KEY:
         return _BY_KEY[name]
+    if "@" in name:  # another checkpoint key: a tokenized or generation-side modality
+        return None
     folded = name.lower().replace("s2", "sen2").replace("s1", "sen1")
     for needle, found in (("sen2l2a", "S2L2A"), ("sen2l1c", "S2L1C"), ("sen1rtc", "S1RTC"),
                           ("sen1", "S1GRD"), ("rgb", "RGB"), ("dem", "DEM"),

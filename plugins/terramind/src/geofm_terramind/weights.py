@@ -24,7 +24,7 @@ from geofm_core.convert.terratorch.hub import hf_cache_dir
 from geofm_core.errors import ConfigurationError
 from geofm_core.io.checkpoints import check_state_dict
 from geofm_core.io.weights import read_state_dict
-from geofm_terramind.constants import WeightsFile, modality_for
+from geofm_terramind.constants import WeightsFile, modality_by_key
 from geofm_terramind.vit import TerraMindViT, sincos_2d
 
 __all__ = [
@@ -178,7 +178,7 @@ def map_official_state(
 
 
 def _untrained(key: str) -> bool:
-    info = modality_for(key)
+    info = modality_by_key(key)  # a new modality's key is its own name
     return info is None or not info.pretrained
 
 
