@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from geofm_clay.encoder import encode_location, encode_time, iso_week, position_encoding
+
 from geofm_core.errors import ConfigurationError
 
 

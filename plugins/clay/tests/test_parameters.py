@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from geofm_clay.backbones import build_clay
 from geofm_clay.constants import VARIANTS
+
 from geofm_core.registry import get_registry
 
 #: Parameter counts of TerraTorch 1.2.11's encoders, counted on the meta device in the

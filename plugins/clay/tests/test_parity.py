@@ -12,7 +12,6 @@ import warnings
 
 import pytest
 import torch
-
 from geofm_clay.backbones import build_clay
 from geofm_clay.encoder import ClayEncoder, encode_location, encode_time
 from geofm_clay.weights import DroppedWeightsWarning, load_checkpoint

@@ -64,8 +64,9 @@ def clay15_model_factory(model_args: dict[str, Any], report: Report) -> dict[str
     """Refuse TerraTorch's ``Clay1_5ModelFactory``: it builds Clay's MAE pre-training model.
 
     Raises:
-        ConfigurationError: Always; the message names the encoder size the config's
-            ``dim``/``depth`` describe and the geofm config that fine-tunes it.
+        ConfigurationError: Always; the converter lists the model as not converted with
+            this message, which names the encoder size the config's ``dim``/``depth``
+            describe and the geofm config that fine-tunes it.
     """
     dims = tuple(model_args.get(k) for k in ("dim", "depth", "heads", "dim_head"))
     size = next((name for name, spec in VARIANTS.items() if spec.version == "v1.5"

@@ -17,8 +17,8 @@ from geofm_clay.weights import find_pretrained_file, load_checkpoint
 from geofm_core.data.bands import canonical_band, wavelength_of
 from geofm_core.errors import ConfigurationError
 
-__all__ = ["CLAY_BAND_NAMES", "CLAY_RADAR_WAVELENGTHS", "FACTORIES", "build_clay", "resolve_wavelengths",
-           *VARIANTS]
+__all__ = ["CLAY_BAND_NAMES", "CLAY_RADAR_WAVELENGTHS", "FACTORIES", "build_clay",
+           "resolve_wavelengths", *VARIANTS]
 
 #: The stand-in wavelengths (µm) Clay's pre-training metadata gives Sentinel-1 RTC.
 CLAY_RADAR_WAVELENGTHS: dict[str, float] = {"VV": 3.5, "VH": 4.0}

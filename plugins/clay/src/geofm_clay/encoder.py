@@ -247,7 +247,8 @@ class _Attention(nn.Module):
         q, k, v = (t.reshape(b, n, self.heads, -1).transpose(1, 2)
                    for t in self.to_qkv(self.norm(x)).chunk(3, dim=-1))
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        result: torch.Tensor = self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        return result
 
 
 class _FeedForward(nn.Module):
@@ -312,6 +313,8 @@ class ClayEncoder(nn.Module):
         ConfigurationError: No wavelengths, a non-positive GSD, ``dim`` that does not
             fit the position code, or block indices out of range.
     """
+
+    wavelengths: torch.Tensor
 
     def __init__(
         self,
