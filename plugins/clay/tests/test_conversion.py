@@ -110,6 +110,7 @@ def test_encoder_decoder_config_with_clay_v1_base_converts_and_trains(chips, tmp
     assert args["backbone"] == "clay:clay_v1_base"
     kwargs = args["backbone_kwargs"]
     assert kwargs["bands"] == BANDS and kwargs["gsd"] == 1.0 and kwargs["dim"] == 24
+    assert kwargs["encode_metadata"] is False
     assert "img_size" not in kwargs
     assert "gsd: 1.0" in report  # TerraTorch's default written out, with a note
     assert main(["fit", "-c", str(tmp_path / "geofm.yaml"), "--trainer.fast_dev_run", "1"]) == 0

@@ -84,3 +84,17 @@ def test_forward_encodes_geofm_coordinates_as_clay(parity, tmp_path):
                                         encode_location(location))
     for a, b in zip(direct, encoded, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_encode_metadata_off_keeps_the_channels_zero(parity, tmp_path):
+    model, inputs = _model(parity("v1"), tmp_path)
+    model.encode_metadata = False
+    coords = {"temporal_coords": torch.tensor([[2024.0, 45.0]] * 2),
+              "location_coords": torch.tensor([[48.1, 11.6]] * 2)}
+    with torch.no_grad():
+        ignored = model(inputs["pixels"], **coords)
+        zeros = model.forward_encoded(inputs["pixels"])
+        model.encode_metadata = True
+        used = model(inputs["pixels"], **coords)
+    torch.testing.assert_close(ignored[-1], zeros[-1], rtol=0, atol=0)
+    assert (used[-1] - zeros[-1]).abs().max() > 1e-3

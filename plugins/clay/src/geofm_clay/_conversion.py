@@ -39,9 +39,10 @@ _NOTE = ("TerraTorch gives a band name it does not know (an integer band include
 
 _V1 = ComponentRule(
     "backbone", ("clay_v1_base",), "clay_v1_base",
-    # TerraTorch's Datacuber passes gsd 1.0 when the forward gets none; its fine-tuned
-    # weights saw that position code. Its default bands are Clay's six Sentinel-2 names.
-    defaults={"gsd": 1.0, "bands": _TERRATORCH_BANDS},
+    # TerraTorch's Datacuber passes gsd 1.0 and zero time/location channels (its forward
+    # gets neither from the task); its fine-tuned weights saw those. Its default bands
+    # are Clay's six Sentinel-2 names.
+    defaults={"gsd": 1.0, "encode_metadata": False, "bands": _TERRATORCH_BANDS},
     keys=(KeyRule(r"clay_encoder\.(.+)", r"\1"),),
     fixed={"vpt": Fixed(False, "prompt tuning setting",
                         otherwise="geofm's Clay backbone has no visual prompt tuning (vpt)")},

@@ -91,6 +91,7 @@ def build_clay(
     heads: int | None = None,
     dim_head: int | None = None,
     mlp_ratio: float | None = None,
+    encode_metadata: bool = True,
 ) -> ClayEncoder:
     """Build the Clay encoder ``variant``; every ``clay:<name>`` factory calls this.
 
@@ -110,6 +111,9 @@ def build_clay(
         heads: Architecture override for small models (not with pretrained).
         dim_head: Architecture override for small models (not with pretrained).
         mlp_ratio: Architecture override for small models (not with pretrained).
+        encode_metadata: Encode the batch's ``temporal_coords`` / ``location_coords``
+            as Clay's time and location channels (zeros when absent); ``False`` keeps
+            them zero (TerraTorch's Clay backbone).
 
     Raises:
         ConfigurationError: An unknown variant, pretrained weights the variant does not
@@ -147,6 +151,7 @@ def build_clay(
         gsd=gsd,
         patch_size=PATCH_SIZE,
         out_indices=out_indices,
+        encode_metadata=encode_metadata,
     )
     model.bands = names
     model.variant = variant

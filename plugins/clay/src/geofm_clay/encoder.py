@@ -65,7 +65,8 @@ def wavelength_encoding(wavelengths: torch.Tensor, dim: int = WAVE_DIM) -> torch
     return torch.cat((angles.sin(), angles.cos()), dim=1).float()
 
 
-def position_encoding(height: int, width: int, dim: int, gsd: float) -> torch.Tensor:
+def position_encoding(height: int, width: int, dim: int, gsd: float,
+                      device: torch.device | None = None) -> torch.Tensor:
     """Clay's GSD-scaled 2-D sin-cos code of a ``height x width`` grid: ``(h*w, dim)``.
 
     Columns ``(sin x, cos x, sin y, cos y)``, each ``dim / 4`` wide. Clay's exponent is
@@ -74,8 +75,9 @@ def position_encoding(height: int, width: int, dim: int, gsd: float) -> torch.Te
     """
     if dim % 4:
         raise ConfigurationError(f"Clay's position code needs dim - 8 divisible by 4, got {dim}")
-    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    steps = torch.arange(dim // 4) / (dim // 4 - 1)
+    rows, cols = torch.meshgrid(torch.arange(height, device=device),
+                                torch.arange(width, device=device), indexing="ij")
+    steps = torch.arange(dim // 4, device=device) / (dim // 4 - 1)
     frequencies = 1.0 / (10000 ** (2 * steps / dim)) * gsd
     x = cols.flatten()[:, None] * frequencies[None, :]
     y = rows.flatten()[:, None] * frequencies[None, :]
@@ -308,6 +310,9 @@ class ClayEncoder(nn.Module):
         patch_size: Patch side.
         out_indices: Blocks whose tokens are returned (default all; negative count
             from the end).
+        encode_metadata: Fill the time and location channels from ``forward``'s
+            ``temporal_coords`` / ``location_coords``; ``False`` keeps them zero whatever
+            the batch holds (TerraTorch's Clay backbone).
 
     Raises:
         ConfigurationError: No wavelengths, a non-positive GSD, ``dim`` that does not
@@ -328,6 +333,7 @@ class ClayEncoder(nn.Module):
         gsd: float = 10.0,
         patch_size: int = 8,
         out_indices: Sequence[int] | None = None,
+        encode_metadata: bool = True,
     ) -> None:
         super().__init__()
         if not wavelengths:
@@ -340,6 +346,7 @@ class ClayEncoder(nn.Module):
         self.dim = dim
         self.depth = depth
         self.gsd = float(gsd)
+        self.encode_metadata = encode_metadata
         self.patch_size = patch_size
         self.input_multiple = patch_size
         self.out_indices = self._check_indices(out_indices, depth)
@@ -408,7 +415,8 @@ class ClayEncoder(nn.Module):
                               zeros if latlon is None else latlon.to(x)), dim=1)
         patches = self.patch_embedding(x, self.wavelengths.to(x.dtype))
         h, w = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
-        position = position_encoding(h, w, self.dim - _METADATA_CHANNELS, self.gsd).to(x)
+        position = position_encoding(h, w, self.dim - _METADATA_CHANNELS, self.gsd,
+                                     x.device).to(x.dtype)
         encoding = torch.cat((position.expand(b, -1, -1),
                               metadata[:, None, :].expand(-1, h * w, -1)), dim=-1)
         tokens = torch.cat((self.cls_token.expand(b, -1, -1), patches + encoding), dim=1)
@@ -432,6 +440,8 @@ class ClayEncoder(nn.Module):
         Returns:
             ``(B, 1 + h*w, dim)`` tokens for each of ``out_indices``.
         """
+        if not self.encode_metadata:
+            return self.forward_encoded(x)
         time = None if temporal_coords is None else encode_time(temporal_coords)
         latlon = None if location_coords is None else encode_location(location_coords)
         return self.forward_encoded(x, time, latlon)
