@@ -21,6 +21,7 @@ from geofm_core.convert.rules import (
     Fixed,
     KeyRule,
     Report,
+    Unconvertible,
 )
 from geofm_core.errors import ConfigurationError
 
@@ -102,4 +103,7 @@ TERRATORCH = ConversionRules(
         FactoryRule(("Clay1_5ModelFactory",),
                     convert="geofm_clay._conversion:clay15_model_factory"),
     ),
+    # the backbone name TerraTorch's v1.5 example gives Clay1_5ModelFactory (which ignores
+    # it); no TerraTorch registry has it
+    unconvertible=(Unconvertible("backbone", ("clay15",)),),
 )
