@@ -150,3 +150,39 @@ def test_clay_1_5_factory_is_refused_with_the_geofm_way(tmp_path, capsys):
     # listed as not converted (the converter keeps the plugin's refusal as the reason)
     assert "not converted" in report
     assert re.search(r"MAE pre-training model.*backbone: clay:clay_v1_5_tiny", report, re.S), report
+
+
+def test_a_terratorch_task_checkpoint_converts(parity, tmp_path, capsys):
+    # A TerraTorch SemanticSegmentationTask checkpoint of clay_v1_base + FCNDecoder: the
+    # encoder under model.encoder.clay_encoder.* (TerraTorch's Embedder) with the parity
+    # fixture's official weights. The decoder and head tensors are the converted geofm
+    # task's own (this test is about the backbone's keys; the core tests TerraTorch's FCN
+    # names).
+    import torch
+
+    from geofm_core.convert.terratorch.checkpoint import convert_checkpoint
+    from geofm_core.tasks import SemanticSegmentationTask
+
+    fixture = parity("v1")
+    arch = {f"backbone_{k}": v for k, v in fixture.arch.items()}
+    model_args = {"factory": "EncoderDecoderFactory", "backbone": "clay_v1_base",
+                  "backbone_pretrained": False, "backbone_bands": ["BLUE", "RED", "SWIR_1"],
+                  **arch, "necks": [{"name": "SelectIndices", "indices": [-1]},
+                                    {"name": "ReshapeTokensToImage"}],
+                  "decoder": "FCNDecoder", "decoder_channels": 8, "num_classes": 2}
+    config = _terratorch_config(tmp_path, tmp_path, model_args)
+    code, converted, report = _convert(tmp_path, config, capsys)
+    assert code == 0 and converted is not None, report
+    init = converted["model"]["init_args"]
+    task = SemanticSegmentationTask(**{k: v for k, v in init.items()
+                                       if k in ("model_factory", "model_args")})
+    state = {k: v for k, v in task.state_dict().items() if not k.startswith("model.backbone.")}
+    encoder = {k.removeprefix("model.encoder."): v for k, v in fixture.state_dict.items()
+               if k.startswith("model.encoder.")}
+    state.update({f"model.encoder.clay_encoder.{k}": v for k, v in encoder.items()})
+    ckpt = tmp_path / "terratorch.ckpt"
+    torch.save({"state_dict": state, "epoch": 1}, ckpt)
+    result = convert_checkpoint(ckpt, tmp_path / "terratorch.yaml")
+    weights = result.checkpoint["state_dict"]
+    for key, value in encoder.items():
+        assert torch.equal(weights[f"model.backbone.{key}"], value), key
