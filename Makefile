@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # These releases lie on the build machines' disk (pip on Python 3.11 takes them from there).
 TORCH := torch==2.14.1 torchvision==0.29.1
-LOCAL := -e '.[test]' -e plugins/prithvi -e plugins/smp_decoders -e plugins/upernet -e plugins/torchgeo -e plugins/galileo \
+LOCAL := -e '.[test]' -e plugins/prithvi -e plugins/smp_decoders -e plugins/upernet -e plugins/torchgeo -e plugins/galileo -e plugins/terramind -e plugins/clay \
          -e examples/geofm-plugin-example
 STAMP := $(BIN)/.geofm-installed
 
