@@ -90,12 +90,13 @@ TERRATORCH = ConversionRules(
     components=(_V1,),
     factories=(
         # TerraTorch's Clay factory: an encoder-decoder factory with the backbone's
-        # pretrained, bands and num_frames at the top level.
+        # pretrained and bands at the top level (and num_frames, which Clay ignores).
         FactoryRule(
             ("ClayModelFactory",),
-            backbone_args=("bands", "pretrained", "num_frames"),
-            backbone_defaults={"pretrained": True, "num_frames": 1},
-            notes={"in_channels": "dropped: the Clay backbone takes its input channels from "
+            backbone_args=("bands", "pretrained"),
+            backbone_defaults={"pretrained": True},
+            notes={"num_frames": "dropped: Clay encodes one date per sample",
+                   "in_channels": "dropped: the Clay backbone takes its input channels from "
                                   "its bands",
                    "checkpoint_path": "dropped: TerraTorch reads it only for a backbone given "
                                       "as a module; pass backbone_kwargs ckpt_path instead"},

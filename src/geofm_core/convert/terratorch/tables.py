@@ -72,9 +72,8 @@ ENCODER_DECODER_FACTORIES = ("EncoderDecoderFactory",)
 #: Other TerraTorch factories: a config naming one is a TerraTorch config, even when no
 #: plugin converts the factory (plugins' factory rules add to these).
 OTHER_TERRATORCH_FACTORIES = (
-    "TimmModelFactory", "GenericUnetModelFactory", "ClayModelFactory", "Clay1_5ModelFactory",
-    "SatMAEModelFactory", "WxCModelFactory", "FullModelFactory", "GenericModelFactory",
-    "ObjectDetectionModelFactory",
+    "TimmModelFactory", "GenericUnetModelFactory", "SatMAEModelFactory", "WxCModelFactory",
+    "FullModelFactory", "GenericModelFactory", "ObjectDetectionModelFactory",
 )
 
 #: Losses TerraTorch names per geofm task family -> geofm loss names.
