@@ -9,8 +9,7 @@ to fp32 before it is blended and written.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from geofm_core.errors import ConfigurationError
@@ -40,18 +39,6 @@ def parse_precision(name: str) -> str:
     return canonical
 
 
-@contextlib.contextmanager
-def _autocast(device_type: str, precision: str) -> Iterator[None]:
-    import torch
-
-    if precision == "32":
-        yield
-        return
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    with torch.autocast(device_type=device_type, dtype=dtype):
-        yield
-
-
 def autocast_forward(forward: Callable[[Any], Any], device_type: str,
                      precision: str) -> Callable[[Any], Any]:
     """``forward`` run under autocast at ``precision`` on ``device_type``; fp32 out.
@@ -62,8 +49,12 @@ def autocast_forward(forward: Callable[[Any], Any], device_type: str,
     if precision == "32":
         return forward
 
+    import torch
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+
     def run(tiles: Any) -> Any:
-        with _autocast(device_type, precision):
+        with torch.autocast(device_type=device_type, dtype=dtype):
             out = forward(tiles)
         return out.float()
 
