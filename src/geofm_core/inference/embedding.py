@@ -35,7 +35,15 @@ from geofm_core.io.geoparquet import EmbeddingRow
 from geofm_core.io.locations import input_location, unreadable_input
 from geofm_core.models.embedder import Embeddings
 
-__all__ = ["DENSE_DTYPES", "DenseEmbedding", "embed_chips", "embed_dense", "raster_files"]
+__all__ = [
+    "DENSE_DTYPES",
+    "DenseEmbedding",
+    "embed_chips",
+    "embed_dense",
+    "raster_files",
+    "reproject_points",
+    "window_corners",
+]
 
 #: What embeds a batch of preprocessed tiles (N, C, [T,] h, w).
 EmbedFn = Callable[[torch.Tensor], Embeddings]
@@ -86,16 +94,17 @@ def _open(path: str | Path) -> Any:
         raise unreadable_input(path, exc) from exc
 
 
-def _corners(transform: Any, window: tuple[int, int, int, int]) -> list[tuple[float, float]]:
-    """The window's four corners (and the first again) through ``transform``, clockwise."""
+def window_corners(transform: Any, window: tuple[int, int, int, int]) -> list[tuple[float, float]]:
+    """The window ``(row, col, height, width)``'s corners through ``transform``, closed."""
     row, col, height, width = window
     pixels = [(col, row), (col + width, row), (col + width, row + height),
               (col, row + height), (col, row)]
     return [tuple(map(float, transform * p)) for p in pixels]  # type: ignore[misc]
 
 
-def _reproject(corners: list[tuple[float, float]], src_crs: Any, dst_crs: Any
+def reproject_points(corners: list[tuple[float, float]], src_crs: Any, dst_crs: Any
                ) -> list[tuple[float, float]]:
+    """``corners`` (x, y) in ``src_crs`` transformed to ``dst_crs``."""
     from rasterio.warp import transform
 
     xs, ys = transform(src_crs, dst_crs, [c[0] for c in corners], [c[1] for c in corners])
@@ -171,9 +180,9 @@ def embed_chips(
                     r, c, h, w = window
                     raw = src.read(plan.indexes, window=Window(c, r, w, h))
                     tensor = prep(raw, src.nodata)
-                    corners = _corners(src.transform, window)
+                    corners = window_corners(src.transform, window)
                     if out_crs is not None and src.crs is not None and src.crs != out_crs:
-                        corners = _reproject(corners, src.crs, out_crs)
+                        corners = reproject_points(corners, src.crs, out_crs)
                     name = Path(path).stem if tile is None else f"{Path(path).stem}_r{r}_c{c}"
                     if pending and (pending[0][0].shape != tensor.shape
                                     or len(pending) >= batch_size):

@@ -80,7 +80,7 @@ class EmbeddingTask(GeofmTask):
         # The base saved its own arguments too; a checkpoint rebuilds this task from its
         # own (geofm infer/embed call ``EmbeddingTask(**hparams)``).
         own = set(inspect.signature(EmbeddingTask.__init__).parameters)
-        for key in [k for k in self.hparams if k not in own]:
+        for key in [k for k in self.hparams if k not in own and not k.startswith("_")]:
             del self.hparams[key]
         if weights_path is not None:
             load_weights(self.model.backbone, weights_path)
@@ -106,6 +106,10 @@ class EmbeddingTask(GeofmTask):
 
     def configure_losses(self) -> None:
         """Nothing to train: no loss."""
+
+    def _apply_freezing(self) -> None:
+        """Nothing is trained, so nothing is frozen (the CLI saves only this task's hparams)."""
+        self._frozen = []
 
     def setup(self, stage: str) -> None:
         """Refuse training and evaluation, which have nothing to optimise or measure."""
@@ -138,6 +142,12 @@ class EmbeddingTask(GeofmTask):
         if self.hparams["dense"]:
             out["dense"] = dense
         return out
+
+    def default_prediction_writer(self, output_dir: str, overwrite: bool = False) -> Any:
+        """The writer ``geofm predict`` uses when the config names none: GeoParquet."""
+        from geofm_core.inference.embedding_writer import EmbeddingWriter
+
+        return EmbeddingWriter(output_dir=output_dir, overwrite=overwrite)
 
     @property
     def embedding_dim(self) -> int | None:
