@@ -3,8 +3,8 @@
 ::
 
     geofm embed CHIPS/ --backbone timm:resnet18 --chips chips.parquet
-    geofm embed scene.tif --ckpt model.ckpt --tile 224 --chips tiles.parquet \\
-        --dense patches.tif --dtype float16
+    geofm embed scene.tif --ckpt model.ckpt --tile 224 --chips tiles.parquet
+    geofm embed scene.tif --ckpt model.ckpt --dense patches.tif --dtype float16
 
 The backbone comes by registry name (``--backbone``, ``--backbone-kwargs``) or from a
 checkpoint of ``geofm fit`` (``--ckpt``: its backbone, and the band selection and

@@ -118,7 +118,7 @@ class EmbeddingWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Write the GeoParquet file of every rank's rows (rank 0)."""
-        rows = _gather(trainer, [[name, vector] for name, vector in self._rows])
+        rows: list[Any] = _gather(trainer, self._rows)  # type: ignore[arg-type]
         if not rows or not trainer.is_global_zero:
             return
         out: list[EmbeddingRow] = []

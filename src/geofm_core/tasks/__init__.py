@@ -1,4 +1,4 @@
-"""geofm's Lightning tasks: segmentation, pixel-wise regression, classification, multi-label, embeddings."""
+"""geofm's Lightning tasks: segmentation, regression, classification, multi-label, embeddings."""
 
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ class EmbeddingTask(GeofmTask):
     monitor = "embedding"
 
     model: Embedder
+    _embedding_args: tuple[str | None, dict[str, Any], int, str]
 
     def __init__(
         self,
