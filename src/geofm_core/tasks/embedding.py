@@ -85,6 +85,7 @@ class EmbeddingTask(GeofmTask):
             del self.hparams[key]
         if weights_path is not None:
             load_weights(self.model.backbone, weights_path)
+        self.eval()  # nothing trains: batch norm and dropout behave as at inference
 
     def configure_models(self) -> None:
         """Build the backbone by name (or take the ready one) and wrap it in an Embedder."""
