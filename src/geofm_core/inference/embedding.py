@@ -99,7 +99,7 @@ def window_corners(transform: Any, window: tuple[int, int, int, int]) -> list[tu
     row, col, height, width = window
     pixels = [(col, row), (col + width, row), (col + width, row + height),
               (col, row + height), (col, row)]
-    return [tuple(map(float, transform * p)) for p in pixels]  # type: ignore[misc]
+    return [tuple(map(float, transform @ p)) for p in pixels]  # type: ignore[misc]
 
 
 def reproject_points(corners: list[tuple[float, float]], src_crs: Any, dst_crs: Any
@@ -302,7 +302,7 @@ def _profile(src: Any, grid: tuple[int, int], channels: int, patch: int, dtype: 
         "driver": "GTiff", "width": width, "height": height, "count": channels,
         # GeoTIFF's half floats: a Float32 band stored in 16 bits (rasterio has no float16)
         "dtype": "float32", **({"NBITS": 16} if dtype == "float16" else {}), "crs": src.crs,
-        "transform": src.transform * Affine.scale(patch), "nodata": math.nan,
+        "transform": src.transform @ Affine.scale(patch), "nodata": math.nan,
         "compress": "deflate", "BIGTIFF": "IF_SAFER", "interleave": "pixel",
     }
     if height >= 256 and width >= 256:

@@ -105,7 +105,7 @@ class EmbeddingWriter(BasePredictionWriter):
         }
         if Path(filename).is_file():
             with rasterio.open(filename) as src:
-                profile.update(crs=src.crs, transform=src.transform * Affine.scale(patch))
+                profile.update(crs=src.crs, transform=src.transform @ Affine.scale(patch))
         if self.dtype == "float16":
             values = values.astype(np.float16).astype(np.float32)
         with atomic_output(target, overwrite=self.overwrite, hint=_HINT,
