@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--crs", help="--chips: CRS of the footprints (default the "
                         "rasters'; needed when chips are in several CRSs), e.g. EPSG:4326")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument("--seed", type=int, help="seed torch before building the backbone "
+                        "(reproducible embeddings of a backbone without pretrained weights)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -210,6 +212,10 @@ def main(argv: Sequence[str]) -> int:
     from geofm_core.inference.embedding import embed_chips, embed_dense, raster_files
 
     files = raster_files(args.input)
+    if args.seed is not None:
+        import torch
+
+        torch.manual_seed(args.seed)
     task, saved = _task(args)
     prep = _preprocessing(args, saved)
     _check_bands(task.model, prep, files[0])
