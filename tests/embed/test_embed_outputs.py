@@ -160,10 +160,10 @@ def test_memory_stays_flat_as_the_raster_grows(prithvi, s2_chip, tmp_path) -> No
 
 def test_failures_leave_nothing_and_name_the_fix(prithvi, s2_chip, tmp_path) -> None:
     task = prithvi_task()
-    with pytest.raises(ConfigurationError, match="--crop 100 is not a positive multiple of "
-                       "the backbone's patch of 16 pixels.*use 96 or 112"):
+    with pytest.raises(ConfigurationError, match=r"--crop 100 is not a positive multiple of "
+                       r"the backbone's patch of 16 pixels.*use 96 or 112"):
         embed_dense(task.model, s2_chip, tmp_path / "a.tif", HLS, crop=100)
-    with pytest.raises(ConfigurationError, match="should end in .tif"):
+    with pytest.raises(ConfigurationError, match=r"should end in \.tif"):
         embed_dense(task.model, s2_chip, tmp_path / "a.png", HLS)
     with pytest.raises(ConfigurationError, match="band index 13 is out of range"):
         embed_dense(task.model, s2_chip, tmp_path / "a.tif", Preprocessing(bands=[13]))

@@ -60,11 +60,10 @@ def test_cnn_layers_and_sizes_that_are_not_multiples(s2_chip) -> None:
 def test_fit_is_refused_with_a_real_trainer(prithvi, chip_batch, tmp_path) -> None:
     from lightning.pytorch import Trainer
 
-    loader = torch.utils.data.DataLoader(
-        [{"image": chip_batch[0]}], batch_size=1, collate_fn=lambda b: {"image": b[0]["image"][None]})
+    loader = torch.utils.data.DataLoader([{"image": chip_batch[:1]}], batch_size=None)
     trainer = Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False,
                       enable_checkpointing=False, default_root_dir=tmp_path)
-    with pytest.raises(ConfigurationError, match="trains nothing.*geofm predict"):
+    with pytest.raises(ConfigurationError, match=r"trains nothing.*geofm predict"):
         trainer.fit(prithvi_task(), train_dataloaders=loader)
     predictions = trainer.predict(prithvi_task(), dataloaders=loader)
     assert predictions[0]["embedding"].shape == (1, 32)

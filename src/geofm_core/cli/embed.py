@@ -38,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                         "raster to this GeoTIFF (.tif): one band per channel, one pixel per "
                         "patch")
     model = parser.add_argument_group("backbone (one of)")
-    model.add_argument("--backbone", help="registry name, e.g. timm:resnet18 or "
-                       "prithvi:prithvi_eo_v2_300 (`geofm list backbone`)")
+    model.add_argument("--backbone", help="registry name, e.g. timm:resnet18 "
+                       "(`geofm list backbone` shows them)")
     model.add_argument("--backbone-kwargs", default="{}", metavar="JSON",
                        help='its keyword arguments as JSON, e.g. \'{"pretrained": true}\'')
     model.add_argument("--ckpt", type=Path, help="a checkpoint of geofm fit: embed with its "

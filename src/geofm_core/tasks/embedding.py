@@ -1,7 +1,7 @@
 """``EmbeddingTask``: a registry backbone's embeddings of chips, for ``geofm predict``.
 
-Nothing is trained: the backbone is built by name (``timm:resnet18``,
-``prithvi:prithvi_eo_v2_300`` with its pretrained weights, ...) or given ready, and
+Nothing is trained: the backbone is built by name (``timm:resnet18``, a
+plugin's foundation model with its pretrained weights, ...) or given ready, and
 ``predict_step`` returns one pooled vector per chip (and, with ``dense``, its per-patch
 map). ``geofm predict`` writes them with
 :class:`~geofm_core.inference.embedding_writer.EmbeddingWriter`: a GeoParquet file of
