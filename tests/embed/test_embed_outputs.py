@@ -191,3 +191,24 @@ def test_failures_leave_nothing_and_name_the_fix(prithvi, s2_chip, tmp_path) -> 
         pass
     with pytest.raises(ConfigurationError, match="a scene rather than a chip; pass --tile"):
         embed_chips(task.model, [big], HLS)
+
+
+def test_cnn_dense_of_landsat_marks_empty_patches_nodata(landsat, tmp_path) -> None:
+    from geofm_core.tasks import EmbeddingTask
+
+    torch.manual_seed(0)
+    # the stride-8 level: timm builds the network only up to it
+    task = EmbeddingTask(backbone="timm:test_resnet", backbone_kwargs={"out_indices": [2]})
+    result = embed_dense(task.model, landsat, tmp_path / "l.tif", Preprocessing(), crop=256)
+    stride = task.model.backbone.reductions[-1]
+    with rasterio.open(landsat) as src, rasterio.open(tmp_path / "l.tif") as dst:
+        assert result.patch == stride and dst.crs == src.crs
+        assert dst.shape == (src.height // stride, src.width // stride)
+        assert dst.count == task.model.backbone.out_channels[-1]
+        values = dst.read()
+        empty = ~src.read_masks(1).astype(bool)  # the black border of the rotated scene
+    h, w = dst.shape
+    blocks = empty[: h * stride, : w * stride].reshape(h, stride, w, stride).all(axis=(1, 3))
+    assert blocks.any() and (~blocks).any()
+    assert np.isnan(values[:, blocks]).all()
+    assert np.isfinite(values[:, ~blocks]).all()
