@@ -15,11 +15,10 @@ first use only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import re
 
 import torch
 from torch import nn
