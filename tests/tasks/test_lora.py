@@ -300,3 +300,36 @@ def test_converter_keeps_peft_config(tmp_path: Path) -> None:
     assert "peft_config" not in converted["model_args"]
     built = SemanticSegmentationTask(**converted)
     assert any(".q_linear.lora_A" in n for n, _ in built.named_parameters())
+
+
+# ------------------------------------------------------------------ the docs page
+
+
+def test_docs_config_trains_with_a_tiny_backbone(base: Path, tmp_path: Path) -> None:
+    """docs/lora.md's YAML, as written but for a tiny backbone, the chip and one batch."""
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "lora.md").read_text()
+    config = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", page, flags=re.S)[0])
+    init = config["model"]["init_args"]
+    assert init["peft_config"]["method"] == "LORA"
+    init["model_args"] = copy.deepcopy(MODEL_ARGS)  # the page's Prithvi 300M is 1.2 GB
+    init["weights_path"] = str(base)
+    for key in ("train_data_root", "val_data_root"):
+        config["data"]["init_args"][key] = str(DATA)
+    config["data"]["init_args"]["batch_size"] = 1
+    config["trainer"] |= {"default_root_dir": str(tmp_path), "logger": False,
+                          "enable_progress_bar": False}
+    path = tmp_path / "lora.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert geofm(["fit", "-c", str(path), "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_cli_resumes_from_an_adapters_only_checkpoint(cli_run: Path) -> None:
+    ckpt = _last(cli_run)
+    before = read_checkpoint(ckpt)
+    assert geofm(["fit", "-c", str(cli_run / "lora.yaml"), "--ckpt_path", str(ckpt),
+                  "--trainer.max_epochs", "2"]) == 0
+    after = read_checkpoint(_last(cli_run))
+    assert after["epoch"] == before["epoch"] + 1 and after[PEFT_KEY]["slim"]
+    assert set(after["state_dict"]) == set(before["state_dict"])

@@ -45,8 +45,7 @@ def convert_factory(args: dict[str, Any], task: str, report: Report, base: str,
         if peft is not None:
             out["peft_config"] = peft
             report.note(f"{path}.peft_config", "moved to the task's peft_config (LoRA on the "
-                        "backbone; geofm's Prithvi layers have TerraTorch's names: qkv, proj, "
-                        "fc1, fc2)")
+                        "backbone; target_modules name the backbone's layers, e.g. qkv, fc1)")
     elif rule is not None:
         out.update(_convert_declared(factory, rule, model_args, Scoped(report, path, task)))
         if aux_heads is not None:
