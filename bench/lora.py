@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ def worker(way: str, batch: int, size: int, iters: int) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": sum(p.numel() for p in params),
+        "adapter_params": sum(p.numel() for n, p in model.named_parameters() if "lora_" in n),
+        "loadavg_1min": os.getloadavg()[0],
         "train_s": times, "train_samples_per_s": batch / statistics.median(times),
         "peak_rss_mb": rss_mb(),
         "weights_saved_mb": (kept if way == "lora" else full) / 2**20,
@@ -72,12 +75,13 @@ def worker(way: str, batch: int, size: int, iters: int) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| way | trainable params | of all | peak RSS (MB) | train samples/s | "
-             "weights saved (MB) |", "|---|---|---|---|---|---|"]
+    lines = ["| way | trainable params | of all | of which adapters | peak RSS (MB) | "
+             "train samples/s | weights saved (MB) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['way']} | {r['trainable_params'] / 1e6:.2f} M | "
-            f"{100 * r['trainable_params'] / r['params']:.1f} % | {r['peak_rss_mb']:.0f} | "
+            f"{100 * r['trainable_params'] / r['params']:.1f} % | "
+            f"{r['adapter_params'] / 1e6:.2f} M | {r['peak_rss_mb']:.0f} | "
             f"{r['train_samples_per_s']:.2f} | {r['weights_saved_mb']:.1f} |")
     return "\n".join(lines)
 
