@@ -343,12 +343,14 @@ def _streaming_peer(size: int, raw: dict[str, Any]) -> dict[str, Any] | None:
     smaller = [r for k, r in raw.items() if k.endswith("_terratorch") and r]
     if smaller:  # it holds the raster and its accumulators: memory grows with the area
         last = max(smaller, key=lambda r: r["size"])
-        need = last["peak_rss_mb"] * (size / last["size"]) ** 2
+        # what the raster adds above the loaded model grows with the area; the model not
+        base = last.get("peak_rss_before_mb", 0.0)
+        need = base + (last["peak_rss_mb"] - base) * (size / last["size"]) ** 2
         if need > 0.8 * _mem_available_mb():
             log(f"streaming {size}² terratorch skipped: needs about {need:.0f} MB")
-            return {"skipped": f"needs about {need / 1024:.1f} GB ({size / last['size']:.0f}"
-                    f"² x its {last['size']}² peak), {_mem_available_mb() / 1024:.1f} GB "
-                    "available"}
+            return {"skipped": f"needs about {need / 1024:.1f} GB (its model, {base:.0f} MB, "
+                    f"plus {size / last['size']:.0f}² x what its {last['size']}² raster "
+                    f"added), {_mem_available_mb() / 1024:.1f} GB available"}
     log(f"streaming {size}² terratorch")
     return run_json([str(PEER_PY), str(BENCH / "streaming_terratorch.py"), "--size",
                      str(size), "--cache", str(CACHE)])
