@@ -97,7 +97,7 @@ def test_dates_not_co_registered_are_an_error_naming_both(tmp_path: Path, change
 def test_a_before_image_without_after_image_is_named(tmp_path: Path) -> None:
     change_pairs(tmp_path, count=2, size=32)
     (tmp_path / "pair1_after.tif").unlink()
-    with pytest.raises(ConfigurationError, match="without an after image: pair1_before.tif"):
+    with pytest.raises(ConfigurationError, match=r"without an after image: pair1_before\.tif"):
         _module(tmp_path).setup("fit")
     with pytest.raises(ConfigurationError, match="before_pattern and after_pattern"):
         _module(tmp_path, img_pattern="*_img.tif")

@@ -12,7 +12,7 @@ The two dates must share CRS, transform and size: an error names both files othe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import rasterio
@@ -70,7 +70,7 @@ class _TwoDates:
 
     items: list[tuple[str, Path, Any]]
     preprocessing: Any
-    task: str
+    task: ClassVar[str]
 
     def __init__(self, data_root: str | Path, *args: Any,
                  after_data_root: str | Path | None = None,
@@ -86,7 +86,7 @@ class _TwoDates:
                 f"{str(data_root)!r}; give before_pattern and after_pattern (e.g. "
                 "'*_before.tif' and '*_after.tif') or a separate after_data_root"
             )
-        super().__init__(data_root, *args, **kwargs)
+        super().__init__(data_root, *args, **kwargs)  # type: ignore[call-arg]
 
     def _collect(self) -> list[tuple[str, Path, Any]]:
         items: list[tuple[str, Path, Any]] = super()._collect()  # type: ignore[misc]

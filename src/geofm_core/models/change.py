@@ -140,7 +140,7 @@ class ChangeDetectionModel(EncoderDecoderFreezing, nn.Module):
         features = run_encoder(self.backbone, self.necks, flat, meta, None)
         fused = []
         for feature in features:
-            pair = feature.unflatten(0, (batch, 2))
+            pair = feature.reshape(batch, 2, *feature.shape[1:])
             fused.append(fuse_features(pair[:, 0], pair[:, 1], self.fusion))
         y = self.head(self.decoder(fused))
         if self.rescale and tuple(y.shape[-2:]) != padded:
