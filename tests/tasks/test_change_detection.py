@@ -168,3 +168,23 @@ def test_torchgeo_change_detection_task_trains_through_geofm_fit(tmp_path: Path)
     assert main(["fit", "-c", str(path)]) == 0
     assert {"val_loss", "val_BinaryJaccardIndex", "val_BinaryF1Score"} <= _logged(
         tmp_path / "logs")
+
+
+def test_the_docs_page_config_trains(tmp_path: Path) -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "change-detection.md"
+    block = next(b for b in page.read_text().split("```yaml\n")[1:] if "seed_everything" in b)
+    config = yaml.safe_load(block.split("```")[0])
+    pairs = change_pairs(tmp_path / "pairs", count=2, size=40)
+    data = config["data"]["init_args"]
+    for stage in ("train", "val", "test", "predict"):
+        data[f"{stage}_data_root"] = str(pairs)
+    # the page's run, tiny: no download, small crops, one batch per stage
+    config["model"]["init_args"]["model_args"]["backbone_kwargs"]["pretrained"] = False
+    data |= {"batch_size": 2, "train_augmentations": ["hflip", {"random_crop": 32}],
+             "val_augmentations": [{"center_crop": 32}]}
+    config["model"]["init_args"]["tiled_inference"] = {"crop": 32, "stride": 24}
+    config["trainer"] |= {"accelerator": "cpu", "logger": False, "enable_progress_bar": False,
+                          "default_root_dir": str(tmp_path / "run")}
+    path = tmp_path / "change.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["fit", "-c", str(path), "--trainer.fast_dev_run", "1"]) == 0
