@@ -47,6 +47,8 @@ MODEL_COMPONENTS: ComponentTable = (
      "Optional hidden linear layers with dropout, then class logits"),
     ("model_factory", "encoder_decoder", "geofm_core.models.factory:EncoderDecoderFactory",
      "Backbone, necks, decoder and head composed by name, checked at build time"),
+    ("model_factory", "change_detection", "geofm_core.models.change:ChangeDetectionFactory",
+     "Siamese change detection: one backbone on both dates, fused features, any decoder"),
 )
 
 #: Losses of ``geofm_core.tasks.losses``.

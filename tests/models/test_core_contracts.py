@@ -83,4 +83,11 @@ class TestCoreModelFactories(ModelFactoryContract):
             "aux_decoders": [{"name": "aux", "decoder": "geofm:fcn",
                               "decoder_kwargs": {"channels": 8, "num_convs": 1}}],
         },
+        "change_detection": {
+            "backbone": "timm:test_resnet",
+            "backbone_kwargs": {"in_chans": 4},
+            "decoder": "geofm:fcn",
+            "decoder_kwargs": {"channels": 8, "num_convs": 1},
+            "fusion": "concat",
+        },
     }

@@ -1,4 +1,8 @@
-"""``geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif``: one raster, streamed tile by tile."""
+"""``geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif``: one raster, streamed tile by tile.
+
+A change-detection checkpoint takes two dates: ``geofm infer --ckpt CKPT BEFORE.tif
+OUTPUT.tif --after AFTER.tif`` tiles both co-registered rasters with the same windows.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("input", help="input GeoTIFF: a path, or a URL GDAL reads "
                         "(https://.../scene.tif, s3://bucket/key.tif, gs://, /vsis3/...)")
     parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
+    parser.add_argument("--after", help="change detection: the raster of the second date "
+                        "(INPUT is the first); both must share CRS, transform and size")
     parser.add_argument("--ckpt", "--ckpt_path", "--ckpt-path", dest="ckpt", type=Path,
                         required=True, help="checkpoint from geofm fit")
     parser.add_argument("--crop", type=int, help="tile size (default: the checkpoint's "
@@ -85,6 +91,7 @@ def main(argv: Sequence[str]) -> int:
             f"{args.ckpt} holds a {type(task).__name__}, which predicts one label per image; "
             "`geofm infer` writes per-pixel maps (segmentation or regression)"
         )
+    _check_dates(task, args)
     prep = Preprocessing.from_checkpoint(checkpoint)
     kind: Kind = "regression" if task.task_name == "regression" else "segmentation"
     device = _device(args.device)
@@ -107,6 +114,7 @@ def main(argv: Sequence[str]) -> int:
             progress=not args.no_progress, allow_missing_crs=args.allow_missing_crs,
             labels=OutputLabels(tuple(getattr(task, "class_names", None) or ()),
                                 args.description, args.units),
+            after_path=args.after,
         )
     height, width = result.shape
     seconds = time.perf_counter() - start
@@ -121,6 +129,26 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(f"wrote {result.extra['style']} (QGIS style: class colours and "
                          "names)\n")
     return 0
+
+
+def _check_dates(task: Any, args: argparse.Namespace) -> None:
+    """A change-detection checkpoint needs ``--after``; other checkpoints refuse it."""
+    dates = int(getattr(task, "input_dates", 1))
+    if dates == 2 and args.after is None:
+        raise ConfigurationError(
+            f"{args.ckpt} holds a {type(task).__name__}, which compares two dates; give the "
+            "second date's raster with --after AFTER.tif (INPUT is the first date)"
+        )
+    if dates == 1 and args.after is not None:
+        raise ConfigurationError(
+            f"{args.ckpt} holds a {type(task).__name__}, which predicts from one raster; "
+            "--after is for change-detection checkpoints: remove it"
+        )
+    if dates == 2 and args.backend == "onnx":
+        raise ConfigurationError(
+            "--backend onnx exports single-date models; run change detection with "
+            "--backend torch"
+        )
 
 
 def _check_precision(args: argparse.Namespace) -> None:
@@ -143,12 +171,15 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     if not is_remote(args.input):  # a URL is checked by opening it (predict_raster)
         check_input_file(args.input, "input raster", "give a GeoTIFF or a URL GDAL reads")
+    if args.after is not None and not is_remote(args.after):
+        check_input_file(args.after, "--after raster", "give the second date's GeoTIFF")
     check_input_file(args.ckpt, "--ckpt", "give the .ckpt file written by `geofm fit`")
     outputs = [args.output]
     if args.probabilities:
         outputs.append(args.output.with_name(f"{args.output.stem}_probabilities.tif"))
     for output in outputs:
-        check_output(output, overwrite=args.overwrite, inputs=[args.input, args.ckpt])
+        check_output(output, overwrite=args.overwrite,
+                     inputs=[args.input, args.ckpt, *([args.after] if args.after else [])])
 
 
 def _device(name: str) -> Any:

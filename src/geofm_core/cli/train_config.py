@@ -57,10 +57,12 @@ SHORT_NAMES: dict[str, str] = {
     "ClassificationTask": "geofm_core.tasks",
     "MultiLabelClassificationTask": "geofm_core.tasks",
     "EmbeddingTask": "geofm_core.tasks",
+    "ChangeDetectionTask": "geofm_core.tasks",
     "GeoTiffSegmentationDataModule": "geofm_core.data",
     "GeoTiffRegressionDataModule": "geofm_core.data",
     "GeoTiffClassificationDataModule": "geofm_core.data",
     "GeoTiffMultiLabelDataModule": "geofm_core.data",
+    "GeoTiffChangeDetectionDataModule": "geofm_core.data",
     "GeoTiffSceneDataModule": "geofm_core.data",
 }
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from geofm_core._lazy import lazy_exports
 
 __all__ = [
+    "GeoTiffChangeDetectionDataModule",
+    "GeoTiffChangeDetectionDataset",
+    "GeoTiffChangePairDataset",
     "GeoTiffChipDataModule",
     "GeoTiffClassificationDataModule",
     "GeoTiffClassificationDataset",
@@ -27,6 +30,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "GeoTiffChangeDetectionDataModule": "geofm_core.data.change",
+    "GeoTiffChangeDetectionDataset": "geofm_core.data.change",
+    "GeoTiffChangePairDataset": "geofm_core.data.change",
     "GeoTiffChipDataModule": "geofm_core.data.datamodules",
     "GeoTiffClassificationDataModule": "geofm_core.data.datamodules",
     "GeoTiffMultiLabelDataModule": "geofm_core.data.datamodules",

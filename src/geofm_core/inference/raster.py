@@ -10,6 +10,7 @@ interrupted run never leaves a file at the final path.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -99,6 +100,7 @@ def predict_raster(
     allow_missing_crs: bool = False,
     gdal_cache_mb: int = 64,
     labels: OutputLabels | None = None,
+    after_path: str | Path | None = None,
 ) -> RasterPrediction:
     """Predict a whole raster tile by tile and write a georeferenced GeoTIFF.
 
@@ -134,6 +136,10 @@ def predict_raster(
             by class) or a regression band's description and units
             (:class:`~geofm_core.io.gis.OutputLabels`). Without it a class map still gets
             the colour table, classes named by their index, and no style file.
+        after_path: Change detection: the raster of the second date, co-registered with
+            ``input_path`` (the first date; same CRS, transform and size, else an error
+            naming both). Both are tiled with the same windows and ``forward`` gets
+            (N, 2, C, crop, crop) tiles; a pixel is nodata when it is in either date.
 
     Returns:
         A :class:`RasterPrediction` naming the written files.
@@ -143,8 +149,12 @@ def predict_raster(
         raise ConfigurationError("segmentation inference needs num_classes")
     prep = preprocessing or Preprocessing()
     input_path, output_path = input_location(input_path), Path(output_path)
-    if isinstance(input_path, Path) and not input_path.is_file():
-        raise ConfigurationError(f"input raster {input_path} does not exist")
+    inputs: list[str | Path] = [input_path]
+    if after_path is not None:
+        inputs.append(input_location(after_path))
+    for path in inputs:
+        if isinstance(path, Path) and not path.is_file():
+            raise ConfigurationError(f"input raster {path} does not exist")
     finals = [output_path]
     if probabilities and kind == "segmentation":
         finals.append(output_path.with_name(f"{output_path.stem}_probabilities.tif"))
@@ -155,7 +165,7 @@ def predict_raster(
     elif kind == "segmentation":
         labels = OutputLabels.for_classes(labels.class_names, num_classes or 0)
     with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
-        return _predict_open(forward, input_path, finals, kind, num_classes, prep, crop,
+        return _predict_open(forward, inputs, finals, kind, num_classes, prep, crop,
                              stride, batch_size, blend, cog, overwrite, progress,
                              allow_missing_crs, labels, style)
 
@@ -166,7 +176,7 @@ def _verify_outputs(temp: Path, final: Path) -> None:
 
 
 def _predict_open(
-    forward: Forward, input_path: str | Path, finals: list[Path], kind: Kind,
+    forward: Forward, inputs: list[str | Path], finals: list[Path], kind: Kind,
     num_classes: int | None, prep: Preprocessing, crop: int, stride: int, batch_size: int,
     blend: Blend, cog: bool, overwrite: bool, progress: bool, allow_missing_crs: bool,
     labels: OutputLabels, style: bool,
@@ -174,12 +184,19 @@ def _predict_open(
     rasters = len(finals)
     if style:  # QGIS loads <name>.qml as the layer's style
         finals = [*finals, finals[0].with_suffix(".qml")]
-    try:
-        src = rasterio.open(input_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise unreadable_input(input_path, exc) from exc
+    input_path = inputs[0]
+    src: Any
+    if len(inputs) > 1:
+        from geofm_core.inference.pair import RasterPair
+
+        src = RasterPair(inputs[0], inputs[1])
+    else:
+        try:
+            src = rasterio.open(input_path)
+        except rasterio.errors.RasterioIOError as exc:
+            raise unreadable_input(input_path, exc) from exc
     outputs = atomic_outputs(finals, overwrite=overwrite, hint="overwrite=True (--overwrite)",
-                             verify=_verify_outputs, inputs=[input_path])
+                             verify=_verify_outputs, inputs=inputs)
     with src, outputs as temps:
         if src.crs is None and not allow_missing_crs:
             raise ConfigurationError(
@@ -211,7 +228,8 @@ def _stream(
 ) -> RasterPrediction:
     height, width = src.height, src.width
     indexes = prep.plan(src.name, src.count, src.dtypes).indexes
-    nodata = src.nodata
+    # A RasterPair reads both dates' bands per window (change detection).
+    nodatas: tuple[float | None, ...] = getattr(src, "nodatas", (src.nodata,))
     rows, cols = tile_starts(height, crop, stride), tile_starts(width, crop, stride)
     weights = blend_weights(crop, stride, blend)
     channels = num_classes if kind == "segmentation" else 1
@@ -224,7 +242,8 @@ def _stream(
     }
     strip_h, strip_w = max(crop, 1), max(width, crop)
     # Rolling input strip (raw values) and accumulators for the rows of one tile row.
-    raw = np.zeros((len(indexes), strip_h, strip_w), dtype=src.dtypes[indexes[0] - 1])
+    raw = np.zeros((len(nodatas) * len(indexes), strip_h, strip_w),
+                   dtype=src.dtypes[indexes[0] - 1])
     invalid = np.ones((strip_h, strip_w), dtype=bool)
     total = torch.zeros(channels, strip_h, strip_w)
     weight_sum = torch.zeros(strip_h, strip_w)
@@ -264,9 +283,11 @@ def _stream(
                     ) from exc
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block
-                invalid[r0 : r0 + block.shape[1], :width] = _missing(block, nodata)
+                invalid[r0 : r0 + block.shape[1], :width] = functools.reduce(
+                    np.logical_or, [_missing(date, nd) for date, nd in
+                                    zip(np.split(block, len(nodatas)), nodatas, strict=True)])
                 loaded_until = read_to
-            _run_tile_row(forward, raw, nodata, prep, total, weight_sum, weights, cols, crop,
+            _run_tile_row(forward, raw, nodatas, prep, total, weight_sum, weights, cols, crop,
                           batch_size, kind, bar)
             done_to = rows[i + 1] if i + 1 < len(rows) else height
             n = done_to - strip_top
@@ -309,15 +330,25 @@ def _shift_up(buf: Any, shift: int, fill: float) -> None:
     buf[..., buf.shape[-2] - shift :, :] = fill
 
 
+def _prepare(prep: Preprocessing, raw: np.ndarray[Any, Any],
+             nodatas: tuple[float | None, ...]) -> torch.Tensor:
+    """One tile as the model's input: (C, h, w), or (dates, C, h, w) for several dates."""
+    if len(nodatas) == 1:
+        return prep(raw, nodatas[0])
+    return torch.stack([prep(date, nd) for date, nd in
+                        zip(np.split(raw, len(nodatas)), nodatas, strict=True)])
+
+
 def _run_tile_row(
-    forward: Forward, raw: np.ndarray[Any, Any], nodata: float | None, prep: Preprocessing,
+    forward: Forward, raw: np.ndarray[Any, Any], nodatas: tuple[float | None, ...],
+    prep: Preprocessing,
     total: torch.Tensor, weight_sum: torch.Tensor, weights: torch.Tensor, cols: list[int],
     crop: int, batch_size: int, kind: Kind, bar: Any,
 ) -> None:
     for start in range(0, len(cols), batch_size):
         chunk = cols[start : start + batch_size]
         tiles = torch.stack([
-            prep(raw[:, :crop, c : c + crop], nodata) for c in chunk
+            _prepare(prep, raw[:, :crop, c : c + crop], nodatas) for c in chunk
         ])
         with torch.inference_mode():
             scores = forward(tiles)

@@ -1,8 +1,13 @@
-"""geofm's Lightning tasks: segmentation, regression, classification, multi-label, embeddings."""
+"""geofm's Lightning tasks.
+
+Segmentation, change detection, pixelwise regression, classification, multi-label
+classification and embeddings.
+"""
 
 from __future__ import annotations
 
 from geofm_core.tasks.base import GeofmTask
+from geofm_core.tasks.change import ChangeDetectionTask
 from geofm_core.tasks.classification import ClassificationTask, MultiLabelClassificationTask
 from geofm_core.tasks.embedding import EmbeddingTask
 from geofm_core.tasks.loss_handler import LossHandler
@@ -10,6 +15,7 @@ from geofm_core.tasks.regression import PixelwiseRegressionTask
 from geofm_core.tasks.segmentation import SemanticSegmentationTask
 
 __all__ = [
+    "ChangeDetectionTask",
     "ClassificationTask",
     "EmbeddingTask",
     "GeofmTask",

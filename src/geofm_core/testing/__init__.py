@@ -65,6 +65,7 @@ for test suites only.
 from __future__ import annotations
 
 from geofm_core.testing._base import ComponentContract
+from geofm_core.testing._change import RGB_SCENE, change_pairs, write_change_pair
 from geofm_core.testing._components import BackboneContract, DecoderContract, NeckContract
 from geofm_core.testing._factories import ModelFactoryContract
 from geofm_core.testing._heads import HeadContract
@@ -89,6 +90,7 @@ from geofm_core.testing._tools import (
 )
 
 __all__ = [
+    "RGB_SCENE",
     "SEN1FLOODS11_CHIP",
     "BackboneContract",
     "ComponentContract",
@@ -100,6 +102,7 @@ __all__ = [
     "TinyViT",
     "assert_round_trip",
     "assert_same_output",
+    "change_pairs",
     "check_model_output",
     "convert_terratorch_config",
     "fit_fast_dev_run",
@@ -110,4 +113,5 @@ __all__ = [
     "shared_data",
     "terratorch_segmentation_config",
     "train_step",
+    "write_change_pair",
 ]

@@ -63,25 +63,27 @@ class ModelFactoryContract(ComponentContract):
         assert isinstance(model, Model), "the model lacks freeze_encoder/freeze_decoder"
         return model
 
-    def make_input(self, batch_size: int) -> torch.Tensor:
-        """A random image batch of ``in_chans`` bands."""
+    def make_input(self, batch_size: int, task: str | None = None) -> torch.Tensor:
+        """A random image batch of ``in_chans`` bands (two dates for change detection)."""
+        if task == "change_detection":
+            return torch.randn(batch_size, 2, self.in_chans, *self.image_size)
         return torch.randn(batch_size, self.in_chans, *self.image_size)
 
     def test_builds_and_trains(self, component_name: str, task: str) -> None:
         """The model trains one step: a ``ModelOutput`` of the task's shape, gradients."""
         model = self.build_model(component_name, task)
-        train_step(model, task, self.make_input(self.batch_size), self.num_classes)
+        train_step(model, task, self.make_input(self.batch_size, task), self.num_classes)
 
     def test_batch_of_one(self, component_name: str, task: str) -> None:
         """One image goes through in eval mode; the output has the task's shape."""
         model = self.build_model(component_name, task).eval()
-        image = self.make_input(1)
+        image = self.make_input(1, task)
         with torch.no_grad():
             check_model_output(model(image), task, image, self.num_classes)
 
     def test_save_load_round_trip(self, component_name: str, task: str, tmp_path: Path) -> None:
         """The state dict, saved and loaded strictly into a fresh build, gives the same output."""
-        x = self.make_input(self.batch_size)
+        x = self.make_input(self.batch_size, task)
         assert_round_trip(
             self.build_model(component_name, task), lambda: self.build_model(component_name, task),
             lambda m: m(x), tmp_path / "model.pt", f"{component_name} ({task})",

@@ -121,7 +121,7 @@ def train_step(model: nn.Module, task: str, image: torch.Tensor, num_classes: in
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     y = check_model_output(model(image), task, image, num_classes)
     batch, height, width = image.shape[0], image.shape[-2], image.shape[-1]
-    if task == "segmentation":
+    if task in ("segmentation", "change_detection"):
         loss = F.cross_entropy(y, torch.randint(0, num_classes, (batch, height, width)))
     elif task == "regression":
         loss = F.mse_loss(y, torch.randn(batch, height, width))
@@ -143,13 +143,15 @@ def train_step(model: nn.Module, task: str, image: torch.Tensor, num_classes: in
 def check_model_output(out: Any, task: str, image: torch.Tensor, num_classes: int) -> torch.Tensor:
     """The main output of a model's ``out`` for ``image``, checked to be ``task``'s shape.
 
-    Segmentation: (B, num_classes, H, W); regression: (B, H, W); classification and
+    Segmentation and change detection (``image`` (B, 2, C, H, W)): (B, num_classes, H, W);
+    regression: (B, H, W); classification and
     multilabel: (B, num_classes). The model must return a ``ModelOutput``.
     """
     assert isinstance(out, ModelOutput), f"a model returns a ModelOutput, got {type(out)}"
     batch, height, width = image.shape[0], image.shape[-2], image.shape[-1]
     shapes = {
         "segmentation": (batch, num_classes, height, width),
+        "change_detection": (batch, num_classes, height, width),
         "regression": (batch, height, width),
         "classification": (batch, num_classes),
         "multilabel": (batch, num_classes),
