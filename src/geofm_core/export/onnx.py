@@ -94,7 +94,9 @@ def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # failed dynamic attempts are reported in the notes
+    # fatal only: a failed dynamic attempt raises, is caught and is reported in the notes;
+    # onnxruntime would also print it as an error
+    options.log_severity_level = 4
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
