@@ -47,6 +47,8 @@ MODEL_COMPONENTS: ComponentTable = (
      "Optional hidden linear layers with dropout, then class logits"),
     ("model_factory", "encoder_decoder", "geofm_core.models.factory:EncoderDecoderFactory",
      "Backbone, necks, decoder and head composed by name, checked at build time"),
+    ("model_factory", "mae", "geofm_core.models.mae:MAEFactory",
+     "Masked autoencoder: a backbone by name and the MAE decoder its plugin offers"),
 )
 
 #: Losses of ``geofm_core.tasks.losses``.

@@ -1,10 +1,11 @@
-"""geofm's Lightning tasks: segmentation, pixel-wise regression, classification, multi-label."""
+"""geofm's Lightning tasks: segmentation, regression, classification, multi-label, reconstruction."""
 
 from __future__ import annotations
 
 from geofm_core.tasks.base import GeofmTask
 from geofm_core.tasks.classification import ClassificationTask, MultiLabelClassificationTask
 from geofm_core.tasks.loss_handler import LossHandler
+from geofm_core.tasks.reconstruction import ReconstructionTask
 from geofm_core.tasks.regression import PixelwiseRegressionTask
 from geofm_core.tasks.segmentation import SemanticSegmentationTask
 
@@ -14,5 +15,6 @@ __all__ = [
     "LossHandler",
     "MultiLabelClassificationTask",
     "PixelwiseRegressionTask",
+    "ReconstructionTask",
     "SemanticSegmentationTask",
 ]
