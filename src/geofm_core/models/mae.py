@@ -30,7 +30,15 @@ from geofm_core.errors import ConfigurationError
 from geofm_core.models.contracts import ModelOutput
 from geofm_core.models.masking import Masking, check_masking, random_masking
 
-__all__ = ["MAEFactory", "MAEOutput", "MaskedAutoencoder", "mae_loss"]
+__all__ = [
+    "MAEFactory",
+    "MAEOutput",
+    "MaskedAutoencoder",
+    "mae_loss",
+    "normalise_patches",
+    "patchify",
+    "unpatchify",
+]
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,41 @@ def mae_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     """
     per_patch = ((pred - target) ** 2).mean(dim=-1)
     return (per_patch * mask).sum() / mask.sum().clamp_min(1)
+
+
+def patchify(x: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
+    """``(B, C, T, H, W)`` to ``(B, t*h*w, pt*ph*pw*C)``.
+
+    Tokens run over frames, rows, columns; each token's values over the patch's frames,
+    rows, columns, then bands (the layout of Prithvi's and the MAE paper's ``patchify``).
+    """
+    b, c, frames, height, width = x.shape
+    pt, ph, pw = patch_size
+    t, h, w = frames // pt, height // ph, width // pw
+    x = x.reshape(b, c, t, pt, h, ph, w, pw).permute(0, 2, 4, 6, 3, 5, 7, 1)
+    return x.reshape(b, t * h * w, pt * ph * pw * c)
+
+
+def unpatchify(patches: torch.Tensor, grid: tuple[int, int, int],
+               patch_size: tuple[int, int, int]) -> torch.Tensor:
+    """Inverse of :func:`patchify`: ``(B, t*h*w, pt*ph*pw*C)`` to ``(B, C, T, H, W)``."""
+    b = patches.shape[0]
+    t, h, w = grid
+    pt, ph, pw = patch_size
+    c = patches.shape[-1] // (pt * ph * pw)
+    x = patches.reshape(b, t, h, w, pt, ph, pw, c).permute(0, 7, 1, 4, 2, 5, 3, 6)
+    return x.reshape(b, c, t * pt, h * ph, w * pw)
+
+
+def normalise_patches(patches: torch.Tensor, eps: float = 1.0e-6) -> torch.Tensor:
+    """Each patch minus its mean, over the square root of its unbiased variance + ``eps``.
+
+    The ``norm_pix_loss`` target of the MAE paper (its code uses ``var`` with Bessel's
+    correction, as Prithvi does).
+    """
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + eps) ** 0.5
 
 
 def _patch3(patch: Any, what: str) -> tuple[int, int, int]:
@@ -141,30 +184,17 @@ class MaskedAutoencoder(nn.Module):
         return x.shape[2] // pt, x.shape[3] // ph, x.shape[4] // pw
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W)`` to ``(B, t*h*w, pt*ph*pw*C)``: tokens t, h, w; values s, p, q, c."""
-        b, c = x.shape[:2]
-        t, h, w = self.grid(x)
-        pt, ph, pw = self.patch_size
-        x = x.reshape(b, c, t, pt, h, ph, w, pw).permute(0, 2, 4, 6, 3, 5, 7, 1)
-        return x.reshape(b, t * h * w, pt * ph * pw * c)
+        """``(B, C, T, H, W)`` to ``(B, t*h*w, pt*ph*pw*C)`` (see :func:`patchify`)."""
+        return patchify(x, self.patch_size)
 
     def unpatchify(self, patches: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """Inverse of :meth:`patchify`: ``(B, L, pt*ph*pw*C)`` to ``(B, C, T, H, W)``."""
-        b = patches.shape[0]
-        t, h, w = grid
-        pt, ph, pw = self.patch_size
-        c = patches.shape[-1] // (pt * ph * pw)
-        x = patches.reshape(b, t, h, w, pt, ph, pw, c).permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return x.reshape(b, c, t * pt, h * ph, w * pw)
+        """Inverse of :meth:`patchify` (see :func:`unpatchify`)."""
+        return unpatchify(patches, grid, self.patch_size)
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """The patchified target, normalised per patch with ``norm_pix_loss``."""
         target = self.patchify(x)
-        if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.0e-6) ** 0.5
-        return target
+        return normalise_patches(target) if self.norm_pix_loss else target
 
     # -- passes ----------------------------------------------------------------
 
