@@ -5,8 +5,8 @@ Run in the peer environment, which has TerraTorch::
     /work/main/.venv-terratorch/bin/python plugins/prithvi/scripts/make_mae_fixtures.py
 
 Builds TerraTorch's own ``PrithviMAE`` (``terratorch.models.backbones.prithvi_mae``) at a
-reduced size (``TINY``: 3 bands, 2 frames of 32x32, patch 16, embed 32, depth 2, decoder
-32 wide with 1 block, time and location encodings with learned scales) with random
+reduced size (``TINY``: 3 bands, 2 frames of 32x32, patch 16, embed 16, depth 2, decoder
+16 wide with 1 block, time and location encodings with learned scales) with random
 weights, and writes ``plugins/prithvi/tests/fixtures/prithvi_mae_tiny.safetensors``:
 
 * ``state.*``: the model's state dict in the official layout (``encoder.*``,
@@ -35,7 +35,7 @@ OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "prithvi_mae_
 #: The reduced architecture (TerraTorch's keyword names).
 TINY: dict[str, Any] = {
     "img_size": 32, "patch_size": (1, 16, 16), "num_frames": 2, "in_chans": 3,
-    "embed_dim": 32, "depth": 2, "num_heads": 2, "decoder_embed_dim": 32,
+    "embed_dim": 16, "depth": 2, "num_heads": 2, "decoder_embed_dim": 16,
     "decoder_depth": 1, "decoder_num_heads": 2, "mlp_ratio": 4.0,
     "coords_encoding": ["time", "location"], "coords_scale_learn": True,
 }
