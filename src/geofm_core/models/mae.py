@@ -21,7 +21,7 @@ Contracts (duck-typed, checked when the model is built):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -216,7 +216,8 @@ class MaskedAutoencoder(nn.Module):
             x.shape[0], grid, self.mask_ratio if mask_ratio is None else mask_ratio,
             mode=self.mask_mode, noise=noise, device=x.device,
         )
-        latent = self.encoder.forward_masked(x, masking.keep, **metadata)
+        encode: Any = self.encoder.forward_masked
+        latent = encode(x, masking.keep, **metadata)
         pred = self.decoder(latent, masking.restore, grid, **metadata)
         target = self.target(x)
         if pred.shape != target.shape:
@@ -244,6 +245,9 @@ class MaskedAutoencoder(nn.Module):
 
 class MAEFactory:
     """``geofm:mae``: an encoder by registry name and the MAE decoder its plugin offers."""
+
+    #: The one task it builds models for.
+    tasks: ClassVar[tuple[str, ...]] = ("reconstruction",)
 
     def build_model(
         self,

@@ -89,10 +89,11 @@ class ReconstructionTask(GeofmTask):
                 "module; labels are not needed)"
             )
         image = batch["image"]
-        out = self.model.forward_mae(image, **self.metadata(batch))
-        self.log(f"{stage}/loss", out.loss, batch_size=image.shape[0],
+        forward_mae: Any = self.model.forward_mae
+        loss: torch.Tensor = forward_mae(image, **self.metadata(batch)).loss
+        self.log(f"{stage}/loss", loss, batch_size=image.shape[0],
                  on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=True)
-        return out.loss
+        return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """The masked-patch loss of a batch; a NaN / inf loss stops the run."""

@@ -231,8 +231,7 @@ def build_mae_decoder(
             f"{what} decodes for Prithvi ViT backbones (prithvi:prithvi_eo_*), not "
             f"{type(encoder).__name__}"
         )
-    first = encoder.blocks[0] if len(encoder.blocks) else None
-    eps = first.norm1.eps if first is not None else 1e-5
+    eps = float(encoder.norm.eps)
     decoder = PrithviMAEDecoder(
         encoder.embed_dim, encoder.in_chans, encoder.patch_size, encoder.img_size,
         decoder_embed_dim, decoder_depth, decoder_num_heads, mlp_ratio,
