@@ -151,3 +151,61 @@ def test_fine_tuning_from_yaml_with_backbone_weights(pretrained_run, tmp_path) -
     path = tmp_path / "finetune.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     assert main(["fit", "-c", str(path), "--trainer.fast_dev_run", "1"]) == 0
+
+
+def test_predict_returns_the_reconstruction_and_mask(pretrained_run) -> None:
+    from geofm_core.inference.checkpoint import load_task
+
+    task = load_task(str(pretrained_run["ckpt"]))
+    assert isinstance(task, ReconstructionTask)
+    image = torch.randn(2, 6, 64, 64)
+    out = task.eval().predict_step({"image": image, "filename": ["a", "b"]}, 0)
+    assert out["prediction"].shape == image.shape
+    assert out["mask"].shape == (2, 64, 64)
+    assert out["mask"].mean(dim=(1, 2)).tolist() == [0.75, 0.75]  # 12 of 16 patches hidden
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "pretraining"
+TINY_300 = {"embed_dim": 32, "depth": 4, "num_heads": 2, "pretrained": False}
+
+
+def test_the_documented_configs_run(tmp_path) -> None:
+    """docs/pretraining.md's two configs, with a tiny backbone, two steps and the real chip."""
+    if not (DATA / "Spain_7370579_S2Hand.tif").exists():
+        pytest.skip(f"real test rasters not found at {DATA}")
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    for copy in ("a", "b"):
+        for kind in ("S2Hand", "LabelHand"):
+            (chips / f"{copy}_{kind}.tif").symlink_to(DATA / f"Spain_7370579_{kind}.tif")
+    fast = {"max_epochs": 1, "max_steps": 2, "precision": "32", "accelerator": "cpu",
+            "devices": 1, "logger": False, "enable_progress_bar": False,
+            "default_root_dir": str(tmp_path / "run")}
+    crops = {"train_augmentations": [{"random_crop": 64}],
+             "val_augmentations": [{"center_crop": 64}], "num_workers": 0, "batch_size": 2}
+    pretrain = yaml.safe_load((EXAMPLES / "pretrain.yaml").read_text())
+    pretrain["trainer"] |= fast
+    ckpt_dir = tmp_path / "mae" / "checkpoints"
+    pretrain["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(ckpt_dir)
+    args = pretrain["model"]["init_args"]["model_args"]
+    args["backbone_kwargs"] |= TINY_300
+    args["decoder_kwargs"] = {"decoder_embed_dim": 16, "decoder_depth": 1}
+    pretrain["data"]["init_args"] |= {"train_data_root": str(chips),
+                                      "val_data_root": str(chips)} | crops
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(pretrain))
+    assert main(["fit", "-c", str(tmp_path / "pretrain.yaml")]) == 0
+    assert (ckpt_dir / "last.ckpt").is_file()
+
+    finetune = yaml.safe_load((EXAMPLES / "finetune.yaml").read_text())
+    finetune["trainer"] |= fast
+    args = finetune["model"]["init_args"]["model_args"]
+    assert args["backbone_weights"] == "runs/mae/checkpoints/last.ckpt"
+    args["backbone_weights"] = str(ckpt_dir / "last.ckpt")
+    args["backbone_kwargs"] |= {k: v for k, v in TINY_300.items() if k != "pretrained"}
+    args["backbone_kwargs"]["out_indices"] = [0, 1, 2, 3]
+    args["decoder_kwargs"] = {"channels": 8}
+    data = finetune["data"]["init_args"]
+    del data["train_split"], data["val_split"]
+    data |= {"train_data_root": str(chips), "val_data_root": str(chips)} | crops
+    (tmp_path / "finetune.yaml").write_text(yaml.safe_dump(finetune))
+    assert main(["fit", "-c", str(tmp_path / "finetune.yaml")]) == 0

@@ -28,6 +28,7 @@ _FACTORY_TASKS = {
     "PixelwiseRegressionTask": "regression",
     "ClassificationTask": "classification",
     "MultiLabelClassificationTask": "multilabel",
+    "ReconstructionTask": "reconstruction",
 }
 
 
