@@ -209,3 +209,30 @@ def test_the_documented_configs_run(tmp_path) -> None:
     data |= {"train_data_root": str(chips), "val_data_root": str(chips)} | crops
     (tmp_path / "finetune.yaml").write_text(yaml.safe_dump(finetune))
     assert main(["fit", "-c", str(tmp_path / "finetune.yaml")]) == 0
+
+
+def test_pretraining_on_a_whole_scene_without_labels(tmp_path) -> None:
+    """GeoTiffSceneDataModule(task="image") samples chips of a scene; no label raster."""
+    if not (DATA / "Spain_7370579_S2Hand.tif").exists():
+        pytest.skip(f"real test rasters not found at {DATA}")
+    from lightning.pytorch import Trainer
+
+    from geofm_core.data import GeoTiffSceneDataModule
+
+    scene = str(DATA / "Spain_7370579_S2Hand.tif")
+    data = GeoTiffSceneDataModule(
+        train_data_root=scene, val_data_root=scene, task="image",
+        dataset_bands=list(SENTINEL2_L1C_BANDS), output_bands=HLS, means=[1500.0] * 6,
+        stds=[1000.0] * 6, patch_size=64, train_length=4, stride=256, batch_size=2, seed=0)
+    torch.manual_seed(0)
+    task = ReconstructionTask(model_args=MODEL_ARGS, lr=1e-3)
+    before = task.model.encoder.patch_embed.proj.weight.detach().clone()
+    trainer = Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      num_sanity_val_steps=0, limit_val_batches=1)
+    trainer.fit(task, datamodule=data)
+    assert math.isfinite(float(trainer.callback_metrics["val/loss"]))
+    assert not torch.equal(before, task.model.encoder.patch_embed.proj.weight)
+    with pytest.raises(ConfigurationError, match="task 'image' reads no labels"):
+        GeoTiffSceneDataModule(train_data_root=scene, train_label_data_root=scene,
+                               task="image")

@@ -1,4 +1,4 @@
-"""geofm's Lightning tasks: segmentation, regression, classification, multi-label, reconstruction."""
+"""geofm's Lightning tasks: segmentation, regression, classification, reconstruction."""
 
 from __future__ import annotations
 
