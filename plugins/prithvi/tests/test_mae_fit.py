@@ -163,6 +163,22 @@ def test_predict_returns_the_reconstruction_and_mask(pretrained_run) -> None:
     assert out["prediction"].shape == image.shape
     assert out["mask"].shape == (2, 64, 64)
     assert out["mask"].mean(dim=(1, 2)).tolist() == [0.75, 0.75]  # 12 of 16 patches hidden
+    series = torch.randn(1, 6, 2, 32, 32)
+    assert task.predict_step({"image": series}, 0)["prediction"].shape == (1, 12, 32, 32)
+
+
+def test_geofm_predict_writes_the_reconstruction(pretrained_run) -> None:
+    import rasterio
+
+    root = pretrained_run["root"]
+    assert main(["predict", "-c", str(root / "pretrain.yaml"), "--ckpt_path",
+                 str(pretrained_run["ckpt"]), "--data.init_args.predict_data_root",
+                 str(DATA)]) == 0
+    written = next((root / "run").rglob("Spain_7370579_S2Hand_pred.tif"))
+    with rasterio.open(written) as out, rasterio.open(DATA / "Spain_7370579_S2Hand.tif") as src:
+        assert (out.count, out.height, out.width) == (6, src.height, src.width)
+        assert out.crs == src.crs and out.transform == src.transform
+        assert math.isfinite(float(out.read(1, window=((0, 16), (0, 16))).mean()))
 
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "pretraining"

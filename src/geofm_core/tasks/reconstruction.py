@@ -26,8 +26,10 @@ class ReconstructionTask(GeofmTask):
     """Masked autoencoding of ``image`` (B, C, [T,] H, W): the loss is the model's MAE loss.
 
     Logs ``{train,val,test}/loss`` (the masked-patch MSE). ``predict`` returns the
-    reconstruction (``prediction``, B, C, [T,] H, W, in per-patch normalised units when
-    the model uses ``norm_pix_loss``) and the ``mask`` of hidden pixels (1 = hidden).
+    reconstruction (``prediction``, B, C, H, W; a time series as B, T*C, H, W, frame
+    after frame like the input files; in per-patch normalised units when the model uses
+    ``norm_pix_loss``) and the ``mask`` of hidden pixels (B, [T,] H, W; 1 = hidden).
+    ``geofm predict`` writes the reconstructions as GeoTIFFs.
 
     Args:
         model_factory: Registry name of the model factory (default ``geofm:mae``).
@@ -48,7 +50,8 @@ class ReconstructionTask(GeofmTask):
 
     task_name: ClassVar[str] = "reconstruction"
     needs_classes: ClassVar[bool] = False
-    pixelwise: ClassVar[bool] = False
+    #: Predictions are images (``geofm predict`` writes them as GeoTIFFs).
+    pixelwise: ClassVar[bool] = True
     target_key: ClassVar[str] = "image"
 
     def __init__(
@@ -114,8 +117,11 @@ class ReconstructionTask(GeofmTask):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """``{"prediction": reconstruction, "mask": hidden pixels, "filename": ...}``."""
         output = self(batch["image"], **self.metadata(batch))
+        image = output.output.float()
+        if image.ndim == 5:  # (B, C, T, H, W) -> (B, T*C, H, W), frame after frame
+            image = image.transpose(1, 2).flatten(1, 2)
         return {
-            "prediction": output.output.float(),
+            "prediction": image,
             "mask": output.auxiliary_heads.get("mask"),
             "filename": batch.get("filename"),
         }
