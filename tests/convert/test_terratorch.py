@@ -522,7 +522,6 @@ def test_unmappable_keys_are_listed_in_the_output_and_on_stderr(
     config = terratorch_config(REG_PRITHVI_FACTORY, data_root, tmp_path)
     init = config["model"]["init_args"]
     init["model_args"]["backbone_coords_encoding"] = ["time"]
-    init["model_args"]["peft_config"] = {"method": "LORA"}
     init["output_on_inference"] = ["prediction", "probabilities"]
     config["data"]["init_args"]["check_stackability"] = False
     config["trainer"]["callbacks"].append({"class_path": "terratorch.callbacks.CustomWriter"})
@@ -536,7 +535,6 @@ def test_unmappable_keys_are_listed_in_the_output_and_on_stderr(
     header = text.split("\n\n", 1)[0]
     expected = [
         "model.init_args.model_args.backbone_coords_encoding",
-        "model.init_args.model_args.peft_config",
         "model.init_args.output_on_inference",
         "data.init_args.check_stackability",
         "terratorch.callbacks.CustomWriter",

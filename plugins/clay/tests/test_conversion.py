@@ -12,15 +12,18 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from geofm_clay._conversion import TERRATORCH
 from geofm_clay.backbones import build_clay
 
 from geofm_core.cli import main
 from geofm_core.convert.rules import rename_key
 from geofm_core.registry import get_registry
+from geofm_core.testing import (
+    convert_terratorch_config,
+    sen1floods11_chips,
+    terratorch_segmentation_config,
+)
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen1floods11"
 BANDS = ["COASTAL_AEROSOL", "BLUE", "GREEN", "RED", "RED_EDGE_1", "RED_EDGE_2", "RED_EDGE_3",
          "NIR_BROAD", "NIR_NARROW", "WATER_VAPOR", "CIRRUS", "SWIR_1", "SWIR_2"]
 TINY = {"backbone_dim": 24, "backbone_depth": 4, "backbone_heads": 2,
@@ -45,54 +48,22 @@ def test_terratorch_checkpoint_keys_map_onto_the_backbone(parity):
 
 
 def _terratorch_config(root: Path, run: Path, model_args: dict) -> dict:
-    return {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "logger": False,
-                    "enable_progress_bar": False, "max_epochs": 1,
-                    "default_root_dir": str(run)},
-        "data": {"class_path": "terratorch.datamodules.GenericNonGeoSegmentationDataModule",
-                 "init_args": {
-                     "batch_size": 2, "num_workers": 0, "num_classes": 2,
-                     "train_data_root": str(root), "val_data_root": str(root),
-                     "train_label_data_root": str(root), "val_label_data_root": str(root),
-                     "img_grep": "*_S2Hand.tif", "label_grep": "*_LabelHand.tif",
-                     "dataset_bands": BANDS, "output_bands": BANDS,
-                     "means": [1500.0] * 13, "stds": [1000.0] * 13, "no_label_replace": -1,
-                     "no_data_replace": 0,
-                     "train_transform": [{"class_path": "albumentations.RandomCrop",
-                                          "init_args": {"height": 64, "width": 64}},
-                                         {"class_path": "ToTensorV2"}],
-                     "val_transform": [{"class_path": "albumentations.CenterCrop",
-                                        "init_args": {"height": 64, "width": 64}},
-                                       {"class_path": "ToTensorV2"}]}},
-        "model": {"class_path": "terratorch.tasks.SemanticSegmentationTask", "init_args": {
-            "model_args": model_args, "loss": "ce", "ignore_index": -1,
-            "model_factory": model_args.pop("factory")}},
-    }
+    factory = model_args.pop("factory")
+    return terratorch_segmentation_config(root, run, model_args, model_factory=factory,
+                                          bands=BANDS, dataset_bands=BANDS, batch_size=2)
 
 
 def _convert(tmp_path: Path, config: dict, capsys: pytest.CaptureFixture[str]) -> (
         tuple[int, dict | None, str]):
-    source, converted = tmp_path / "terratorch.yaml", tmp_path / "geofm.yaml"
-    source.write_text(yaml.safe_dump(config, sort_keys=False))
     capsys.readouterr()
-    code = main(["convert", "terratorch", str(source), "-o", str(converted)])
+    code, converted, _ = convert_terratorch_config(config, tmp_path)
     captured = capsys.readouterr()
-    loaded = yaml.safe_load(converted.read_text()) if converted.exists() else None
-    return code, loaded, captured.out + captured.err
+    return code, converted, captured.out + captured.err
 
 
 @pytest.fixture
 def chips(tmp_path: Path) -> Path:
-    if not (DATA / "Spain_7370579_S2Hand.tif").exists():
-        pytest.skip(f"real test rasters not found at {DATA} (see the project's data README)")
-    root = tmp_path / "chips"
-    root.mkdir()
-    for copy in ("Spain_7370579", "Copy_7370579"):
-        for kind in ("S2Hand", "LabelHand"):
-            (root / f"{copy}_{kind}.tif").write_bytes(
-                (DATA / f"Spain_7370579_{kind}.tif").read_bytes())
-    return root
+    return sen1floods11_chips(tmp_path, copies=2)
 
 
 def test_encoder_decoder_config_with_clay_v1_base_converts_and_trains(chips, tmp_path, capsys):

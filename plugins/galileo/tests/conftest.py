@@ -10,8 +10,9 @@ import torch
 from geofm_galileo.constants import HF_REPO_ID, VARIANTS, GalileoVariant
 from geofm_galileo.encoder import GalileoEncoder
 
+from geofm_core.testing import sen1floods11_chips
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen1floods11"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -93,12 +94,4 @@ def cached_variant(offline_hub: Path):
 @pytest.fixture
 def chips(tmp_path: Path) -> Path:
     """The real Sen1Floods11 S2 chip and its label in a folder of their own."""
-    import shutil
-
-    if not (DATA / "Spain_7370579_S2Hand.tif").exists():
-        pytest.skip(f"real test rasters not found at {DATA} (see the project's data README)")
-    root = tmp_path / "chips"
-    root.mkdir()
-    for name in ("Spain_7370579_S2Hand.tif", "Spain_7370579_LabelHand.tif"):
-        shutil.copy(DATA / name, root / name)
-    return root
+    return sen1floods11_chips(tmp_path)

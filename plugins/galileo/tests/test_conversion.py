@@ -9,12 +9,11 @@ Sen1Floods11 chip; ``backbone_pretrained: false`` (random init).
 from __future__ import annotations
 
 import pytest
-import yaml
 from geofm_galileo._conversion import TERRATORCH, TERRATORCH_NAMES
 
-from geofm_core.cli import main
 from geofm_core.convert.terratorch.names import rule_book
 from geofm_core.data.bands import SENTINEL2_L1C_BANDS
+from geofm_core.testing import convert_terratorch_config, fit_fast_dev_run
 
 BANDS = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
 
@@ -64,26 +63,46 @@ def terratorch_config(chips, run) -> dict:
 
 
 def test_terratorch_galileo_config_converts_and_trains(chips, tmp_path, capsys):
-    source, converted = tmp_path / "terratorch.yaml", tmp_path / "geofm.yaml"
-    source.write_text(yaml.safe_dump(terratorch_config(chips, tmp_path / "run"),
-                                     sort_keys=False))
-    assert main(["convert", "terratorch", str(source), "-o", str(converted)]) == 0
-    config = yaml.safe_load(converted.read_text())
+    code, config, converted = convert_terratorch_config(
+        terratorch_config(chips, tmp_path / "run"), tmp_path)
+    assert code == 0 and config is not None
     model_args = config["model"]["init_args"]["model_args"]
     assert model_args["backbone"] == "galileo:galileo_tiny"
     assert model_args["backbone_kwargs"]["bands"] == BANDS
     assert model_args["backbone_kwargs"].get("pretrained") is False
     capsys.readouterr()
-    assert main(["fit", "-c", str(converted), "--trainer.fast_dev_run", "1"]) == 0
+    fit_fast_dev_run(converted, tmp_path)
+
+
+def test_without_backbone_bands_the_data_bands_are_written(chips, tmp_path, capsys):
+    # Galileo maps channels by band name: its default bands (ten S2 bands) are not the six
+    # channels this data module gives, so the converter writes the data's output_bands.
+    config = terratorch_config(chips, tmp_path / "run")
+    del config["model"]["init_args"]["model_args"]["backbone_bands"]
+    capsys.readouterr()
+    code, converted, path = convert_terratorch_config(config, tmp_path)
+    report = capsys.readouterr().err
+    assert code == 0 and converted is not None
+    assert converted["model"]["init_args"]["model_args"]["backbone_kwargs"]["bands"] == BANDS
+    assert "written as the data's output_bands" in report
+    fit_fast_dev_run(path, tmp_path)
+
+
+def test_backbones_without_the_rule_flag_get_no_bands(tmp_path):
+    # the same data on a timm backbone: nothing is written into its kwargs
+    config = terratorch_config(tmp_path, tmp_path / "run")
+    config["model"]["init_args"]["model_args"] = {
+        "backbone": "timm_resnet18", "decoder": "FCNDecoder", "backbone_pretrained": False}
+    _, converted, _ = convert_terratorch_config(config, tmp_path)
+    assert converted is not None
+    assert "bands" not in converted["model"]["init_args"]["model_args"].get("backbone_kwargs", {})
 
 
 @pytest.mark.parametrize("name", ["galileo_nano_encoder", "galileo_base_encoder"])
 def test_the_other_names_convert(name, tmp_path, chips):
     config = terratorch_config(chips, tmp_path / "run")
     config["model"]["init_args"]["model_args"]["backbone"] = name
-    source, converted = tmp_path / "terratorch.yaml", tmp_path / "geofm.yaml"
-    source.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["convert", "terratorch", str(source), "-o", str(converted)]) == 0
-    backbone = yaml.safe_load(converted.read_text())["model"]["init_args"]["model_args"][
-        "backbone"]
+    code, converted, _ = convert_terratorch_config(config, tmp_path)
+    assert code == 0 and converted is not None
+    backbone = converted["model"]["init_args"]["model_args"]["backbone"]
     assert backbone == f"galileo:{name.removesuffix('_encoder')}"

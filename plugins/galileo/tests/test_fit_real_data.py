@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import yaml
 from geofm_galileo.constants import VARIANTS
 
-from geofm_core.cli import main
 from geofm_core.data.bands import SENTINEL2_L1C_BANDS
 from geofm_core.data.datamodules import GeoTiffSegmentationDataModule
 from geofm_core.errors import ConfigurationError
 from geofm_core.models.factory import EncoderDecoderFactory
 from geofm_core.registry import get_registry
 from geofm_core.tasks.guards import check_input_bands
-
-
-def fit_config(root: Path, run: Path, model_args: dict, bands: list[str]) -> dict:
-    """A segmentation config on the Sen1Floods11 chip (64-pixel crops, CPU)."""
-    n = len(bands)
-    return {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False,
-                    "default_root_dir": str(run)},
-        "model": {"class_path": "SemanticSegmentationTask", "init_args": {
-            "model_factory": "geofm:encoder_decoder", "model_args": model_args,
-            "num_classes": 2, "ignore_index": -1}},
-        "data": {"class_path": "GeoTiffSegmentationDataModule", "init_args": {
-            "train_data_root": str(root), "val_data_root": str(root),
-            "img_pattern": "*_S2Hand.tif", "label_pattern": "*_LabelHand.tif",
-            "dataset_bands": list(SENTINEL2_L1C_BANDS), "output_bands": bands,
-            "means": [1500.0] * n, "stds": [1000.0] * n, "num_classes": 2,
-            "ignore_index": -1, "batch_size": 1, "num_workers": 0,
-            "train_augmentations": [{"random_crop": 64}],
-            "val_augmentations": [{"center_crop": 64}]}},
-    }
+from geofm_core.testing import fit_fast_dev_run, segmentation_fit_config
 
 
 def test_tiny_galileo_fits_the_13_band_chip(chips, tmp_path):
@@ -48,10 +23,7 @@ def test_tiny_galileo_fits_the_13_band_chip(chips, tmp_path):
                             "patch_size": 8, "out_indices": [-1]},
         "decoder": "geofm:fcn",
     }
-    path = tmp_path / "fit.yaml"
-    config = fit_config(chips, tmp_path / "run", model_args, list(SENTINEL2_L1C_BANDS))
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert main(["fit", "-c", str(path), "--trainer.fast_dev_run", "1"]) == 0
+    fit_fast_dev_run(segmentation_fit_config(chips, tmp_path / "run", model_args), tmp_path)
 
 
 def test_four_blocks_to_a_pyramid_for_upernet():

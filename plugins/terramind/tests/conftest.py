@@ -15,11 +15,12 @@ import pytest
 import torch
 from geofm_terramind.vit import sincos_2d
 
+from geofm_core.testing import SEN1FLOODS11_CHIP, shared_data
+
 #: Raw-pixel embeddings in the v1 files: key -> channels.
 RAW = {"untok_sen2l2a@224": 12, "untok_sen2l1c@224": 13, "untok_sen2rgb@224": 3,
        "untok_sen1grd@224": 2, "untok_sen1rtc@224": 2, "untok_dem@224": 1}
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen1floods11"
-CHIP = "Spain_7370579"
+CHIP = SEN1FLOODS11_CHIP
 TOKENIZED = ("tok_sen2l2a@224", "tok_sen1grd@224", "tok_lulc@224", "tok_ndvi@224")
 
 
@@ -109,14 +110,13 @@ def stacked_chip(tmp_path: Path) -> Path:
     """Two halves of the chip with S2 then S1 bands in one float32 file each, labels beside."""
     root = tmp_path / "chips"
     root.mkdir()
-    if not (DATA / f"{CHIP}_S2Hand.tif").exists():
-        pytest.skip(f"real test rasters not found at {DATA} (see the project's data README)")
+    data = shared_data("sen1floods11")
     import rasterio
     from rasterio.windows import Window
 
-    with rasterio.open(DATA / f"{CHIP}_S2Hand.tif") as s2, \
-            rasterio.open(DATA / f"{CHIP}_S1Hand.tif") as s1, \
-            rasterio.open(DATA / f"{CHIP}_LabelHand.tif") as label:
+    with rasterio.open(data / f"{CHIP}_S2Hand.tif") as s2, \
+            rasterio.open(data / f"{CHIP}_S1Hand.tif") as s1, \
+            rasterio.open(data / f"{CHIP}_LabelHand.tif") as label:
         assert (s2.count, s1.count) == (13, 2) and s2.transform == s1.transform
         stacked = np.concatenate([s2.read().astype("float32"), s1.read().astype("float32")])
         labels = label.read()

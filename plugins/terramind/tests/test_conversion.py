@@ -21,6 +21,11 @@ from safetensors.torch import load_file
 from geofm_core.cli import main
 from geofm_core.convert.rules import rename_key
 from geofm_core.registry import get_registry
+from geofm_core.testing import (
+    convert_terratorch_config,
+    fit_fast_dev_run,
+    terratorch_segmentation_config,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,46 +36,24 @@ def test_a_terratorch_terramind_config_converts_and_trains(tmp_path: Path, stack
     chips = stacked_chip
     s2, s1 = MODALITIES["S2L1C"], MODALITIES["S1GRD"]
     bands = [*s2.bands, *s1.bands]
-    terratorch = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "logger": False,
-                    "enable_progress_bar": False, "max_epochs": 1,
-                    "default_root_dir": str(tmp_path / "run")},
-        "data": {"class_path": "terratorch.datamodules.GenericNonGeoSegmentationDataModule",
-                 "init_args": {
-                     "batch_size": 2, "num_workers": 0, "num_classes": 2,
-                     "train_data_root": str(chips), "val_data_root": str(chips),
-                     "train_label_data_root": str(chips), "val_label_data_root": str(chips),
-                     "img_grep": "*_S2S1.tif", "label_grep": "*_LabelHand.tif",
-                     "dataset_bands": bands, "output_bands": bands,
-                     "means": [*s2.mean, *s1.mean], "stds": [*s2.std, *s1.std],
-                     "no_label_replace": -1, "no_data_replace": 0,
-                     "train_transform": [{"class_path": "albumentations.RandomCrop",
-                                          "init_args": {"height": 64, "width": 64}},
-                                         {"class_path": "ToTensorV2"}],
-                     "val_transform": [{"class_path": "albumentations.CenterCrop",
-                                        "init_args": {"height": 64, "width": 64}},
-                                       {"class_path": "ToTensorV2"}]}},
-        "model": {"class_path": "terratorch.tasks.SemanticSegmentationTask", "init_args": {
-            "model_factory": "EncoderDecoderFactory",
-            "model_args": {
-                "backbone": "terramind_v1_base",
-                "backbone_pretrained": False,
-                "backbone_modalities": ["S2L1C", "S1GRD"],
-                "backbone_merge_method": "mean",
-                "backbone_img_size": 64,
-                "backbone_embed_dim": 32, "backbone_depth": 4, "backbone_num_heads": 2,
-                "necks": [{"name": "SelectIndices", "indices": [0, 1, 2, 3]},
-                          {"name": "ReshapeTokensToImage", "remove_cls_token": False},
-                          {"name": "LearnedInterpolateToPyramidal"}],
-                "decoder": "UperNetDecoder", "decoder_channels": 16,
-                "num_classes": 2},
-            "loss": "ce", "ignore_index": -1}},
-    }
-    source, converted = tmp_path / "terratorch.yaml", tmp_path / "geofm.yaml"
-    source.write_text(yaml.safe_dump(terratorch, sort_keys=False))
-    assert main(["convert", "terratorch", str(source), "-o", str(converted)]) == 0
-    config = yaml.safe_load(converted.read_text())
+    model_args = {
+        "backbone": "terramind_v1_base",
+        "backbone_pretrained": False,
+        "backbone_modalities": ["S2L1C", "S1GRD"],
+        "backbone_merge_method": "mean",
+        "backbone_img_size": 64,
+        "backbone_embed_dim": 32, "backbone_depth": 4, "backbone_num_heads": 2,
+        "necks": [{"name": "SelectIndices", "indices": [0, 1, 2, 3]},
+                  {"name": "ReshapeTokensToImage", "remove_cls_token": False},
+                  {"name": "LearnedInterpolateToPyramidal"}],
+        "decoder": "UperNetDecoder", "decoder_channels": 16,
+        "num_classes": 2}
+    terratorch = terratorch_segmentation_config(
+        chips, tmp_path / "run", model_args, bands=bands, dataset_bands=bands,
+        img_grep="*_S2S1.tif", means=[*s2.mean, *s1.mean], stds=[*s2.std, *s1.std],
+        batch_size=2)
+    code, config, converted = convert_terratorch_config(terratorch, tmp_path)
+    assert code == 0 and config is not None
     model_args = config["model"]["init_args"]["model_args"]
     assert model_args["backbone"] == "terramind:terramind_v1_base"
     kwargs = model_args["backbone_kwargs"]
@@ -78,7 +61,7 @@ def test_a_terratorch_terramind_config_converts_and_trains(tmp_path: Path, stack
     assert kwargs["merge_method"] == "mean"
     assert model_args["decoder"] == "upernet:upernet"
     capsys.readouterr()
-    assert main(["fit", "-c", str(converted), "--trainer.fast_dev_run", "1"]) == 0
+    fit_fast_dev_run(converted, tmp_path)
 
 
 def test_terratorch_encoder_keys_map_onto_the_backbone() -> None:

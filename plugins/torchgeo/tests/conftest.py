@@ -10,8 +10,6 @@ import torchgeo.models
 from geofm_torchgeo.backbones import checkpoint_path
 from torch import nn
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "sen1floods11"
-
 
 def official_state_dict(model: str, weights: str) -> dict[str, torch.Tensor]:
     """A random state dict laid out as torchgeo's file for ``model`` ``weights`` is.

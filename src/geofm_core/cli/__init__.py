@@ -42,6 +42,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats", "per-band means/stds of a training split: geofm stats -c config.yaml"),
     "infer": ("infer", "predict rasters of any size, streamed, without a config: "
               "geofm infer --ckpt CKPT INPUT.tif OUTPUT.tif"),
+    "embed": ("embed", "embeddings of rasters with a backbone: GeoParquet vectors per "
+              "chip, dense per-patch GeoTIFF: geofm embed INPUT --backbone NAME "
+              "--chips OUT.parquet"),
     "export": ("export", "export a checkpoint: "
                "geofm export onnx|safetensors --ckpt CKPT --output FILE"),
     "convert": ("convert", "convert a TerraTorch config: "

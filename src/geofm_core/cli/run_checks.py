@@ -109,8 +109,10 @@ def check_checkpoint_fits(path: str | Path, model: Any) -> None:
     checkpoint = read_checkpoint(path, mmap=True)
     if model is None:
         return
+    from geofm_core.tasks.adapter_checkpoints import complete_state
+
     check_state_dict(
-        model.state_dict(), checkpoint["state_dict"], path,
+        model.state_dict(), complete_state(model, checkpoint, path), path,
         strict=bool(getattr(model, "strict_loading", True)),
         fix="use the checkpoint written with this config, or fix model.init_args to match it",
     )

@@ -170,11 +170,19 @@ class GeofmCLI(LightningCLI):
                 if isinstance(writer, GeoTiffPredictionWriter):
                     writer.overwrite = writer.overwrite or GeofmCLI.overwrite
                     writer.skip_existing = writer.skip_existing or GeofmCLI.skip_existing
+                elif isinstance(getattr(writer, "overwrite", None), bool):
+                    writer.overwrite = writer.overwrite or GeofmCLI.overwrite
             if not any(isinstance(c, BasePredictionWriter) for c in [*given, *callbacks]):
                 root = Path(config.get("default_root_dir") or os.getcwd())
-                defaults.append(GeoTiffPredictionWriter(
-                    output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
-                    skip_existing=GeofmCLI.skip_existing))
+                # A task whose predictions are no maps names its own writer.
+                own = getattr(self.model, "default_prediction_writer", None)
+                if callable(own):
+                    defaults.append(own(output_dir=str(root / "predictions"),
+                                        overwrite=GeofmCLI.overwrite))
+                else:
+                    defaults.append(GeoTiffPredictionWriter(
+                        output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
+                        skip_existing=GeofmCLI.skip_existing))
         config = dict(config)
         config["plugins"] = _with_atomic_checkpoints(config.get("plugins"))
         return super()._instantiate_trainer(config, [*callbacks, *defaults])

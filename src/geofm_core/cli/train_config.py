@@ -56,6 +56,7 @@ SHORT_NAMES: dict[str, str] = {
     "PixelwiseRegressionTask": "geofm_core.tasks",
     "ClassificationTask": "geofm_core.tasks",
     "MultiLabelClassificationTask": "geofm_core.tasks",
+    "EmbeddingTask": "geofm_core.tasks",
     "ReconstructionTask": "geofm_core.tasks",
     "GeoTiffSegmentationDataModule": "geofm_core.data",
     "GeoTiffRegressionDataModule": "geofm_core.data",

@@ -123,6 +123,9 @@ class BackboneFacts:
         new_int_bands: The framework takes integers in ``bands`` (and ``[a, b]`` ranges)
             as new bands, without pretrained weights, where geofm takes them as indices
             into the pretrained bands; they are written as new-band names (``BAND_<i>``).
+        bands_from_data: Without ``bands`` in the config, the backbone's bands are
+            written as the data module's ``output_bands`` (by name): the framework's
+            default bands would not be the channels the data gives.
     """
 
     tokens: bool = False
@@ -132,6 +135,7 @@ class BackboneFacts:
     channels_arg: str = ""
     label: str = ""
     new_int_bands: bool = False
+    bands_from_data: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from geofm_core.errors import ConfigurationError
 from geofm_core.io.atomic import check_output
 from geofm_core.io.checkpoints import (
+    PEFT_KEY,
     TASK_CLASS_KEY,
     check_finite_state,
     read_checkpoint,
@@ -44,6 +45,11 @@ def export_safetensors(ckpt: str | Path, output: str | Path, *,
     output = Path(output)
     check_output(output, overwrite=overwrite)  # before reading a large checkpoint
     checkpoint = read_checkpoint(ckpt)
+    if (checkpoint.get(PEFT_KEY) or {}).get("slim"):
+        raise ConfigurationError(
+            f"{ckpt} holds LoRA adapters without their base weights; export it with "
+            "`geofm export onnx` (adapters merged), or use the checkpoint with `geofm infer`"
+        )
     state = {k.removeprefix(MODEL_PREFIX): v for k, v in checkpoint["state_dict"].items()
              if k.startswith(MODEL_PREFIX) and isinstance(v, torch.Tensor)}
     if not state:

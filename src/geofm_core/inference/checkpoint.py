@@ -48,7 +48,7 @@ def _task_class(checkpoint: Mapping[str, Any], path: Path) -> type[Any]:
 
 
 def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
-              checkpoint: Mapping[str, Any] | None = None) -> Any:
+              checkpoint: Mapping[str, Any] | None = None, merge: bool = True) -> Any:
     """Build the task saved in ``path`` and load its weights (strictly).
 
     Works for checkpoints of ``geofm fit`` and of a task trained from Python
@@ -59,12 +59,18 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
         overrides: Hyper-parameters for this run (e.g. ``tiled_inference``); they win
             over the saved ones.
         checkpoint: The checkpoint already read from ``path`` (it is not read again).
+        merge: Fold LoRA adapters (``peft_config``) into the base weights, so the model
+            holds no peft modules (for export and inference). An adapters-only checkpoint
+            rebuilds its base from the recorded source first.
 
     Raises:
         ConfigurationError: Missing, corrupted, unsafe or foreign checkpoint, or weights
             that do not fit the model the hyper-parameters describe.
         NonFiniteError: Weights holding NaN or inf (naming the first such tensor).
     """
+    from geofm_core.models.adapters import merge_adapters
+    from geofm_core.tasks.adapter_checkpoints import complete_state, is_slim
+
     path = Path(path)
     if checkpoint is None:
         checkpoint = read_checkpoint(path)
@@ -73,16 +79,23 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
     hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
                if not k.startswith("_")}
     hparams.update(overrides or {})
-    hparams.pop("weights_path", None)  # the weights come from the checkpoint
-    # Weights come from the checkpoint: don't fetch pretrained ones again.
+    if not is_slim(checkpoint):  # an adapters-only file needs its base weights' source
+        _no_weight_sources(hparams)
+    task = cls(**hparams)
+    load_state_dict_checked(task, complete_state(task, checkpoint, path), path,
+                            fix="use the checkpoint written with this config")
+    if merge:
+        merge_adapters(task.model)
+    task.eval()
+    return task
+
+
+def _no_weight_sources(hparams: dict[str, Any]) -> None:
+    """The weights come from the checkpoint: don't read or fetch pretrained ones again."""
+    hparams.pop("weights_path", None)
     model_args = dict(hparams.get("model_args") or {})
     backbone_kwargs = dict(model_args.get("backbone_kwargs") or {})
     if backbone_kwargs.get("pretrained"):
         backbone_kwargs["pretrained"] = False
         model_args["backbone_kwargs"] = backbone_kwargs
         hparams["model_args"] = model_args
-    task = cls(**hparams)
-    load_state_dict_checked(task, checkpoint["state_dict"], path,
-                            fix="use the checkpoint written with this config")
-    task.eval()
-    return task

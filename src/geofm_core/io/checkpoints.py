@@ -20,6 +20,7 @@ from geofm_core.errors import ConfigurationError, NonFiniteError
 from geofm_core.io.atomic import input_problem
 
 __all__ = [
+    "PEFT_KEY",
     "TASK_CLASS_KEY",
     "check_finite_state",
     "check_state_dict",
@@ -33,6 +34,8 @@ __all__ = [
 
 #: Where geofm's tasks record their class (``module.Class``) in a checkpoint.
 TASK_CLASS_KEY = "geofm_task_class"
+#: Where a task with ``peft_config`` records its base weights' source (adapters-only files).
+PEFT_KEY = "geofm_peft"
 
 #: What reading a damaged or foreign file raises, besides pickle's refusal.
 _READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,

@@ -27,6 +27,7 @@ from geofm_core.models.contracts import ModelOutput
 from geofm_core.registry import get_registry
 from geofm_core.signatures import accepted_arguments, check_arguments
 from geofm_core.tasks import guards
+from geofm_core.tasks.adapter_checkpoints import AdapterCheckpoints, setup_peft, slim_checkpoint
 from geofm_core.tasks.loss_handler import LossHandler
 
 __all__ = ["METADATA_KEYS", "GeofmTask"]
@@ -37,7 +38,7 @@ METADATA_KEYS = ("temporal_coords", "location_coords")
 Stage = str
 
 
-class GeofmTask(LightningModule):
+class GeofmTask(AdapterCheckpoints, LightningModule):
     """Base of geofm's tasks: builds a model by registry name, its losses, metrics and optimizer.
 
     Args:
@@ -74,6 +75,8 @@ class GeofmTask(LightningModule):
             file from ``geofm export safetensors`` or a state dict / checkpoint read with
             ``torch.load(weights_only=True)``. Checkpoints given with ``--ckpt_path``
             still win.
+        peft_config: TerraTorch's ``{method: LORA, replace_qkv, peft_config_kwargs}``:
+            LoRA adapters on the backbone, whose own weights are frozen (docs/lora.md).
     """
 
     #: Arguments not saved as hyper-parameters.
@@ -121,6 +124,7 @@ class GeofmTask(LightningModule):
         plot_on_val: int = 0,
         tiled_inference: dict[str, Any] | None = None,
         weights_path: str | None = None,
+        peft_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Kept out of nn.Module's registry: it becomes ``self.model``, registered once.
@@ -141,6 +145,7 @@ class GeofmTask(LightningModule):
         self.configure_models()
         if weights_path is not None:
             load_weights(self.model, weights_path)
+        self._peft = setup_peft(self)
         self.configure_losses()
         self.configure_metrics()
         self._frozen: list[nn.Module] = []
@@ -286,11 +291,13 @@ class GeofmTask(LightningModule):
 
         LightningCLI also saves ``_class_path`` in the hyper-parameters, but a task trained
         from Python (``Trainer.fit(task)``) has no CLI to do it. Weights that are NaN / inf
-        are never saved (a callback may save before :meth:`optimizer_step`'s check).
+        are never saved (a callback may save before :meth:`optimizer_step`'s check). With
+        ``peft_config`` the frozen base weights are left out when their source is known.
         """
         guards.check_finite_weights(self, self.global_step, self.current_epoch,
                                     self._guard_batch)
         checkpoint[TASK_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        slim_checkpoint(self, checkpoint)
 
     def setup(self, stage: str) -> None:
         """Check the model's input bands against the data module's, before any batch."""

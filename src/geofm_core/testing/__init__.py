@@ -55,7 +55,11 @@ purpose):
 
 The helpers the contracts use (:class:`TinyViT`, :func:`make_features`,
 :func:`train_step`, :func:`assert_round_trip`, ...) are exported for a plugin's own
-tests. This package imports pytest and torch; it is meant for test suites only.
+tests, and so is the scaffolding for training on the real Sen1Floods11 chip
+(:func:`sen1floods11_chips`, :func:`segmentation_fit_config`, :func:`fit_fast_dev_run`)
+and for converting a TerraTorch config (:func:`terratorch_segmentation_config`,
+:func:`convert_terratorch_config`). This package imports pytest and torch; it is meant
+for test suites only.
 """
 
 from __future__ import annotations
@@ -65,6 +69,15 @@ from geofm_core.testing._components import BackboneContract, DecoderContract, Ne
 from geofm_core.testing._factories import ModelFactoryContract
 from geofm_core.testing._heads import HeadContract
 from geofm_core.testing._losses import LossContract
+from geofm_core.testing._real_data import (
+    SEN1FLOODS11_CHIP,
+    convert_terratorch_config,
+    fit_fast_dev_run,
+    segmentation_fit_config,
+    sen1floods11_chips,
+    shared_data,
+    terratorch_segmentation_config,
+)
 from geofm_core.testing._tools import (
     TinyViT,
     assert_round_trip,
@@ -76,6 +89,7 @@ from geofm_core.testing._tools import (
 )
 
 __all__ = [
+    "SEN1FLOODS11_CHIP",
     "BackboneContract",
     "ComponentContract",
     "DecoderContract",
@@ -87,7 +101,13 @@ __all__ = [
     "assert_round_trip",
     "assert_same_output",
     "check_model_output",
+    "convert_terratorch_config",
+    "fit_fast_dev_run",
     "make_features",
     "save_and_load",
+    "segmentation_fit_config",
+    "sen1floods11_chips",
+    "shared_data",
+    "terratorch_segmentation_config",
     "train_step",
 ]

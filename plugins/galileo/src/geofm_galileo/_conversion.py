@@ -27,7 +27,7 @@ def _rule(foreign: str, target: str) -> ComponentRule:
     return ComponentRule(
         "backbone", (foreign,), target, args=_ARGS, note=_NOTE,
         facts=BackboneFacts(depth=VARIANTS[target].depth, takes_bands=True,
-                            label="Galileo backbone"))
+                            label="Galileo backbone", bands_from_data=True))
 
 
 #: The Galileo plugin's TerraTorch rules.

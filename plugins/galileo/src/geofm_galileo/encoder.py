@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geofm_core.models.layers import DropPath, Mlp
 from geofm_galileo.constants import (
     BASE_GSD,
     SPACE_BANDS,
@@ -149,21 +150,6 @@ class Attention(nn.Module):
         return projected
 
 
-class Mlp(nn.Module):
-    """Two linear layers with a GELU between them."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the MLP."""
-        out: torch.Tensor = self.fc2(self.act(self.fc1(x)))
-        return out
-
-
 class Block(nn.Module):
     """Pre-norm transformer block with stochastic depth."""
 
@@ -173,20 +159,13 @@ class Block(nn.Module):
         self.attn = Attention(dim, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.drop_path = drop_path
-
-    def _drop(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_path == 0.0:
-            return x
-        keep = 1.0 - self.drop_path
-        mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device,
-                           dtype=x.dtype).bernoulli_(keep)
-        return x * mask / keep
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` (B, N, D); ``keep`` as in :class:`Attention`."""
-        x = x + self._drop(self.attn(self.norm1(x), keep))
-        return x + self._drop(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.attn(self.norm1(x), keep))
+        out: torch.Tensor = x + self.drop_path(self.mlp(self.norm2(x)))
+        return out
 
 
 class GalileoTokens(NamedTuple):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
-from geofm_prithvi.vit import DropPath, Mlp
+from geofm_core.models.layers import DropPath, Mlp
 
 __all__ = [
     "PatchMerging",

@@ -15,15 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
+from geofm_core.models.layers import DropPath, Mlp
 
 __all__ = [
     "COORDS_DTYPES",
     "POSITION_GRIDS",
     "Attention",
     "Block",
-    "DropPath",
     "LocationEncoder",
-    "Mlp",
     "PatchEmbed3D",
     "PrithviViT",
     "TemporalEncoder",
@@ -116,26 +115,6 @@ class PatchEmbed3D(nn.Module):
         return out.flatten(2).transpose(1, 2)
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch of a sample with probability ``p``."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale kept samples by ``1/(1-p)`` in training; identity in evaluation."""
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        """Show the drop probability in the module's repr."""
-        return f"p={self.p}"
-
-
 class Attention(nn.Module):
     """Multi-head self-attention with a fused, biased qkv projection."""
 
@@ -158,21 +137,6 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)
         result: torch.Tensor = self.proj(out.transpose(1, 2).reshape(b, n, c))
         return result
-
-
-class Mlp(nn.Module):
-    """Two linear layers with a GELU between them."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply fc1, GELU, fc2."""
-        out: torch.Tensor = self.fc2(self.act(self.fc1(x)))
-        return out
 
 
 class Block(nn.Module):

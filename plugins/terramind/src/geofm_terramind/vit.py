@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
+from geofm_core.models.layers import DropPath, Mlp
 
 __all__ = [
     "MERGE_METHODS",
@@ -24,7 +25,6 @@ __all__ = [
     "Block",
     "GatedMlp",
     "LayerNorm",
-    "Mlp",
     "PatchEmbedding",
     "TerraMindViT",
     "sincos_2d",
@@ -97,22 +97,6 @@ class Attention(nn.Module):
         return result
 
 
-class Mlp(nn.Module):
-    """fc1, GELU, fc2 (tiny and small)."""
-
-    def __init__(self, dim: int, hidden: int, bias: bool, drop: float = 0.0) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, bias=bias)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim, bias=bias)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the two layers."""
-        out: torch.Tensor = self.drop(self.fc2(self.act(self.fc1(x))))
-        return out
-
-
 class GatedMlp(nn.Module):
     """SwiGLU: ``fc2(silu(fc1(x)) * fc3(x))`` with 2/3 of the hidden width (base and large)."""
 
@@ -128,22 +112,6 @@ class GatedMlp(nn.Module):
         """Gate the hidden layer."""
         out: torch.Tensor = self.fc2(self.act(self.fc1(x)) * self.fc3(x))
         return out
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop a sample's residual branch with probability ``p`` in training."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Scale kept samples by ``1/(1-p)``; identity in evaluation."""
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class Block(nn.Module):

@@ -103,12 +103,35 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
     if isinstance(data, dict):
         out["data"] = convert_data(data, task, task_args, report)
         _check_classes(task, task_args, out["data"], report)
+        _bands_from_data(out, book, report)
     elif data is not None:
         report.drop("data", data, "expected a class_path / init_args mapping")
     first: tuple[str, ...] = ("seed_everything", "trainer", "model", "data")
     ordered: dict[str, Any] = {k: out[k] for k in first if k in out}
     ordered.update({k: v for k, v in out.items() if k not in ordered})
     return Conversion(ordered, report.unmapped, report.notes, source)
+
+
+def _bands_from_data(out: dict[str, Any], book: RuleBook, report: Report) -> None:
+    """Give a backbone whose rule asks for it the data's ``output_bands`` as its bands."""
+    model_args = (out.get("model") or {}).get("init_args", {}).get("model_args")
+    data_args = (out.get("data") or {}).get("init_args") or {}
+    bands = data_args.get("output_bands")
+    if not isinstance(model_args, dict) or not isinstance(bands, list) or not bands \
+            or not all(isinstance(b, str) for b in bands):
+        return
+    backbone = model_args.get("backbone")
+    rule = next((c.rule for c in book.component_claims()
+                 if c.rule.kind == "backbone" and c.rule.target == backbone), None)
+    if rule is None or not rule.backbone.bands_from_data:
+        return
+    kwargs = model_args.setdefault("backbone_kwargs", {})
+    if not isinstance(kwargs, dict) or "bands" in kwargs:
+        return
+    kwargs["bands"] = list(bands)
+    report.note("model.init_args.model_args.backbone_bands", (
+        f"{backbone} maps its input channels by band name and the config names none: "
+        f"written as the data's output_bands {bands}"))
 
 
 def _writes_to_it(trainer: Any) -> bool:

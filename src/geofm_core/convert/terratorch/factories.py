@@ -39,7 +39,13 @@ def convert_factory(args: dict[str, Any], task: str, report: Report, base: str,
     if name in ENCODER_DECODER_FACTORIES or (rule is not None and not rule.convert):
         out["model_factory"] = rule.target if rule is not None else "geofm:encoder_decoder"
         converter = ModelConverter(task, report, path, book, signatures)
+        model_args = dict(model_args)
+        peft = model_args.pop("peft_config", None)
         out["model_args"] = converter.convert(model_args, rule, aux_heads=aux_heads)
+        if peft is not None:
+            out["peft_config"] = peft
+            report.note(f"{path}.peft_config", "moved to the task's peft_config (LoRA on the "
+                        "backbone; target_modules name the backbone's layers, e.g. qkv, fc1)")
     elif rule is not None:
         out.update(_convert_declared(factory, rule, model_args, Scoped(report, path, task)))
         if aux_heads is not None:

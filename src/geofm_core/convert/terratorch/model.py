@@ -91,9 +91,8 @@ class ModelConverter(Parts):
         parts.num_classes = args.pop("num_classes", None)
         parts.rescale = args.pop("rescale", None)
         for key in list(args):
-            why = ("PEFT is not supported by geofm:encoder_decoder" if key == "peft_config"
-                   else "no geofm:encoder_decoder argument of that name")
-            self.report.drop(f"{self.path}.{key}", args.pop(key), why)
+            self.report.drop(f"{self.path}.{key}", args.pop(key),
+                             "no geofm:encoder_decoder argument of that name")
         return parts
 
     def _factory_args(self, factory: FactoryRule, args: dict[str, Any],
