@@ -49,6 +49,8 @@ MODEL_COMPONENTS: ComponentTable = (
      "Backbone, necks, decoder and head composed by name, checked at build time"),
     ("model_factory", "change_detection", "geofm_core.models.change:ChangeDetectionFactory",
      "Siamese change detection: one backbone on both dates, fused features, any decoder"),
+    ("model_factory", "mae", "geofm_core.models.mae:MAEFactory",
+     "Masked autoencoder: a backbone by name and the MAE decoder its plugin offers"),
 )
 
 #: Losses of ``geofm_core.tasks.losses``.

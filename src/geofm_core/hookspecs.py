@@ -44,7 +44,9 @@ def geofm_register_components(register: RegisterCallback) -> None:
 
     Call ``register(kind, name, target, description=..., metadata=...)`` once per
     component (``metadata``, optional: see :mod:`geofm_core.metadata`). ``kind``
-    is one of ``backbone, neck, decoder, head, loss, model_factory``; ``name`` is the
+    is one of ``backbone, neck, decoder, head, loss, model_factory, mae_decoder``
+    (a masked-autoencoding decoder built as ``factory(encoder=backbone, ...)``, see
+    :mod:`geofm_core.models.mae`); ``name`` is the
     bare name (the plugin's source is stamped on it by geofm); ``target`` is a
     ``"module:attr"`` string imported only when the component is first built.
     """

@@ -20,6 +20,7 @@ class Kind(str, Enum):
     HEAD = "head"
     LOSS = "loss"
     MODEL_FACTORY = "model_factory"
+    MAE_DECODER = "mae_decoder"
 
     def __str__(self) -> str:
         return self.value

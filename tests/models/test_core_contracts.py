@@ -73,6 +73,8 @@ class TestCoreModelFactories(ModelFactoryContract):
     source = "geofm"
     in_chans = 4
     tasks: ClassVar[dict] = {"encoder_decoder": TASKS}
+    skip: ClassVar[dict] = {"mae": "reconstruction needs a backbone with forward_masked, which "
+                                   "no core backbone has: plugins/prithvi/tests/test_mae*.py"}
     model_kwargs: ClassVar[dict] = {
         "encoder_decoder": {
             "backbone": "timm:test_resnet",

@@ -133,7 +133,7 @@ def test_cli_lists_and_describes():
 
 
 def test_plugin_module_imports_no_torch():
-    code = ("import sys, geofm_prithvi._plugin as p; assert len(p.COMPONENTS) == 9; "
+    code = ("import sys, geofm_prithvi._plugin as p; assert len(p.COMPONENTS) == 10; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

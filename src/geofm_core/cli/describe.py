@@ -29,6 +29,7 @@ _FACTORY_TASKS = {
     "ClassificationTask": "classification",
     "MultiLabelClassificationTask": "multilabel",
     "ChangeDetectionTask": "change_detection",
+    "ReconstructionTask": "reconstruction",
 }
 
 

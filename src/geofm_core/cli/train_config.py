@@ -58,12 +58,14 @@ SHORT_NAMES: dict[str, str] = {
     "MultiLabelClassificationTask": "geofm_core.tasks",
     "EmbeddingTask": "geofm_core.tasks",
     "ChangeDetectionTask": "geofm_core.tasks",
+    "ReconstructionTask": "geofm_core.tasks",
     "GeoTiffSegmentationDataModule": "geofm_core.data",
     "GeoTiffRegressionDataModule": "geofm_core.data",
     "GeoTiffClassificationDataModule": "geofm_core.data",
     "GeoTiffMultiLabelDataModule": "geofm_core.data",
     "GeoTiffChangeDetectionDataModule": "geofm_core.data",
     "GeoTiffSceneDataModule": "geofm_core.data",
+    "GeoTiffImageDataModule": "geofm_core.data",
 }
 
 #: The jsonargparse parser mode whose loader expands short names.

@@ -139,7 +139,8 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         test_label_data_root: test labels (default ``train_label_data_root``).
         img_glob: file name glob of the image scenes.
         label_glob: file name glob of the label rasters.
-        task: "segmentation" (long masks) or "regression" (float masks, NaN = ignore).
+        task: "segmentation" (long masks), "regression" (float masks, NaN = ignore) or
+            "image" (no labels: chips of the scenes alone, e.g. for ReconstructionTask).
         dataset_bands: HLS names of the bands stored in each scene, in order.
         output_bands: bands to use: names, 0-based indices, ranges "0-5" or [0, 5].
         res: resolution in CRS units (default: the first scene's).
@@ -176,7 +177,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
         test_label_data_root: str | list[str] | None = None,
         img_glob: str = "*.tif",
         label_glob: str = "*.tif",
-        task: Literal["segmentation", "regression"] = "segmentation",
+        task: Literal["segmentation", "regression", "image"] = "segmentation",
         dataset_bands: list[str] | None = None,
         output_bands: list[str | int | list[int]] | None = None,
         res: float | None = None,
@@ -202,6 +203,14 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
             raise ConfigurationError("GeoTiffSceneDataModule needs num_classes or class_names")
         if patch_size < 1 or batch_size < 1:
             raise ConfigurationError("patch_size and batch_size must be >= 1")
+        labels = [n for n, v in (("train_label_data_root", train_label_data_root),
+                                 ("val_label_data_root", val_label_data_root),
+                                 ("test_label_data_root", test_label_data_root)) if v]
+        if task == "image" and labels:
+            raise ConfigurationError(
+                f"GeoTiffSceneDataModule with task 'image' reads no labels; remove {labels} "
+                "or set task to segmentation or regression"
+            )
         self.roots: dict[str, str | list[str] | None] = {
             "train": train_data_root, "val": val_data_root, "test": test_data_root,
             "predict": predict_data_root,
@@ -289,7 +298,7 @@ class GeoTiffSceneDataModule(pl.LightningDataModule):
     def build_dataset(self, stage: Stage) -> Any:
         """The TorchGeo dataset of a stage: image scenes, intersected with labels if any."""
         image = self._image_dataset(stage)
-        if stage == "predict":
+        if stage == "predict" or self.task == "image":
             return image
         label = self._label_dataset(stage, image)
         from torchgeo.datasets import IntersectionDataset

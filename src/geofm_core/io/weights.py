@@ -18,10 +18,20 @@ from geofm_core.errors import ConfigurationError
 from geofm_core.io.atomic import atomic_output
 from geofm_core.io.checkpoints import load_state_dict_checked, read_tensors
 
-__all__ = ["MODEL_PREFIX", "load_weights", "read_state_dict", "save_weights"]
+__all__ = [
+    "BACKBONE_PREFIXES",
+    "MODEL_PREFIX",
+    "load_backbone_weights",
+    "load_weights",
+    "read_state_dict",
+    "save_weights",
+]
 
 #: Prefix of the model's parameters in a task's (Lightning) state dict.
 MODEL_PREFIX = "model."
+#: Where a backbone's weights sit in a task checkpoint: a ``ReconstructionTask`` run
+#: (``model.encoder.``), a fine-tuned task (``model.backbone.``), bare models after them.
+BACKBONE_PREFIXES = ("model.encoder.", "model.backbone.", "encoder.", "backbone.")
 
 
 def _verify_safetensors(temp: Path, final: Path) -> None:
@@ -104,3 +114,31 @@ def load_weights(module: nn.Module, path: str | Path, *, strict: bool = True) ->
         state = {k.removeprefix(MODEL_PREFIX): v for k, v in state.items()}
     load_state_dict_checked(module, state, path, strict=strict)
     return module
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, what: str = "backbone") -> None:
+    """Load the encoder of a trained run (a ``ReconstructionTask`` checkpoint) into ``backbone``.
+
+    The tensors under the first of :data:`BACKBONE_PREFIXES` that the file holds are
+    loaded strictly: every key of the backbone must be there with its shape, and no other.
+
+    Raises:
+        ConfigurationError: The file holds no backbone weights, or they do not fit (the
+            message names the keys and the settings to check).
+    """
+    state, _ = read_state_dict(path)
+    prefix = next((p for p in BACKBONE_PREFIXES if any(k.startswith(p) for k in state)), None)
+    if prefix is None:
+        found = sorted({k.split(".")[0] + "." + k.split(".")[1] if k.count(".") else k
+                        for k in state})[:8]
+        raise ConfigurationError(
+            f"{what}: {path} holds no backbone weights (keys under {list(BACKBONE_PREFIXES)}); "
+            f"its keys start with {found}. Give the .ckpt of a geofm run (ReconstructionTask "
+            "or a fine-tuned task), or the backbone's own weights through backbone_kwargs"
+        )
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    load_state_dict_checked(
+        backbone, weights, f"{path} ({prefix}*)",
+        fix="build the backbone with the settings of the pre-training run (variant, bands, "
+            "num_frames, embed_dim/depth overrides)",
+    )

@@ -210,6 +210,7 @@ class EncoderDecoderFactory:
         input_multiple: Positive | None = None,
         pad_mode: Literal["constant", "reflect", "replicate"] = "constant",
         pad_centred: bool = False,
+        backbone_weights: str | None = None,
     ) -> nn.Module:
         """Build the model for ``task``.
 
@@ -235,6 +236,9 @@ class EncoderDecoderFactory:
                 reflects).
             pad_centred: Split the padding between both sides (TerraTorch) instead of
                 padding the bottom and right.
+            backbone_weights: A geofm checkpoint (e.g. the ``last.ckpt`` of a
+                ``ReconstructionTask`` run) whose encoder is loaded into the built
+                backbone, strictly (see :func:`geofm_core.io.weights.load_backbone_weights`).
 
         Raises:
             ConfigurationError: An argument has the wrong type or value.
@@ -253,6 +257,11 @@ class EncoderDecoderFactory:
                              decoder or _DEFAULT_SCALAR_DECODER, decoder_kwargs or {},
                              head_kwargs or {}, aux_decoders or [])
         parts = plan.build(classes)
+        if backbone_weights is not None:
+            from geofm_core.io.weights import load_backbone_weights
+
+            load_backbone_weights(parts.modules[0], backbone_weights,
+                                  "geofm:encoder_decoder backbone_weights")
         if pixelwise:
             from geofm_core.models.pixelwise import PixelWiseModel
 

@@ -1,7 +1,8 @@
 """geofm's Lightning tasks.
 
 Segmentation, change detection, pixelwise regression, classification, multi-label
-classification and embeddings.
+classification, embeddings and masked-autoencoder reconstruction (continued
+pre-training).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from geofm_core.tasks.change import ChangeDetectionTask
 from geofm_core.tasks.classification import ClassificationTask, MultiLabelClassificationTask
 from geofm_core.tasks.embedding import EmbeddingTask
 from geofm_core.tasks.loss_handler import LossHandler
+from geofm_core.tasks.reconstruction import ReconstructionTask
 from geofm_core.tasks.regression import PixelwiseRegressionTask
 from geofm_core.tasks.segmentation import SemanticSegmentationTask
 
@@ -22,5 +24,6 @@ __all__ = [
     "LossHandler",
     "MultiLabelClassificationTask",
     "PixelwiseRegressionTask",
+    "ReconstructionTask",
     "SemanticSegmentationTask",
 ]

@@ -259,7 +259,7 @@ class GeofmTask(AdapterCheckpoints, LightningModule):
             ("freeze_head", "freeze_head", ("head",)),
         ]
         for flag, method, attrs in flags:
-            if not self.hparams[flag]:
+            if not self.hparams.get(flag):  # a subclass may not offer every flag
                 continue
             if callable(getattr(self.model, method, None)):
                 getattr(self.model, method)()
@@ -273,7 +273,7 @@ class GeofmTask(AdapterCheckpoints, LightningModule):
                     "that provides it"
                 )
             module.requires_grad_(False)
-        if any(self.hparams[f] for f, _, _ in flags):
+        if any(self.hparams.get(f) for f, _, _ in flags):
             self._frozen = _frozen_modules(self.model)
             for module in self._frozen:
                 module.eval()

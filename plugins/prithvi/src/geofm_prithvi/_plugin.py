@@ -23,6 +23,9 @@ COMPONENTS: tuple[tuple[str, str, str, str], ...] = tuple(
 ) + tuple(
     ("backbone", name, f"geofm_prithvi.swin_configs:{name}", spec.description)
     for name, spec in SWIN_VARIANTS.items()
+) + (
+    ("mae_decoder", "prithvi_vit_mae", "geofm_prithvi.mae:build_mae_decoder",
+     "Prithvi's MAE decoder (official decoder.* layout) for continued pre-training"),
 )
 
 
@@ -94,6 +97,9 @@ def swin_metadata(spec: SwinVariant) -> dict[str, Any]:
 def geofm_register_components(register: RegisterCallback) -> None:
     """Register this plugin's components under the ``prithvi`` source."""
     for kind, name, target, description in COMPONENTS:
+        if kind != "backbone":
+            register(kind, name, target, description=description)
+            continue
         metadata = (variant_metadata(VARIANTS[name]) if name in VARIANTS
                     else swin_metadata(SWIN_VARIANTS[name]))
         register(kind, name, target, description=description, metadata=metadata)

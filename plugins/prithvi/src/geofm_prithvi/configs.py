@@ -124,6 +124,7 @@ def build_prithvi(
         load_checkpoint(model, path, [s for _, s in resolved], model.bands, what)
         # the weights' bands: the task checks the data's band names against them
         model.pretrained_bands = tuple(pretrained_bands or PRETRAINED_BANDS)
+        model.checkpoint_path = str(path)
     return model
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "PatchEmbed3D",
     "PrithviViT",
     "TemporalEncoder",
+    "grid_position_embedding",
     "sincos_1d",
     "sincos_3d",
 ]
@@ -78,6 +79,26 @@ def sincos_3d(
     if cls_token:
         emb = torch.cat([emb.new_zeros(1, dim), emb], dim=0)
     return emb[None]
+
+
+def grid_position_embedding(
+    dim: int, grid: tuple[int, int, int], base: tuple[int, int], mode: str,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The ``(1, 1 + t*h*w, dim)`` sin-cos position embedding of a token grid.
+
+    ``mode`` ``recompute``: the sin-cos of ``grid``; ``interpolate``: the ``base``
+    ``(h, w)`` grid (for ``t`` frames) resized bicubically with aligned corners when
+    ``grid`` differs from it (TerraTorch's encoder and MAE decoder).
+    """
+    t, h, w = grid
+    if mode == "recompute" or (h, w) == base:
+        return sincos_3d(dim, grid, device=device)
+    stored = sincos_3d(dim, (t, *base), device=device)
+    patches = stored[0, 1:].reshape(t, *base, dim).permute(0, 3, 1, 2)
+    resized = F.interpolate(patches, size=(h, w), mode="bicubic", align_corners=True)
+    flat = resized.permute(0, 2, 3, 1).reshape(1, t * h * w, dim)
+    return torch.cat([stored[:, :1], flat], dim=1)
 
 
 class PatchEmbed3D(nn.Module):
@@ -295,6 +316,10 @@ class PrithviViT(nn.Module):
         #: Bands of the loaded checkpoint's patch embedding (``None``: no weights loaded);
         #: ``bands`` maps the input onto them.
         self.pretrained_bands: tuple[str, ...] | None = None
+        #: The file the weights came from (the MAE decoder may load its part of it).
+        self.checkpoint_path: str | None = None
+        #: Registry name of the masked-autoencoding decoder for this encoder (geofm:mae).
+        self.mae_decoder: str = "prithvi:prithvi_vit_mae"
 
         self.patch_embed = PatchEmbed3D(in_chans, embed_dim, self.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -362,15 +387,8 @@ class PrithviViT(nn.Module):
         ``position_grid="interpolate"`` a grid other than the ``img_size`` one is the
         ``img_size`` grid (for ``t`` frames) resized bicubically with aligned corners.
         """
-        t, h, w = grid
         base = (self.img_size[0] // self.patch_size[1], self.img_size[1] // self.patch_size[2])
-        if self.position_grid == "recompute" or (h, w) == base:
-            return sincos_3d(self.embed_dim, grid, device=device)
-        stored = sincos_3d(self.embed_dim, (t, *base), device=device)
-        patches = stored[0, 1:].reshape(t, *base, self.embed_dim).permute(0, 3, 1, 2)
-        resized = F.interpolate(patches, size=(h, w), mode="bicubic", align_corners=True)
-        flat = resized.permute(0, 2, 3, 1).reshape(1, t * h * w, self.embed_dim)
-        return torch.cat([stored[:, :1], flat], dim=1)
+        return grid_position_embedding(self.embed_dim, grid, base, self.position_grid, device)
 
     def _to_5d(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 4:
@@ -395,21 +413,11 @@ class PrithviViT(nn.Module):
             )
         return x
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        temporal_coords: torch.Tensor | None = None,
-        location_coords: torch.Tensor | None = None,
-        **metadata: Any,
-    ) -> list[torch.Tensor]:
-        """Encode ``x``; return ``(B, 1 + T*h*w, embed_dim)`` tokens for each of ``out_indices``.
-
-        Args:
-            x: ``(B, C, H, W)`` or ``(B, C, T, H, W)``.
-            temporal_coords: ``(B, T, 2)`` (year, day of year); used by ``_tl`` models.
-            location_coords: ``(B, 2)`` (lat, lon); used by ``_tl`` models.
-            **metadata: Other batch metadata, ignored.
-        """
+    def _embed(
+        self, x: torch.Tensor, temporal_coords: torch.Tensor | None,
+        location_coords: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch tokens with positions (and time/location) added, and the CLS token."""
         x = self._to_5d(x)
         b, _, t, h, w = x.shape
         grid = self._grid(t, h, w)
@@ -433,6 +441,24 @@ class PrithviViT(nn.Module):
                     )
                 tokens = tokens + self.location_embed_enc(location_coords).to(tokens.dtype)
         cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
+        return tokens, cls
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        temporal_coords: torch.Tensor | None = None,
+        location_coords: torch.Tensor | None = None,
+        **metadata: Any,
+    ) -> list[torch.Tensor]:
+        """Encode ``x``; return ``(B, 1 + T*h*w, embed_dim)`` tokens for each of ``out_indices``.
+
+        Args:
+            x: ``(B, C, H, W)`` or ``(B, C, T, H, W)``.
+            temporal_coords: ``(B, T, 2)`` (year, day of year); used by ``_tl`` models.
+            location_coords: ``(B, 2)`` (lat, lon); used by ``_tl`` models.
+            **metadata: Other batch metadata, ignored.
+        """
+        tokens, cls = self._embed(x, temporal_coords, location_coords)
         tokens = torch.cat([cls, tokens], dim=1)
 
         wanted = set(self.out_indices)
@@ -443,3 +469,24 @@ class PrithviViT(nn.Module):
             if i in wanted:
                 outputs[i] = self.norm(tokens) if i == last else tokens
         return [outputs[i] for i in self.out_indices]
+
+    def forward_masked(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        temporal_coords: torch.Tensor | None = None,
+        location_coords: torch.Tensor | None = None,
+        **metadata: Any,
+    ) -> torch.Tensor:
+        """Encode only the patch tokens ``keep`` (B, n_keep): ``(B, 1 + n_keep, embed_dim)``.
+
+        The masked-autoencoding pass (``geofm:mae``): positions and time/location are
+        added before the tokens are selected; every block runs, then the final norm.
+        """
+        tokens, cls = self._embed(x, temporal_coords, location_coords)
+        index = keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])
+        tokens = torch.cat([cls, torch.gather(tokens, 1, index)], dim=1)
+        for block in self.blocks:
+            tokens = block(tokens)
+        out: torch.Tensor = self.norm(tokens)
+        return out

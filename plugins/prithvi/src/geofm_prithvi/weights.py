@@ -4,7 +4,10 @@ Two official layouts exist: Prithvi-EO-1.0's flat MAE state dict (``cls_token``,
 ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*`` plus the MAE decoder's
 ``decoder_*`` and ``mask_token``) and Prithvi-EO-2.0's ``encoder.*`` / ``decoder.*``
 split. Both map onto :class:`~geofm_prithvi.vit.PrithviViT` with strict semantics: the
-decoder and the fixed position embedding are dropped, everything else must match.
+decoder and the fixed position embedding are dropped, everything else must match. The
+decoder's part is kept by :mod:`geofm_prithvi.mae` when the MAE decoder is built
+(continued pre-training with ``geofm:mae``). A geofm ``ReconstructionTask`` checkpoint
+(``model.encoder.*``) maps the same way, so ``ckpt_path: run.ckpt`` loads its encoder.
 """
 
 from __future__ import annotations
@@ -230,12 +233,13 @@ def map_official_keys(
 
     Drops the MAE decoder (``decoder.*``, ``decoder_*``, ``mask_token``), the fixed
     ``pos_embed`` (the model computes its own), a ``_timm_module.`` prefix, and the
-    time/location scales when ``time_location`` is off. Other keys are kept as they are,
+    time/location scales when ``time_location`` is off, and the ``model.`` prefix of a
+    geofm task checkpoint (``model.encoder.*``). Other keys are kept as they are,
     for :func:`load_checkpoint` to check.
     """
     mapped: dict[str, torch.Tensor] = {}
     for original, value in state_dict.items():
-        key = original.replace("_timm_module.", "")
+        key = original.replace("_timm_module.", "").removeprefix("model.")
         if key.startswith("encoder."):
             key = key[len("encoder."):]
         if key.startswith(_DROPPED_PREFIXES) or key in _DROPPED_KEYS:
