@@ -146,7 +146,9 @@ def make_config(tmp_path: Path, geotiff_data: dict[str, Path]) -> MakeConfig:
             "seed_everything": 0,
             "trainer": {
                 "accelerator": "cpu", "devices": 1, "max_epochs": 1,
-                "limit_train_batches": 2, "limit_val_batches": 1, "limit_test_batches": 1,
+                # every validation and test chip (1.0: a fraction; an int 1 is one batch):
+                # the report tests count figures and confusion-matrix pixels of all 4
+                "limit_train_batches": 2, "limit_val_batches": 1.0, "limit_test_batches": 1.0,
                 "limit_predict_batches": 2, "num_sanity_val_steps": 0,
                 "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                            "init_args": {"save_dir": str(tmp_path / "logs")}},
