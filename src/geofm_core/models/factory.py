@@ -90,27 +90,35 @@ def _describe_validation_error(exc: ValidationError, positional: Sequence[str] =
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _validated(method: _F) -> _F:
+def validated_arguments(component: str) -> Callable[[_F], _F]:
     """Validate a method's arguments against its own signature (pydantic, lax mode).
 
     The signature is the one declaration of the arguments: pydantic checks the values
     (and builds :class:`NeckSpec` / :class:`AuxDecoderSpec` from mappings) before the
-    body runs; a mistake becomes one :class:`ConfigurationError` naming the field.
+    body runs; a mistake becomes one :class:`ConfigurationError` naming ``component``
+    and the field.
+
+    Args:
+        component: How messages name the factory (``"geofm:encoder_decoder"``).
     """
-    checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(method)
-    positional = list(inspect.signature(method).parameters)
 
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return checked(*args, **kwargs)
-        except ValidationError as exc:
-            raise ConfigurationError(
-                "geofm:encoder_decoder got invalid arguments: "
-                f"{_describe_validation_error(exc, positional)}"
-            ) from exc
+    def decorate(method: _F) -> _F:
+        checked = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(method)
+        positional = list(inspect.signature(method).parameters)
 
-    return wrapper  # type: ignore[return-value]
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return checked(*args, **kwargs)
+            except ValidationError as exc:
+                raise ConfigurationError(
+                    f"{component} got invalid arguments: "
+                    f"{_describe_validation_error(exc, positional)}"
+                ) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class _Planned:
@@ -193,7 +201,7 @@ class EncoderDecoderFactory:
         pad_centred: false                    # pad both sides instead of bottom/right
     """
 
-    @_validated
+    @validated_arguments("geofm:encoder_decoder")
     def build_model(
         self,
         task: TaskName,
