@@ -26,6 +26,7 @@ from geofm_prithvi.vit import (
     PrithviViT,
     TemporalEncoder,
     grid_position_embedding,
+    init_linears_and_norms,
 )
 from geofm_prithvi.weights import read_state_dict
 
@@ -89,14 +90,7 @@ class PrithviMAEDecoder(nn.Module):
 
     def reset_parameters(self) -> None:
         """Initialise like the official decoder: xavier linears, mask token N(0, 0.02)."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_linears_and_norms(self)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(

@@ -26,6 +26,7 @@ __all__ = [
     "PatchEmbed3D",
     "PrithviViT",
     "TemporalEncoder",
+    "init_linears_and_norms",
     "grid_position_embedding",
     "sincos_1d",
     "sincos_3d",
@@ -218,6 +219,18 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def init_linears_and_norms(root: nn.Module) -> None:
+    """The official Prithvi initialisation: xavier-uniform linears, zero biases, unit norms."""
+    for module in root.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 class PrithviViT(nn.Module):
     """Prithvi EO ViT encoder: returns the token sequences of the requested blocks.
 
@@ -364,14 +377,7 @@ class PrithviViT(nn.Module):
 
     def reset_parameters(self) -> None:
         """Initialise like the official encoder: xavier linears and patch embedding."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_linears_and_norms(self)
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         if self.patch_embed.proj.bias is not None:
