@@ -270,17 +270,7 @@ def _stream(
                 strip_top = row
             read_to = min(row + crop, height)
             if read_to > loaded_until:
-                window = Window(0, loaded_until, width, read_to - loaded_until)
-                try:
-                    block = src.read(indexes, window=window)
-                except rasterio.errors.RasterioIOError as exc:
-                    cause = ("the connection failed or the file is truncated: run again "
-                             "or copy it here" if is_remote(src.name) else
-                             "the file is truncated or corrupted: replace it")
-                    raise ConfigurationError(
-                        f"{src.name}: reading rows {loaded_until}-{read_to} failed ({exc}); "
-                        f"{cause}"
-                    ) from exc
+                block = read_rows(src, indexes, loaded_until, read_to)
                 r0 = loaded_until - strip_top
                 raw[:, r0 : r0 + block.shape[1], :width] = block
                 invalid[r0 : r0 + block.shape[1], :width] = functools.reduce(
@@ -305,6 +295,25 @@ def _stream(
             _to_cog(temp, final)
     return RasterPrediction(finals[0], finals[1] if len(finals) > 1 else None, n_tiles,
                             (height, width))
+
+
+def read_rows(src: Any, indexes: list[int], top: int, bottom: int) -> np.ndarray[Any, Any]:
+    """Bands ``indexes`` of raster rows ``[top, bottom)`` (full width) of the open ``src``.
+
+    Raises:
+        ConfigurationError: The read failed (a truncated file, a dropped connection).
+    """
+    try:
+        block: np.ndarray[Any, Any] = src.read(indexes,
+                                               window=Window(0, top, src.width, bottom - top))
+        return block
+    except rasterio.errors.RasterioIOError as exc:
+        cause = ("the connection failed or the file is truncated: run again or copy it "
+                 "here" if is_remote(src.name) else
+                 "the file is truncated or corrupted: replace it")
+        raise ConfigurationError(
+            f"{src.name}: reading rows {top}-{bottom} failed ({exc}); {cause}"
+        ) from exc
 
 
 def _missing(block: np.ndarray[Any, Any], nodata: float | None) -> Any:

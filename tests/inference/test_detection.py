@@ -1,0 +1,281 @@
+"""Streaming tiled detection to vector files, on the real rasters of ../shared/data."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+import shapely
+import torch
+from rasterio.transform import Affine
+from torchvision.ops import batched_nms
+
+from geofm_core.data.preprocessing import Preprocessing
+from geofm_core.errors import ConfigurationError
+from geofm_core.inference.detection import (
+    DetectionMerger,
+    Detections,
+    box_polygons,
+    predict_detections,
+)
+from geofm_core.testing import shared_data
+
+MARK = (255, 1, 255)  # a colour the Landsat scene does not hold: the painted object
+SQUARE = (200, 200, 240, 240)  # x0, y0, x1, y1: inside the overlap of four 256 px tiles
+
+
+def landsat_with_square(tmp_path: Path, square: tuple[int, int, int, int] = SQUARE,
+                        transform: Affine | None = None) -> Path:
+    """The real Landsat RGB scene with one painted square (the object to detect)."""
+    src_path = shared_data("landsat_rgb", "RGB.byte.tif")
+    path = tmp_path / "scene.tif"
+    shutil.copy(src_path, path)
+    with rasterio.open(path, "r+") as dst:
+        data = dst.read()
+        x0, y0, x1, y1 = square
+        for band, value in enumerate(MARK):
+            data[band, y0:y1, x0:x1] = value
+        dst.write(data)
+        if transform is not None:
+            dst.transform = transform
+    return path
+
+
+def marker_forward(calls: list[torch.Tensor] | None = None, masks: bool = False):
+    """A deterministic detector: the box of the painted pixels in each tile, score 0.9."""
+    def forward(tiles: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for tile in tiles:
+            if calls is not None:
+                calls.append(tile)
+            hit = torch.ones(tile.shape[-2:], dtype=torch.bool)
+            for band, value in enumerate(MARK):
+                hit &= tile[band] == value
+            ys, xs = hit.nonzero(as_tuple=True)
+            found = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+                     "scores": torch.zeros(0)}
+            if len(xs):
+                found = {"boxes": torch.tensor([[xs.min(), ys.min(), xs.max() + 1,
+                                                 ys.max() + 1]], dtype=torch.float32),
+                         "labels": torch.tensor([2]), "scores": torch.tensor([0.9])}
+            if masks:
+                found["masks"] = hit.float()[None, None][: len(xs) > 0]
+            out.append(found)
+        return out
+    return forward
+
+
+def read_layer(path: Path):
+    import geopandas as gpd
+
+    return gpd.read_file(path, layer="detections")
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "geojson"])
+def test_object_in_a_tile_overlap_is_one_detection(tmp_path, ext):
+    scene = landsat_with_square(tmp_path)
+    calls: list[torch.Tensor] = []
+    result = predict_detections(marker_forward(calls), scene, tmp_path / f"out.{ext}",
+                                crop=256, stride=192, batch_size=3,
+                                class_names=["car", "ship"], progress=False)
+    with rasterio.open(scene) as src:
+        crs, transform = src.crs, src.transform
+    df = read_layer(result.output)
+    assert len(df) == result.detections == 1  # four tiles saw it whole
+    assert df.crs == crs
+    assert list(df.class_id) == [2] and list(df.class_name) == ["ship"]
+    assert df.score.iloc[0] == pytest.approx(0.9)
+    x0, y0, x1, y1 = SQUARE
+    want = shapely.Polygon([transform @ (x, y) for x, y in
+                            [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]])
+    assert df.geometry.iloc[0].equals_exact(want, 1e-6) or \
+        df.geometry.iloc[0].symmetric_difference(want).area < 1e-6
+    # four tiles held the square; the model ran on tiles with data only
+    assert sum(bool((t[0] == 255).logical_and(t[1] == 1).any()) for t in calls) == 4
+    assert result.tiles == 16 and len(calls) == result.tiles - result.skipped_tiles
+
+
+def test_rotated_grid_polygons_and_merge(tmp_path):
+    rotated = (Affine.translation(500_000, 4_200_000) @ Affine.rotation(30)
+               @ Affine.scale(30, -30))
+    scene = landsat_with_square(tmp_path, transform=rotated)
+    result = predict_detections(marker_forward(), scene, tmp_path / "out.gpkg", crop=256,
+                                stride=192, progress=False)
+    df = read_layer(result.output)
+    assert len(df) == 1
+    x0, y0, x1, y1 = SQUARE
+    want = shapely.Polygon([rotated @ (x, y) for x, y in
+                            [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]])
+    got = df.geometry.iloc[0]
+    assert got.symmetric_difference(want).area < 1e-3 * want.area
+    assert got.area == pytest.approx(40 * 40 * 30 * 30, rel=1e-9)
+
+
+def test_mask_polygons(tmp_path):
+    scene = landsat_with_square(tmp_path)
+    result = predict_detections(marker_forward(masks=True), scene, tmp_path / "out.gpkg",
+                                crop=256, stride=192, progress=False)
+    info = pyogrio.read_info(result.output, layer="detections")
+    assert info["geometry_type"] == "MultiPolygon" and info["features"] == 1
+    df = read_layer(result.output)
+    with rasterio.open(scene) as src:
+        pixel = abs(src.transform.a * src.transform.e)
+        bounds = shapely.box(*src.bounds)
+    assert df.geometry.iloc[0].area == pytest.approx(40 * 40 * pixel)
+    assert bounds.contains(df.geometry.iloc[0])
+
+
+def test_rows_are_read_lazily(tmp_path, monkeypatch):
+    """Memory stays flat: strips of at most one tile height, read as the tiles need them."""
+    scene = landsat_with_square(tmp_path)
+    windows: list[tuple[int, int, int, int]] = []
+    real_read = rasterio.io.DatasetReader.read
+
+    def recording_read(self, indexes=None, window=None, **kwargs):
+        if self.name == str(scene):
+            windows.append((window.row_off, window.col_off, window.height, window.width))
+        return real_read(self, indexes, window=window, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", recording_read)
+    read_before_first_forward: list[int] = []
+    inner = marker_forward()
+
+    def forward(tiles):
+        if not read_before_first_forward:
+            read_before_first_forward.append(sum(w[2] for w in windows))
+        return inner(tiles)
+
+    predict_detections(forward, scene, tmp_path / "out.gpkg", crop=128, stride=96,
+                       progress=False)
+    assert read_before_first_forward == [128]  # the first tile row only
+    assert all(h <= 128 for _, _, h, _ in windows)
+    assert sum(h for _, _, h, _ in windows) == 718  # every row read once
+    assert [r for r, *_ in windows] == sorted(r for r, *_ in windows)
+
+
+def test_nodata_boxes_dropped_and_all_inside(tmp_path):
+    """A box at each tile's top-left corner: kept only where it covers data."""
+    scene = shared_data("landsat_rgb", "RGB.byte.tif")
+
+    def corner(tiles):
+        return [{"boxes": torch.tensor([[0.0, 0.0, 24.0, 24.0]]), "labels": torch.tensor([1]),
+                 "scores": torch.tensor([0.8])} for _ in tiles]
+
+    result = predict_detections(corner, scene, tmp_path / "out.gpkg", crop=128, stride=128,
+                                progress=False)
+    df = read_layer(result.output)
+    with rasterio.open(scene) as src:
+        bounds = shapely.box(*src.bounds)
+        data = src.read()
+        inverse = ~src.transform
+        assert df.crs == src.crs
+    assert 0 < len(df) < result.tiles - result.skipped_tiles  # some corners are nodata
+    for geom in df.geometry:
+        assert bounds.buffer(1e-6).contains(geom)
+        cx, cy = inverse @ (geom.centroid.x, geom.centroid.y)
+        x, y = round(cx) - 12, round(cy) - 12
+        assert (data[:, y : y + 24, x : x + 24] != 0).any()
+
+
+def test_empty_result_is_a_valid_layer(tmp_path):
+    scene = shared_data("landsat_rgb", "RGB.byte.tif")
+
+    def nothing(tiles):
+        return [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+                 "scores": torch.zeros(0)} for _ in tiles]
+
+    out = predict_detections(nothing, scene, tmp_path / "none.gpkg", crop=256, stride=256,
+                             progress=False).output
+    info = pyogrio.read_info(out, layer="detections")
+    assert info["features"] == 0 and list(info["fields"]) == ["class_id", "class_name", "score"]
+    with rasterio.open(scene) as src:
+        assert read_layer(out).crs == src.crs
+    geojson = predict_detections(nothing, scene, tmp_path / "none.geojson", crop=256,
+                                 stride=256, progress=False).output
+    assert pyogrio.read_info(geojson, layer="detections")["features"] == 0
+
+
+def test_unknown_extension_refused_before_running(tmp_path):
+    def never(tiles):
+        raise AssertionError("the model must not run")
+
+    scene = shared_data("landsat_rgb", "RGB.byte.tif")
+    with pytest.raises(ConfigurationError, match=r"\.gpkg.*\.geojson.*'\.shp'"):
+        predict_detections(never, scene, tmp_path / "out.shp", progress=False)
+    assert not (tmp_path / "out.shp").exists()
+    with pytest.raises(ConfigurationError, match="iou_threshold"):
+        predict_detections(never, scene, tmp_path / "out.gpkg", iou_threshold=2.0)
+
+
+def test_streamed_merge_equals_one_nms():
+    """Flushing row by row gives exactly the NMS of all boxes at once (chains included)."""
+    generator = torch.Generator().manual_seed(0)
+    n = 400
+    xy = torch.rand(n, 2, generator=generator) * 500
+    wh = 5 + torch.rand(n, 2, generator=generator) * 60
+    boxes = torch.cat([xy, xy + wh], 1).double()
+    scores = torch.rand(n, generator=generator)
+    labels = torch.randint(1, 3, (n,), generator=generator)
+    order = boxes[:, 1].argsort()  # boxes arrive by rows, as tile rows find them
+    merger = DetectionMerger(0.3)
+    kept = []
+    starts = list(range(0, 500, 50))
+    for i, start in enumerate(starts):
+        top = starts[i + 1] if i + 1 < len(starts) else None
+        index = order[(boxes[order, 1] >= start) & (boxes[order, 1] < (top or math.inf))]
+        merger.add(Detections(boxes[index], scores[index], labels[index]))
+        kept.append(merger.flush(top))
+    streamed = Detections.cat(kept)
+    whole = batched_nms(boxes.float(), scores, labels, 0.3)
+    assert sorted(map(tuple, streamed.boxes.tolist())) == \
+        sorted(map(tuple, boxes[whole].tolist()))
+
+
+def test_box_polygons_follow_the_affine():
+    transform = Affine(10.0, 2.0, 100.0, 1.0, -10.0, 50.0)
+    polygon = box_polygons(torch.tensor([[1.0, 2.0, 4.0, 6.0]]), transform)[0]
+    corners = {transform @ (x, y) for x, y in [(1, 2), (4, 2), (4, 6), (1, 6)]}
+    assert set(polygon.exterior.coords[:-1]) == corners
+    assert polygon.exterior.is_ccw
+
+
+def _faster_rcnn(size: int, masks: bool = False):
+    from torchvision.models.detection import FasterRCNN, MaskRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    torch.manual_seed(0)
+    backbone = resnet_fpn_backbone(backbone_name="resnet18", weights=None,
+                                   trainable_layers=5)
+    cls = MaskRCNN if masks else FasterRCNN
+    return cls(backbone, num_classes=2, min_size=size, max_size=size, image_mean=[0.0] * 3,
+               image_std=[1.0] * 3, box_score_thresh=0.0).eval()
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_torchvision_detector_on_sen1floods11(tmp_path, masks):
+    """A real torchvision Faster / Mask R-CNN over the real S2 chip, 4 x 4 tiles of 160 px."""
+    scene = shared_data("sen1floods11", "Spain_7370579_S2Hand.tif")
+    model = _faster_rcnn(160, masks)
+    prep = Preprocessing(bands=[3, 2, 1], constant_scale=1e-4)
+
+    def forward(tiles):
+        return model(list(tiles))
+
+    out = tmp_path / ("masks.geojson" if masks else "boxes.gpkg")
+    result = predict_detections(forward, scene, out, preprocessing=prep, crop=160, stride=118,
+                                batch_size=4, class_names=["water"], score_threshold=0.0,
+                                iou_threshold=0.5, progress=False)
+    df = read_layer(result.output)
+    with rasterio.open(scene) as src:
+        assert df.crs == src.crs
+        bounds = shapely.box(*src.bounds).buffer(1e-9)
+    assert result.tiles == 16 and len(df) == result.detections > 0
+    assert set(df.class_name) == {"water"} and df.score.between(0, 1).all()
+    assert all(bounds.contains(g) for g in df.geometry)
+    want = "MultiPolygon" if masks else "Polygon"
+    assert set(df.geometry.geom_type) == {want}
