@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pyogrio
 import pytest
 import rasterio
@@ -25,50 +23,6 @@ from geofm_core.inference.detection import (
 )
 from geofm_core.testing import shared_data
 
-MARK = (255, 1, 255)  # a colour the Landsat scene does not hold: the painted object
-SQUARE = (200, 200, 240, 240)  # x0, y0, x1, y1: inside the overlap of four 256 px tiles
-
-
-def landsat_with_square(tmp_path: Path, square: tuple[int, int, int, int] = SQUARE,
-                        transform: Affine | None = None) -> Path:
-    """The real Landsat RGB scene with one painted square (the object to detect)."""
-    src_path = shared_data("landsat_rgb", "RGB.byte.tif")
-    path = tmp_path / "scene.tif"
-    shutil.copy(src_path, path)
-    with rasterio.open(path, "r+") as dst:
-        data = dst.read()
-        x0, y0, x1, y1 = square
-        for band, value in enumerate(MARK):
-            data[band, y0:y1, x0:x1] = value
-        dst.write(data)
-        if transform is not None:
-            dst.transform = transform
-    return path
-
-
-def marker_forward(calls: list[torch.Tensor] | None = None, masks: bool = False):
-    """A deterministic detector: the box of the painted pixels in each tile, score 0.9."""
-    def forward(tiles: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        out = []
-        for tile in tiles:
-            if calls is not None:
-                calls.append(tile)
-            hit = torch.ones(tile.shape[-2:], dtype=torch.bool)
-            for band, value in enumerate(MARK):
-                hit &= tile[band] == value
-            ys, xs = hit.nonzero(as_tuple=True)
-            found = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
-                     "scores": torch.zeros(0)}
-            if len(xs):
-                found = {"boxes": torch.tensor([[xs.min(), ys.min(), xs.max() + 1,
-                                                 ys.max() + 1]], dtype=torch.float32),
-                         "labels": torch.tensor([2]), "scores": torch.tensor([0.9])}
-            if masks:
-                found["masks"] = hit.float()[None, None][: len(xs) > 0]
-            out.append(found)
-        return out
-    return forward
-
 
 def read_layer(path: Path):
     import geopandas as gpd
@@ -77,10 +31,10 @@ def read_layer(path: Path):
 
 
 @pytest.mark.parametrize("ext", ["gpkg", "geojson"])
-def test_object_in_a_tile_overlap_is_one_detection(tmp_path, ext):
-    scene = landsat_with_square(tmp_path)
+def test_object_in_a_tile_overlap_is_one_detection(tmp_path, painted, ext):
+    scene = painted.scene(tmp_path)
     calls: list[torch.Tensor] = []
-    result = predict_detections(marker_forward(calls), scene, tmp_path / f"out.{ext}",
+    result = predict_detections(painted.forward(calls), scene, tmp_path / f"out.{ext}",
                                 crop=256, stride=192, batch_size=3,
                                 class_names=["car", "ship"], progress=False)
     with rasterio.open(scene) as src:
@@ -90,7 +44,7 @@ def test_object_in_a_tile_overlap_is_one_detection(tmp_path, ext):
     assert df.crs == crs
     assert list(df.class_id) == [2] and list(df.class_name) == ["ship"]
     assert df.score.iloc[0] == pytest.approx(0.9)
-    x0, y0, x1, y1 = SQUARE
+    x0, y0, x1, y1 = painted.square
     want = shapely.Polygon([transform @ (x, y) for x, y in
                             [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]])
     assert df.geometry.iloc[0].equals_exact(want, 1e-6) or \
@@ -100,15 +54,15 @@ def test_object_in_a_tile_overlap_is_one_detection(tmp_path, ext):
     assert result.tiles == 16 and len(calls) == result.tiles - result.skipped_tiles
 
 
-def test_rotated_grid_polygons_and_merge(tmp_path):
+def test_rotated_grid_polygons_and_merge(tmp_path, painted):
     rotated = (Affine.translation(500_000, 4_200_000) @ Affine.rotation(30)
                @ Affine.scale(30, -30))
-    scene = landsat_with_square(tmp_path, transform=rotated)
-    result = predict_detections(marker_forward(), scene, tmp_path / "out.gpkg", crop=256,
+    scene = painted.scene(tmp_path, transform=rotated)
+    result = predict_detections(painted.forward(), scene, tmp_path / "out.gpkg", crop=256,
                                 stride=192, progress=False)
     df = read_layer(result.output)
     assert len(df) == 1
-    x0, y0, x1, y1 = SQUARE
+    x0, y0, x1, y1 = painted.square
     want = shapely.Polygon([rotated @ (x, y) for x, y in
                             [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]])
     got = df.geometry.iloc[0]
@@ -116,9 +70,9 @@ def test_rotated_grid_polygons_and_merge(tmp_path):
     assert got.area == pytest.approx(40 * 40 * 30 * 30, rel=1e-9)
 
 
-def test_mask_polygons(tmp_path):
-    scene = landsat_with_square(tmp_path)
-    result = predict_detections(marker_forward(masks=True), scene, tmp_path / "out.gpkg",
+def test_mask_polygons(tmp_path, painted):
+    scene = painted.scene(tmp_path)
+    result = predict_detections(painted.forward(masks=True), scene, tmp_path / "out.gpkg",
                                 crop=256, stride=192, progress=False)
     info = pyogrio.read_info(result.output, layer="detections")
     assert info["geometry_type"] == "MultiPolygon" and info["features"] == 1
@@ -130,9 +84,9 @@ def test_mask_polygons(tmp_path):
     assert bounds.contains(df.geometry.iloc[0])
 
 
-def test_rows_are_read_lazily(tmp_path, monkeypatch):
+def test_rows_are_read_lazily(tmp_path, painted, monkeypatch):
     """Memory stays flat: strips of at most one tile height, read as the tiles need them."""
-    scene = landsat_with_square(tmp_path)
+    scene = painted.scene(tmp_path)
     windows: list[tuple[int, int, int, int]] = []
     real_read = rasterio.io.DatasetReader.read
 
@@ -143,7 +97,7 @@ def test_rows_are_read_lazily(tmp_path, monkeypatch):
 
     monkeypatch.setattr(rasterio.io.DatasetReader, "read", recording_read)
     read_before_first_forward: list[int] = []
-    inner = marker_forward()
+    inner = painted.forward()
 
     def forward(tiles):
         if not read_before_first_forward:

@@ -32,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-frames", type=int, help="frames of a multi-temporal input")
     parser.add_argument("--static", action="store_true", help="fixed batch and size")
     parser.add_argument("--opset", type=int, default=18)
-    parser.add_argument("--atol", type=float, default=1e-4)
+    parser.add_argument("--atol", type=float,
+                        help="largest difference to PyTorch allowed (default 1e-4; for a "
+                        "detector: of box coordinates, in pixels, default 0.01)")
+    parser.add_argument("--check-images", type=Path, nargs="+", default=[],
+                        help="detectors: GeoTIFFs whose centre crops (--image-size) the "
+                        "export is verified on, read with the checkpoint's bands and "
+                        "normalisation (a random image is always checked too)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--int8", choices=["dynamic", "static"],
                         help="write an int8 model (onnxruntime quantization): dynamic "
@@ -78,6 +84,13 @@ def main(argv: Sequence[str]) -> int:
     checkpoint = read_checkpoint(args.ckpt)
     task = load_task(args.ckpt, checkpoint=checkpoint)
     prep = Preprocessing.from_checkpoint(checkpoint)
+    if getattr(task, "vector_output", False):
+        return _export_detector(args, task, prep)
+    if args.check_images:
+        raise ConfigurationError(
+            "--check-images verifies detector exports; this checkpoint's model is checked "
+            "on random inputs (--atol). Remove --check-images"
+        )
     in_channels = args.in_channels or prep.channels or input_channels_of(task.model)
     if in_channels is None:
         raise ConfigurationError(
@@ -94,7 +107,8 @@ def main(argv: Sequence[str]) -> int:
     float_path = temporary_path(args.output, "float") if args.int8 else args.output
     report = export_onnx(task.model, float_path, in_channels=in_channels,
                          image_size=(size[0], size[1]), num_frames=frames,
-                         dynamic=not args.static, opset=args.opset, atol=args.atol,
+                         dynamic=not args.static, opset=args.opset,
+                         atol=1e-4 if args.atol is None else args.atol,
                          overwrite=args.overwrite or bool(args.int8))
     if args.int8:
         try:
@@ -106,6 +120,43 @@ def main(argv: Sequence[str]) -> int:
     sys.stdout.write(
         f"wrote {report.path}: dynamic {dynamic}; onnxruntime vs PyTorch max abs difference "
         f"{report.max_abs_diff:.2e} on shapes {report.checked_shapes}\n"
+    )
+    for note in report.notes:
+        sys.stdout.write(f"  note: {note}\n")
+    return 0
+
+
+def _export_detector(args: argparse.Namespace, task: Any, prep: Any) -> int:
+    """``geofm export onnx`` of a detection checkpoint (fixed input size)."""
+    from geofm_core.export.onnx_detection import export_detection_onnx
+
+    for flag, value in (("--int8", args.int8), ("--num-frames", args.num_frames)):
+        if value:
+            raise ConfigurationError(
+                f"{flag} is not supported for detectors: their graphs hold NMS and RoI "
+                "operations int8 quantization and multi-temporal inputs do not cover; "
+                "remove it"
+            )
+    in_channels = args.in_channels or prep.channels
+    if in_channels is None:
+        raise ConfigurationError(
+            f"{args.ckpt} does not record the number of input bands; pass --in-channels"
+        )
+    size = (args.image_size * 2)[:2]
+    examples = [chip[0] for chip in _calibration_chips(args.check_images, prep,
+                                                       (size[0], size[1]))]
+    import torch
+
+    report = export_detection_onnx(
+        task.model, args.output, in_channels=in_channels, image_size=(size[0], size[1]),
+        opset=args.opset,
+        box_atol=1e-2 if args.atol is None else args.atol,
+        examples=[torch.from_numpy(e) for e in examples], overwrite=args.overwrite)
+    framework = getattr(task.model, "framework", "detector")
+    sys.stdout.write(
+        f"wrote {report.path}: {framework} at a fixed input size; onnxruntime vs PyTorch "
+        "max box difference "
+        f"{report.max_abs_diff:.2e} px\n"
     )
     for note in report.notes:
         sys.stdout.write(f"  note: {note}\n")

@@ -2,6 +2,9 @@
 
 A change-detection checkpoint takes two dates: ``geofm infer --ckpt CKPT BEFORE.tif
 OUTPUT.tif --after AFTER.tif`` tiles both co-registered rasters with the same windows.
+A detection checkpoint (a task with ``vector_output``) writes a vector file instead:
+``geofm infer --ckpt CKPT INPUT.tif OUT.gpkg`` (or ``.geojson``), see
+:mod:`geofm_core.inference.detection`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     # a string: Path would turn https://host/a.tif into https:/host/a.tif
     parser.add_argument("input", help="input GeoTIFF: a path, or a URL GDAL reads "
                         "(https://.../scene.tif, s3://bucket/key.tif, gs://, /vsis3/...)")
-    parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values)")
+    parser.add_argument("output", type=Path, help="output GeoTIFF (class map or values); "
+                        "for a detection checkpoint a .gpkg or .geojson vector file")
     parser.add_argument("--after", help="change detection: the raster of the second date "
                         "(INPUT is the first); both must share CRS, transform and size")
     parser.add_argument("--ckpt", "--ckpt_path", "--ckpt-path", dest="ckpt", type=Path,
@@ -53,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--description", help="what a regression output holds, written as "
                         "its band description (e.g. 'canopy height')")
     parser.add_argument("--units", help="units of a regression output (e.g. m)")
+    parser.add_argument("--score-threshold", type=float,
+                        help="detection: lowest score written (default 0.5)")
+    parser.add_argument("--iou-threshold", type=float,
+                        help="detection: class-wise NMS IoU across tile overlaps (default 0.5)")
     return parser
 
 
@@ -86,6 +94,11 @@ def main(argv: Sequence[str]) -> int:
     saved = (checkpoint.get("hyper_parameters") or {}).get("tiled_inference")
     tiling = tiling_settings(saved, args)
     task = load_task(args.ckpt, overrides={"tiled_inference": tiling}, checkpoint=checkpoint)
+    if getattr(task, "vector_output", False):
+        from geofm_core.cli.infer_detection import infer_detections
+
+        return infer_detections(task, args, checkpoint, tiling)
+    _raster_only(task, args)
     if not getattr(task, "pixelwise", False):
         raise ConfigurationError(
             f"{args.ckpt} holds a {type(task).__name__}, which predicts one label per image; "
@@ -129,6 +142,24 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(f"wrote {result.extra['style']} (QGIS style: class colours and "
                          "names)\n")
     return 0
+
+
+def _raster_only(task: Any, args: argparse.Namespace) -> None:
+    """Detection options and vector outputs are refused for a raster-map checkpoint."""
+    from geofm_core.io.vectors import VECTOR_FORMATS
+
+    name = type(task).__name__
+    if args.output.suffix.lower() in VECTOR_FORMATS:
+        raise ConfigurationError(
+            f"{args.ckpt} holds a {name}, which predicts raster maps, but the output "
+            f"{args.output} is a vector file; give a GeoTIFF (.tif) output"
+        )
+    for flag, value in (("--score-threshold", args.score_threshold),
+                        ("--iou-threshold", args.iou_threshold)):
+        if value is not None:
+            raise ConfigurationError(
+                f"{flag} is for detection checkpoints; {args.ckpt} holds a {name}: remove it"
+            )
 
 
 def _check_dates(task: Any, args: argparse.Namespace) -> None:

@@ -17,7 +17,9 @@
   ``CheckpointIO``); SIGTERM saves a resumable ``last.ckpt`` and exits with status 143,
   and ``fast_dev_run`` writes no checkpoint (:mod:`geofm_core.cli.run_guard`).
 * ``predict`` writes with :class:`~geofm_core.inference.writer.GeoTiffPredictionWriter`
-  unless the config names a prediction writer; ``--overwrite`` replaces its outputs,
+  (detection tasks, ``vector_output``: with
+  :class:`~geofm_core.inference.vector_writer.VectorPredictionWriter`, one vector file
+  per image) unless the config names a prediction writer; ``--overwrite`` replaces its outputs,
   ``--skip_existing`` predicts only the inputs whose outputs are missing (a rerun).
 * ``--ckpt_path`` resumes training or loads weights; the settings of the config always
   win over the hyper-parameters saved in the checkpoint (Lightning would otherwise
@@ -164,10 +166,11 @@ class GeofmCLI(LightningCLI):
             defaults.append(LeanModelSummary())
         defaults.append(RunSummary())
         if self.subcommand == "predict":
+            from geofm_core.inference.vector_writer import VectorPredictionWriter
             from geofm_core.inference.writer import GeoTiffPredictionWriter
 
             for writer in [*given, *callbacks]:  # the flags reach a configured writer too
-                if isinstance(writer, GeoTiffPredictionWriter):
+                if isinstance(writer, GeoTiffPredictionWriter | VectorPredictionWriter):
                     writer.overwrite = writer.overwrite or GeofmCLI.overwrite
                     writer.skip_existing = writer.skip_existing or GeofmCLI.skip_existing
                 elif isinstance(getattr(writer, "overwrite", None), bool):
@@ -176,7 +179,11 @@ class GeofmCLI(LightningCLI):
                 root = Path(config.get("default_root_dir") or os.getcwd())
                 # A task whose predictions are no maps names its own writer.
                 own = getattr(self.model, "default_prediction_writer", None)
-                if callable(own):
+                if getattr(self.model, "vector_output", False):  # detections: vector files
+                    defaults.append(VectorPredictionWriter(
+                        output_dir=str(root / "predictions"), overwrite=GeofmCLI.overwrite,
+                        skip_existing=GeofmCLI.skip_existing))
+                elif callable(own):
                     defaults.append(own(output_dir=str(root / "predictions"),
                                         overwrite=GeofmCLI.overwrite))
                 else:

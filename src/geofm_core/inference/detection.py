@@ -294,7 +294,7 @@ class DetectionMerger:
             if not len(outside):
                 return reachable
             linked = torch.zeros(len(outside), dtype=torch.bool)
-            for part in inside.split(1024):  # bounded memory for wide rasters
+            for part in torch.split(inside, 1024):  # bounded memory for wide rasters
                 iou = box_iou(boxes[part], boxes[outside])
                 same = pending.labels[part][:, None] == pending.labels[outside][None, :]
                 linked |= ((iou > self.iou_threshold) & same).any(0)
