@@ -10,6 +10,7 @@ A detection checkpoint (a task with ``vector_output``) writes a vector file inst
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -84,7 +85,7 @@ def main(argv: Sequence[str]) -> int:
     import torch
 
     from geofm_core.data.preprocessing import Preprocessing
-    from geofm_core.inference.checkpoint import load_task
+    from geofm_core.inference.checkpoint import load_task, task_class
     from geofm_core.inference.precision import autocast_forward
     from geofm_core.inference.raster import Kind, predict_raster
     from geofm_core.io.checkpoints import read_checkpoint
@@ -93,7 +94,11 @@ def main(argv: Sequence[str]) -> int:
     checkpoint = read_checkpoint(args.ckpt)
     saved = (checkpoint.get("hyper_parameters") or {}).get("tiled_inference")
     tiling = tiling_settings(saved, args)
-    task = load_task(args.ckpt, overrides={"tiled_inference": tiling}, checkpoint=checkpoint)
+    # A task without tiled_inference (detection) takes the tiling at inference only.
+    cls = task_class(checkpoint, args.ckpt)
+    overrides = ({"tiled_inference": tiling} if "tiled_inference" in
+                 inspect.signature(cls.__init__).parameters else {})
+    task = load_task(args.ckpt, overrides=overrides, checkpoint=checkpoint)
     if getattr(task, "vector_output", False):
         from geofm_core.cli.infer_detection import infer_detections
 

@@ -21,10 +21,16 @@ from geofm_core.io.checkpoints import (
     task_class_path,
 )
 
-__all__ = ["load_task"]
+__all__ = ["load_task", "task_class"]
 
 
-def _task_class(checkpoint: Mapping[str, Any], path: Path) -> type[Any]:
+def task_class(checkpoint: Mapping[str, Any], path: Path) -> type[Any]:
+    """The ``GeofmTask`` subclass that wrote ``checkpoint`` (read from ``path``), imported.
+
+    Raises:
+        ConfigurationError: The checkpoint names no task, one that cannot be imported or
+            a class that is no geofm task.
+    """
     from geofm_core.tasks.base import GeofmTask
 
     class_path = task_class_path(checkpoint)
@@ -74,7 +80,7 @@ def load_task(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
     path = Path(path)
     if checkpoint is None:
         checkpoint = read_checkpoint(path)
-    cls = _task_class(checkpoint, path)
+    cls = task_class(checkpoint, path)
     check_finite_state(checkpoint["state_dict"], path)
     hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
                if not k.startswith("_")}
