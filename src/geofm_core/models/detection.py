@@ -193,7 +193,16 @@ class DetectionModel(nn.Module):
         self.anchor_per_stride = None
         if generator is None or per_stride is None:
             return
-        strides = [max(1, round(x.shape[-1] / level.shape[-1])) for level in levels.values()]
+        # Powers of two, as torchvision's RoI pooler infers scales: a level of 3 x 3 for a
+        # 70 px input is stride 32, not 23. The extra levels (max-pool, P6, P7) halve the
+        # previous one by construction; measuring them on 1 x 1 maps would not tell.
+        strides: list[int] = []
+        for name, level in levels.items():
+            if name in self.level_names:
+                ratio = max(x.shape[-1] / level.shape[-1], 1.0)
+                strides.append(2 ** round(math.log2(ratio)))
+            else:
+                strides.append(2 * strides[-1])
         sizes = []
         for stride, old in zip(strides, generator.sizes, strict=True):
             base = per_stride * stride
