@@ -217,7 +217,7 @@ def test_backbone_weights_from_a_checkpoint(factory, tmp_path):
 
 
 def test_unknown_framework_names_close_match(factory):
-    with pytest.raises(ConfigurationError, match="unknown framework 'faster-rcnn'.*faster_rcnn"):
+    with pytest.raises(ConfigurationError, match=r"unknown framework 'faster-rcnn'.*faster_rcnn"):
         factory.build_model("object_detection", **CNN, framework="faster-rcnn", num_classes=2)
 
 
@@ -239,22 +239,22 @@ def test_misspelt_framework_kwarg(factory):
                              r"'box_score_thres'.*'box_score_thresh'"):
         build(factory, framework_kwargs={"box_score_thres": 0.1})
     # RetinaNet's own keywords are not FasterRCNN's
-    with pytest.raises(ComponentArgumentError, match="RetinaNet.*'box_nms_thresh'"):
+    with pytest.raises(ComponentArgumentError, match=r"RetinaNet.*'box_nms_thresh'"):
         build(factory, "retinanet", framework_kwargs={"box_nms_thresh": 0.3})
 
 
 def test_framework_kwargs_must_not_set_model_args(factory):
-    with pytest.raises(ConfigurationError, match="must not set \\['min_size'\\]"):
+    with pytest.raises(ConfigurationError, match=r"must not set \['min_size'\]"):
         build(factory, framework_kwargs={"min_size": 800})
 
 
 def test_num_classes_counts_the_background(factory):
-    with pytest.raises(ConfigurationError, match="K \\+ 1"):
+    with pytest.raises(ConfigurationError, match=r"K \+ 1"):
         build(factory, num_classes=1)
 
 
 def test_anchor_sizes_per_level(factory):
-    with pytest.raises(ConfigurationError, match="anchor_sizes has 2 entries but the pyramid "
+    with pytest.raises(ConfigurationError, match=r"anchor_sizes has 2 entries but the pyramid "
                                                  "has 5 levels"):
         build(factory, framework_kwargs={"anchor_sizes": [[8], [16]]})
 
@@ -262,8 +262,8 @@ def test_anchor_sizes_per_level(factory):
 def test_token_sequences_without_reshape_neck(factory):
     model = factory.build_model("object_detection", TinyViT(in_chans=4, embed_dim=16, depth=2),
                                 num_classes=2, fpn_channels=16).eval()
-    with pytest.raises(ConfigurationError, match="token sequences need necks.*"
-                                                 "reshape_tokens_to_image"):
+    with pytest.raises(ConfigurationError, match=r"token sequences need necks.*"
+                                                 r"reshape_tokens_to_image"):
         model(torch.randn(1, 4, SIZE, SIZE))
 
 

@@ -60,7 +60,7 @@ _ANCHOR_KEYS = ("anchor_sizes", "aspect_ratios")
 _ANCHOR_PER_STRIDE = {"faster_rcnn": 8.0, "mask_rcnn": 8.0, "retinanet": 4.0, "fcos": 1.0}
 
 
-class ChipTransform(GeneralizedRCNNTransform):
+class ChipTransform(GeneralizedRCNNTransform):  # type: ignore[misc]  # torchvision: untyped
     """torchvision's batching transform, with resizing and normalising optional.
 
     Args:
@@ -90,10 +90,12 @@ class ChipTransform(GeneralizedRCNNTransform):
 
     def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-        """torchvision's resize when ``min_size`` was given, else the chip as it is."""
+        """Resize as torchvision does when ``min_size`` was given, else keep the chip as it is."""
         if not self.resizes:
             return image, target
-        return super().resize(image, target)
+        resized: tuple[torch.Tensor, dict[str, torch.Tensor] | None] = super().resize(image,
+                                                                                      target)
+        return resized
 
     def __repr__(self) -> str:
         resize = (f"Resize(min_size={self.min_size}, max_size={self.max_size})"

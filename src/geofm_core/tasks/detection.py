@@ -11,6 +11,7 @@ needs ``pycocotools``: ``pip install geofm-core[detection]``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -132,6 +133,11 @@ class ObjectDetectionTask(GeofmTask):
         )
         #: The K object classes (label 1 is the first).
         self.class_names = list(self._object_names)
+        # The base saved its own arguments too (loss, tiled_inference, ...); a checkpoint
+        # rebuilds this task from its own (load_task calls ``cls(**hparams)``).
+        own = set(inspect.signature(type(self).__init__).parameters)
+        for key in [k for k in self.hparams if k not in own and not k.startswith("_")]:
+            del self.hparams[key]
 
     # -- configuration ------------------------------------------------------------
 
@@ -194,16 +200,17 @@ class ObjectDetectionTask(GeofmTask):
         return self.model(x, targets)
 
     def targets(self, batch: Mapping[str, Any]) -> list[dict[str, torch.Tensor]]:
-        """torchvision targets (``boxes``, ``labels``[, ``masks``]) from a TorchGeo batch."""
+        """The torchvision targets (``boxes``, ``labels``[, ``masks``]) of a TorchGeo batch."""
         required = ("bbox_xyxy", "label") + (("mask",) if "segm" in self.iou_types else ())
         missing = [k for k in required if k not in batch]
         if missing:
+            datamodule = ("GeoTiffInstanceSegmentationDataModule" if "segm" in self.iou_types
+                          else "GeoTiffObjectDetectionDataModule")
             legacy = " (TorchGeo < 0.8 called the boxes 'boxes')" if "boxes" in batch else ""
             raise ConfigurationError(
                 f"{type(self).__name__} needs batch keys {list(required)}; the batch has "
-                f"{sorted(batch)}, missing {missing}{legacy}. Use "
-                f"{'GeoTiffInstanceSegmentationDataModule' if 'segm' in self.iou_types else 'GeoTiffObjectDetectionDataModule'}"
-                " or a TorchGeo 0.8 detection data module"
+                f"{sorted(batch)}, missing {missing}{legacy}. Use {datamodule} or a TorchGeo "
+                "0.8 detection data module"
             )
         boxes, labels = list(batch["bbox_xyxy"]), list(batch["label"])
         size = batch["image"].shape[0]
