@@ -268,7 +268,7 @@ def test_token_sequences_without_reshape_neck(factory):
 
 
 def test_no_level_left(factory):
-    with pytest.raises((ConfigurationError, ComponentArgumentError)):
+    with pytest.raises(ComponentArgumentError, match=r"select_indices.*at least one"):
         build(factory, necks=[{"name": "geofm:select_indices", "indices": []}])
 
 

@@ -331,7 +331,7 @@ class DetectionFactory:
         necks: [{name: geofm:select_indices, indices: [1, 2, 3, 4]}]
         framework: faster_rcnn                # retinanet, fcos; mask_rcnn (instances)
         fpn_channels: 256
-        framework_kwargs: {box_score_thresh: 0.05, anchor_sizes: [[32], [64], [128]]}
+        framework_kwargs: {box_score_thresh: 0.05, anchor_sizes: [[16], [32], [64], [128], [256]]}
         backbone_weights: runs/mae/last.ckpt  # optional: an MAE-pretrained encoder
 
     For a ViT (token sequences)::

@@ -135,7 +135,8 @@ class ObjectDetectionTask(GeofmTask):
         self.class_names = list(self._object_names)
         # The base saved its own arguments too (loss, tiled_inference, ...); a checkpoint
         # rebuilds this task from its own (load_task calls ``cls(**hparams)``).
-        own = set(inspect.signature(type(self).__init__).parameters)
+        own = set(inspect.signature(type(self).__init__).parameters) | set(
+            inspect.signature(ObjectDetectionTask.__init__).parameters)
         for key in [k for k in self.hparams if k not in own and not k.startswith("_")]:
             del self.hparams[key]
 
