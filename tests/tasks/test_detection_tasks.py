@@ -218,6 +218,15 @@ def test_batch_without_boxes_is_named(samples):
         instance.training_step(batch, 0)
 
 
+def test_labels_outside_the_object_classes(samples):
+    task = ObjectDetectionTask(model_args=MODEL_ARGS, class_names=["water"])
+    batch = collate(samples[:2])
+    batch["label"] = [labels * 0 for labels in batch["label"]]
+    with pytest.raises(ConfigurationError, match=r"labels range 0\.\.0 but object labels are "
+                                                 r"1\.\.1 \(0 is the background"):
+        task.training_step(batch, 0)
+
+
 def test_missing_pycocotools_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools", None)
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)

@@ -222,6 +222,15 @@ class ObjectDetectionTask(GeofmTask):
             )
         out = [{"boxes": b.float().reshape(-1, 4), "labels": lab.long().reshape(-1)}
                for b, lab in zip(boxes, labels, strict=True)]
+        found = torch.cat([t["labels"] for t in out])
+        if found.numel() and (int(found.min()) < 1 or int(found.max()) >= int(self.num_classes
+                                                                                or 0)):
+            raise ConfigurationError(
+                f"{type(self).__name__}: batch labels range {int(found.min())}.."
+                f"{int(found.max())} but object labels are 1..{int(self.num_classes or 0) - 1} "
+                f"(0 is the background; num_classes={self.num_classes} counts it); label "
+                "objects from 1 (the data module's classes, in order) or raise num_classes"
+            )
         if "segm" in self.iou_types:
             for target, mask in zip(out, list(batch["mask"]), strict=True):
                 target["masks"] = mask.to(torch.uint8)
