@@ -19,13 +19,14 @@ class PaintedScene:
     mark = (255, 1, 255)  # a colour the Landsat scene does not hold: the painted object
     square = (200, 200, 240, 240)  # x0, y0, x1, y1: inside the overlap of four 256 px tiles
 
-    def scene(self, directory: Path, transform: Affine | None = None) -> Path:
+    def scene(self, directory: Path, transform: Affine | None = None,
+              square: tuple[int, int, int, int] | None = None) -> Path:
         """A copy of the scene in ``directory`` with the square painted (and ``transform``)."""
         path = directory / "scene.tif"
         shutil.copy(shared_data("landsat_rgb", "RGB.byte.tif"), path)
         with rasterio.open(path, "r+") as dst:
             data = dst.read()
-            x0, y0, x1, y1 = self.square
+            x0, y0, x1, y1 = square or self.square
             for band, value in enumerate(self.mark):
                 data[band, y0:y1, x0:x1] = value
             dst.write(data)

@@ -54,6 +54,33 @@ def test_object_in_a_tile_overlap_is_one_detection(tmp_path, painted, ext):
     assert result.tiles == 16 and len(calls) == result.tiles - result.skipped_tiles
 
 
+def test_object_cut_by_a_tile_edge_is_one_detection(tmp_path, painted):
+    """Cut by tile (192, 0) at x = 256, whole in tile (192, 192): IoU 0.5, not above it."""
+    square = (236, 300, 276, 330)
+    scene = painted.scene(tmp_path, square=square)
+    result = predict_detections(painted.forward(), scene, tmp_path / "out.gpkg", crop=256,
+                                stride=192, iou_threshold=0.5, progress=False)
+    df = read_layer(result.output)
+    assert len(df) == 1
+    with rasterio.open(scene) as src:
+        x0, y0, x1, y1 = square
+        whole = shapely.box(*(src.transform @ (x0, y1)), *(src.transform @ (x1, y0)))
+    assert df.geometry.iloc[0].symmetric_difference(whole).area < 1e-6 * whole.area
+
+
+def test_object_larger_than_the_overlap_is_kept(tmp_path, painted):
+    """Every tile cuts a 150 px object (tiles of 128 px): its cut parts are all kept."""
+    scene = painted.scene(tmp_path, square=(300, 300, 450, 450))
+    result = predict_detections(painted.forward(), scene, tmp_path / "out.gpkg", crop=128,
+                                stride=96, progress=False)
+    df = read_layer(result.output)
+    with rasterio.open(scene) as src:
+        x0, y0, x1, y1 = 300, 300, 450, 450
+        whole = shapely.box(*(src.transform @ (x0, y1)), *(src.transform @ (x1, y0)))
+    assert len(df) >= 1
+    assert df.geometry.union_all().symmetric_difference(whole).area < 1e-6 * whole.area
+
+
 def test_rotated_grid_polygons_and_merge(tmp_path, painted):
     rotated = (Affine.translation(500_000, 4_200_000) @ Affine.rotation(30)
                @ Affine.scale(30, -30))
@@ -166,8 +193,9 @@ def test_unknown_extension_refused_before_running(tmp_path):
         predict_detections(never, scene, tmp_path / "out.gpkg", iou_threshold=2.0)
 
 
-def test_streamed_merge_equals_one_nms():
-    """Flushing row by row gives exactly the NMS of all boxes at once (chains included)."""
+@pytest.mark.parametrize("with_edges", [False, True])
+def test_streamed_merge_equals_one_merge(with_edges):
+    """Flushing row by row decides exactly as deciding on all boxes at once (chains too)."""
     generator = torch.Generator().manual_seed(0)
     n = 400
     xy = torch.rand(n, 2, generator=generator) * 500
@@ -175,6 +203,8 @@ def test_streamed_merge_equals_one_nms():
     boxes = torch.cat([xy, xy + wh], 1).double()
     scores = torch.rand(n, generator=generator)
     labels = torch.randint(1, 3, (n,), generator=generator)
+    edge = (torch.rand(n, generator=generator) < 0.3) if with_edges else None
+    everything = Detections(boxes, scores, labels, None, edge)
     order = boxes[:, 1].argsort()  # boxes arrive by rows, as tile rows find them
     merger = DetectionMerger(0.3)
     kept = []
@@ -182,12 +212,16 @@ def test_streamed_merge_equals_one_nms():
     for i, start in enumerate(starts):
         top = starts[i + 1] if i + 1 < len(starts) else None
         index = order[(boxes[order, 1] >= start) & (boxes[order, 1] < (top or math.inf))]
-        merger.add(Detections(boxes[index], scores[index], labels[index]))
+        merger.add(everything.select(index))
         kept.append(merger.flush(top))
     streamed = Detections.cat(kept)
-    whole = batched_nms(boxes.float(), scores, labels, 0.3)
+    once = DetectionMerger(0.3)
+    once.add(everything)
+    whole = once.flush(None)
+    if with_edges:
+        assert len(whole) < len(batched_nms(boxes.float(), scores, labels, 0.3))
     assert sorted(map(tuple, streamed.boxes.tolist())) == \
-        sorted(map(tuple, boxes[whole].tolist()))
+        sorted(map(tuple, whole.boxes.tolist()))
 
 
 def test_box_polygons_follow_the_affine():
@@ -207,7 +241,7 @@ def _faster_rcnn(size: int, masks: bool = False):
                                    trainable_layers=5)
     cls = MaskRCNN if masks else FasterRCNN
     return cls(backbone, num_classes=2, min_size=size, max_size=size, image_mean=[0.0] * 3,
-               image_std=[1.0] * 3, box_score_thresh=0.0).eval()
+               image_std=[1.0] * 3, box_score_thresh=0.0, box_detections_per_img=20).eval()
 
 
 @pytest.mark.parametrize("masks", [False, True])
@@ -233,3 +267,15 @@ def test_torchvision_detector_on_sen1floods11(tmp_path, masks):
     assert all(bounds.contains(g) for g in df.geometry)
     want = "MultiPolygon" if masks else "Polygon"
     assert set(df.geometry.geom_type) == {want}
+
+
+def test_missing_vector_packages_named_before_running(tmp_path, monkeypatch):
+    import sys
+
+    def never(tiles):
+        raise AssertionError("the model must not run")
+
+    monkeypatch.setitem(sys.modules, "pyogrio", None)
+    scene = shared_data("landsat_rgb", "RGB.byte.tif")
+    with pytest.raises(ConfigurationError, match=r"pip install geofm-core\[vector\]"):
+        predict_detections(never, scene, tmp_path / "out.gpkg", progress=False)

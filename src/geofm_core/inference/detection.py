@@ -49,6 +49,13 @@ __all__ = [
     "tile_detections",
 ]
 
+#: A box closer than this (pixels) to an edge of its tile touches it.
+EDGE_MARGIN = 1.0
+#: A box touching a tile edge is dropped when a box of its class not touching one covers
+#: more than this fraction of its area: it is the cut-off part of an object the
+#: neighbouring tile saw whole.
+EDGE_COVER = 0.5
+
 #: Maps tiles (N, C, crop, crop) to N dicts with ``boxes`` (M, 4) xyxy tile pixels,
 #: ``labels`` (M,) in 1..K, ``scores`` (M,) and optionally ``masks`` (M, 1, crop, crop).
 DetectionForward = Callable[[torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
@@ -86,12 +93,19 @@ class Detections:
         labels: (N,) int64 classes 1..K.
         geometries: Mask (multi)polygons in map coordinates, one per detection, or None
             for box detections (their polygons are made from ``boxes`` when written).
+        edge: (N,) bool: the box touches an edge of its tile inside the raster (the
+            object may go on in the neighbouring tile); None means none does.
     """
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
     geometries: list[Any] | None = None
+    edge: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.edge is None:
+            self.edge = torch.zeros(len(self.scores), dtype=torch.bool)
 
     @classmethod
     def empty(cls, masks: bool = False) -> Detections:
@@ -106,7 +120,9 @@ class Detections:
         """The detections at the integer positions ``index``, in that order."""
         geoms = None if self.geometries is None else [self.geometries[i] for i in
                                                       index.tolist()]
-        return Detections(self.boxes[index], self.scores[index], self.labels[index], geoms)
+        assert self.edge is not None
+        return Detections(self.boxes[index], self.scores[index], self.labels[index], geoms,
+                          self.edge[index])
 
     @staticmethod
     def cat(parts: Sequence[Detections]) -> Detections:
@@ -118,7 +134,8 @@ class Detections:
             geoms = [g for p in parts for g in (p.geometries or [])]
         return Detections(torch.cat([p.boxes for p in parts]),
                           torch.cat([p.scores for p in parts]),
-                          torch.cat([p.labels for p in parts]), geoms)
+                          torch.cat([p.labels for p in parts]), geoms,
+                          torch.cat([p.edge for p in parts if p.edge is not None]))
 
 
 def _valid_counts(valid: np.ndarray[Any, Any], bounds: np.ndarray[Any, Any]) -> Any:
@@ -133,7 +150,7 @@ def tile_detections(
     output: Mapping[str, torch.Tensor], *, row: int, col: int, height: int, width: int,
     transform: Any, invalid: np.ndarray[Any, Any] | None = None,
     score_threshold: float = 0.5, mask_threshold: float = 0.5,
-    counts: dict[str, int] | None = None,
+    counts: dict[str, int] | None = None, tile_size: tuple[int, int] | None = None,
 ) -> Detections:
     """One tile's (or chip's) model output on the raster's pixel grid.
 
@@ -154,6 +171,8 @@ def tile_detections(
         score_threshold: Lowest score kept.
         mask_threshold: Mask probability above which a pixel belongs to the object.
         counts: Increments ``empty_masks`` for masks with no pixel left (dropped).
+        tile_size: (h, w) of the tile, to mark boxes touching its edges inside the
+            raster (:attr:`Detections.edge`); None marks none.
     """
     for key in ("boxes", "labels", "scores"):
         if key not in output:
@@ -203,7 +222,20 @@ def tile_detections(
             counts["empty_masks"] = counts.get("empty_masks", 0) + found.count(False)
         index = index[torch.tensor(found, dtype=torch.bool)] if found else index
     offset = torch.tensor([col, row, col, row], dtype=torch.float64)
-    return Detections(boxes[index] + offset, scores[index], labels[index], geometries)
+    edge = None
+    if tile_size is not None:
+        edge = _touches_inner_edge(boxes[index], row, col, tile_size, height, width)
+    return Detections(boxes[index] + offset, scores[index], labels[index], geometries, edge)
+
+
+def _touches_inner_edge(boxes: torch.Tensor, row: int, col: int, tile_size: tuple[int, int],
+                        height: int, width: int) -> torch.Tensor:
+    """Boxes (tile pixels) within a pixel of a tile edge that is not the raster's edge."""
+    h, w = tile_size
+    return (((boxes[:, 0] < EDGE_MARGIN) & (col > 0))
+            | ((boxes[:, 1] < EDGE_MARGIN) & (row > 0))
+            | ((boxes[:, 2] > w - EDGE_MARGIN) & (col + w < width))
+            | ((boxes[:, 3] > h - EDGE_MARGIN) & (row + h < height)))
 
 
 def _mask_geometry(inside: np.ndarray[Any, Any], transform: Any) -> Any:
@@ -246,10 +278,16 @@ class DetectionMerger:
         iou_threshold: Detections of one class overlapping a higher-scored one by IoU
             above this are dropped (torchvision's ``batched_nms``).
 
+    Before NMS, a box touching an inner tile edge (:attr:`Detections.edge`) is dropped
+    when a box of its class that touches none covers more than :data:`EDGE_COVER` of it:
+    an object cut by one tile and whole in the overlapping one is one detection even
+    where the cut part's IoU with the whole is below ``iou_threshold``. A cut box with
+    no whole counterpart (an object larger than the overlap) is kept.
+
     A detection is final once no detection still to come can reach it: later tile rows
     start at or below ``below`` (see :meth:`flush`), so a box ending above it overlaps
-    none of theirs. Greedy NMS decides along chains of overlaps, so the whole chain of a
-    box that can still be reached stays pending; everything else is suppressed and
+    none of theirs. Both rules decide along chains of overlaps, so the whole chain of a
+    box that can still be reached stays pending; everything else is decided and
     returned.
     """
 
@@ -281,26 +319,58 @@ class DetectionMerger:
         final = (~reachable).nonzero().flatten()
         self.pending = pending.select(reachable.nonzero().flatten())
         done = pending.select(final)
+        done = done.select((~_cut_off(done)).nonzero().flatten())
         keep = batched_nms(done.boxes.float(), done.scores, done.labels, self.iou_threshold)
         return done.select(keep)
 
     def _chains(self, pending: Detections, reachable: torch.Tensor) -> torch.Tensor:
-        """``reachable`` grown by every detection linked to one by an overlap NMS acts on."""
-        from torchvision.ops import box_iou
+        """``reachable`` grown by every detection linked to one by an overlap that counts.
 
-        boxes = pending.boxes.float()
+        Linked: same class and intersection over the smaller area above the lower of the
+        two thresholds, which holds whenever IoU (NMS) or the cover (edge rule) does.
+        """
+        boxes = pending.boxes
+        limit = min(self.iou_threshold, EDGE_COVER)
         while True:
             inside, outside = reachable.nonzero().flatten(), (~reachable).nonzero().flatten()
             if not len(outside):
                 return reachable
             linked = torch.zeros(len(outside), dtype=torch.bool)
             for part in torch.split(inside, 1024):  # bounded memory for wide rasters
-                iou = box_iou(boxes[part], boxes[outside])
+                inter, area_a, area_b = _intersections(boxes[part], boxes[outside])
+                smaller = torch.minimum(area_a[:, None], area_b[None, :]).clamp_min(1e-12)
                 same = pending.labels[part][:, None] == pending.labels[outside][None, :]
-                linked |= ((iou > self.iou_threshold) & same).any(0)
+                linked |= ((inter / smaller > limit) & same).any(0)
             if not linked.any():
                 return reachable
             reachable[outside[linked]] = True
+
+
+def _intersections(a: torch.Tensor, b: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Intersection areas (len(a), len(b)) of xyxy boxes, and the areas of each."""
+    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clamp_min(0).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    return inter, area_a, area_b
+
+
+def _cut_off(detections: Detections) -> torch.Tensor:
+    """Edge boxes mostly covered by a same-class box touching no edge (the edge rule)."""
+    edge = detections.edge
+    assert edge is not None
+    cut = torch.zeros(len(detections), dtype=torch.bool)
+    at_edge, whole = edge.nonzero().flatten(), (~edge).nonzero().flatten()
+    if not len(at_edge) or not len(whole):
+        return cut
+    for part in torch.split(at_edge, 1024):
+        inter, area, _ = _intersections(detections.boxes[part], detections.boxes[whole])
+        same = detections.labels[part][:, None] == detections.labels[whole][None, :]
+        cover = inter / area.clamp_min(1e-12)[:, None]
+        cut[part] = ((cover > EDGE_COVER) & same).any(1)
+    return cut
 
 
 def class_name_of(class_id: int, class_names: Sequence[str] | None) -> str:
@@ -470,7 +540,7 @@ def _stream(
                         out, row=row, col=c, height=height, width=width,
                         transform=src.transform, invalid=invalid[:, c : c + crop],
                         score_threshold=score_threshold, mask_threshold=mask_threshold,
-                        counts=counts))
+                        counts=counts, tile_size=(crop, crop)))
                 if bar is not None:
                     bar.update(len(chunk))
             done = merger.flush(rows[i + 1] if i + 1 < len(rows) else None)

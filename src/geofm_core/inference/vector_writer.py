@@ -135,7 +135,8 @@ class VectorPredictionWriter(BasePredictionWriter):
         masks = prediction.get("prediction_mask")
         size = tuple(batch["image"].shape[-2:]) if isinstance(batch, dict) else (0, 0)
         for i, name in enumerate(filenames):
-            row, col = (0, 0) if windows is None else (int(windows[i][0]), int(windows[i][1]))
+            row, col, chip_h, chip_w = (0, 0, *size) if windows is None else (
+                int(v) for v in windows[i][:4])
             height, width, transform, _ = self._header(str(name), (size[0], size[1]))
             out = {"boxes": boxes[i], "labels": prediction["prediction_label"][i],
                    "scores": prediction["prediction_score"][i]}
@@ -143,7 +144,8 @@ class VectorPredictionWriter(BasePredictionWriter):
                 out["masks"] = torch.as_tensor(masks[i]).float()
             self._found.setdefault(str(name), []).append(tile_detections(
                 out, row=row, col=col, height=height, width=width, transform=transform,
-                score_threshold=self.score_threshold, mask_threshold=0.5))
+                score_threshold=self.score_threshold, mask_threshold=0.5,
+                tile_size=(chip_h, chip_w)))
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Merge each image's chips and write its file (rank 0, all ranks' chips)."""

@@ -51,7 +51,8 @@ def vector_format(path: str | Path) -> str:
     """The GDAL driver of an output ``path`` by its extension.
 
     Raises:
-        ConfigurationError: An extension other than ``.gpkg`` / ``.geojson``.
+        ConfigurationError: An extension other than ``.gpkg`` / ``.geojson``, or the
+            ``vector`` extra (pyogrio, shapely) is not installed.
     """
     suffix = Path(path).suffix.lower()
     if suffix not in VECTOR_FORMATS:
@@ -60,6 +61,14 @@ def vector_format(path: str | Path) -> str:
             f"output {path} has the extension {suffix or '(none)'!r}: name it e.g. "
             f"{Path(path).with_suffix('.gpkg')}"
         )
+    try:  # before any work: the writer needs them at the end
+        import pyogrio  # noqa: F401
+        import shapely  # noqa: F401
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"writing {path} needs pyogrio and shapely ({exc.name} is missing); install "
+            "them with `pip install geofm-core[vector]`"
+        ) from exc
     return VECTOR_FORMATS[suffix]
 
 
