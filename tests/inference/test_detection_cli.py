@@ -30,39 +30,70 @@ def _chips(scene: Path, count: int = 4) -> list[dict]:
             image = src.read(window=Window(col, row, CHIP, CHIP)).astype(np.float32)
             x0, y0 = (int(v) for v in rng.integers(10, 80, 2))
             image[:, y0 : y0 + 30, x0 : x0 + 30] = [[[255.0]], [[1.0]], [[255.0]]]
+            mask = torch.zeros(1, CHIP, CHIP, dtype=torch.uint8)
+            mask[0, y0 : y0 + 30, x0 : x0 + 30] = 1
             samples.append({"image": torch.from_numpy(image),
                             "bbox_xyxy": torch.tensor([[x0, y0, x0 + 30, y0 + 30]],
                                                       dtype=torch.float32),
-                            "label": torch.tensor([1])})
+                            "label": torch.tensor([1]), "mask": mask})
     return samples
 
 
 def _collate(samples: list[dict]) -> dict:
     return {"image": torch.stack([s["image"] for s in samples]),
             "bbox_xyxy": [s["bbox_xyxy"] for s in samples],
-            "label": [s["label"] for s in samples]}
+            "label": [s["label"] for s in samples], "mask": [s["mask"] for s in samples]}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, Path]:
-    """An ObjectDetectionTask (Faster R-CNN on resnet18) fitted 2 steps, as a checkpoint."""
+def _fit(root: Path, name: str, **options) -> dict[str, Path]:
+    """A detection task on resnet18 fitted 2 steps on the painted chips, as a checkpoint."""
     detection = pytest.importorskip("geofm_core.tasks.detection")
-    root = tmp_path_factory.mktemp("det")
     scene = shared_data("landsat_rgb", "RGB.byte.tif")
     torch.manual_seed(0)
-    task = detection.ObjectDetectionTask(
+    task = getattr(detection, name)(
         model_args={"backbone": "timm:resnet18", "backbone_kwargs": {"in_chans": 3},
                     "necks": [{"name": "geofm:select_indices", "indices": [2, 3, 4]}],
-                    "fpn_channels": 32, "framework_kwargs": {"box_score_thresh": 0.0}},
+                    "fpn_channels": 32, **options},
         class_names=["square"], lr=1e-4,
     )
     trainer = Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False,
                       num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(task, DataLoader(_chips(scene), batch_size=2, collate_fn=_collate))
-    ckpt = root / "det.ckpt"
+    ckpt = root / f"{name}.ckpt"
     trainer.save_checkpoint(ckpt)
     return {"ckpt": ckpt, "scene": scene}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    """An ObjectDetectionTask (Faster R-CNN), fitted 2 steps."""
+    return _fit(tmp_path_factory.mktemp("det"), "ObjectDetectionTask",
+                framework_kwargs={"box_score_thresh": 0.0})
+
+
+def test_instance_segmentation_writes_mask_polygons(tmp_path_factory, tmp_path):
+    fitted = _fit(tmp_path_factory.mktemp("inst"), "InstanceSegmentationTask",
+                  framework="mask_rcnn",
+                  framework_kwargs={"box_score_thresh": 0.0, "box_detections_per_img": 10})
+    out = tmp_path / "masks.gpkg"
+    assert main(["infer", "--ckpt", str(fitted["ckpt"]), str(fitted["scene"]), str(out),
+                 "--crop", str(CHIP), "--stride", "96", "--score-threshold", "0",
+                 "--no-progress"]) == 0
+    info = pyogrio.read_info(out, layer="detections")
+    assert info["geometry_type"] == "MultiPolygon" and info["features"] > 0
+    with rasterio.open(fitted["scene"]) as src:
+        bounds = shapely.box(*src.bounds).buffer(1e-6)
+        assert info["crs"] == f"EPSG:{src.crs.to_epsg()}"
+    df = pyogrio.read_dataframe(out)
+    assert all(bounds.contains(g) for g in df.geometry)
+    onnx_path = tmp_path / "masks.onnx"
+    assert main(["export", "onnx", "--ckpt", str(fitted["ckpt"]), "--output", str(onnx_path),
+                 "--image-size", str(CHIP), "--in-channels", "3"]) == 0
+    import onnxruntime as ort
+
+    outputs = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in outputs.get_outputs()] == ["boxes", "labels", "scores", "masks"]
 
 
 def test_infer_writes_detections_in_the_raster_crs(trained, tmp_path, capsys):

@@ -107,6 +107,18 @@ def test_existing_output_is_refused(trained, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"precious"
 
 
+@pytest.mark.parametrize(("output", "extra", "message"), [
+    ("pred.gpkg", [], "is a vector file; give a GeoTIFF"),
+    ("pred.tif", ["--score-threshold", "0.3"], "--score-threshold is for detection"),
+])
+def test_detection_options_refused_for_a_map_checkpoint(trained, tmp_path, capsys, output,
+                                                        extra, message):
+    out = tmp_path / output
+    assert main(["infer", "--ckpt", str(trained["ckpt"]), str(trained["scene"]), str(out),
+                 "--no-progress", *extra]) == 1
+    assert message in capsys.readouterr().err and not out.exists()
+
+
 class Exploit:
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
