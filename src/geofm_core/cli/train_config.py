@@ -66,6 +66,8 @@ SHORT_NAMES: dict[str, str] = {
     "GeoTiffChangeDetectionDataModule": "geofm_core.data",
     "GeoTiffSceneDataModule": "geofm_core.data",
     "GeoTiffImageDataModule": "geofm_core.data",
+    "GeoTiffObjectDetectionDataModule": "geofm_core.data",
+    "GeoTiffInstanceSegmentationDataModule": "geofm_core.data",
 }
 
 #: The jsonargparse parser mode whose loader expands short names.
