@@ -35,7 +35,7 @@ option with its help, and ``save_hyperparameters`` records them all.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -109,7 +109,7 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
     dataset_class: ClassVar[type[GeoTiffImageDataset]]
     task: ClassVar[str]
     #: Samples -> batch; a module-level function, so that spawned workers can pickle it.
-    collate_fn: ClassVar[Callable[[Sequence[Any]], dict[str, Any]]] = staticmethod(
+    collate_fn: ClassVar[staticmethod[[Sequence[Any]], dict[str, Any]]] = staticmethod(
         collate_samples)
 
     def __init__(

@@ -179,7 +179,7 @@ class VectorLabels:
         offset = np.array([inverse.c, inverse.f])
 
         def to_pixels(xy: Array) -> Array:
-            return xy @ matrix.T + offset
+            return np.asarray(xy @ matrix.T + offset)
 
         pixels = shapely.transform(self.in_crs(raster_crs, image), to_pixels)
         # Snapped to a millionth of a pixel: the round trip through map coordinates leaves
