@@ -385,3 +385,63 @@ def test_crops_are_refused_for_detection(water: WaterBodies) -> None:
     augmentation = build_detection_augmentation(["hflip", {"vflip": 0.2}, "rot90"], "x")
     assert augmentation is not None and augmentation.ops == [
         ("hflip", 0.5), ("vflip", 0.2), ("rot90", 1.0)]
+
+
+# -- stages, splits and statistics -----------------------------------------------------
+
+
+def test_split_stages_share_the_training_label_file(water: WaterBodies, tmp_path: Path
+                                                    ) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("A_1", "B_2", "C_3"):
+        shutil.copy(water.image, images / f"{name}_S2Hand.tif")
+    (tmp_path / "train.txt").write_text("A_1\nC_3\n")
+    (tmp_path / "val.txt").write_text("B_2\n")
+    dm = make(water, train_data_root=str(images), train_split=str(tmp_path / "train.txt"),
+              val_split=str(tmp_path / "val.txt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LabelWarning)  # every label meets an image
+        dm.setup("fit")
+    train, val = dm.dataset("train"), dm.dataset("val")
+    assert {Path(f).name for f in train.filenames} == {"A_1_S2Hand.tif", "C_3_S2Hand.tif"}
+    assert {Path(f).name for f in val.filenames} == {"B_2_S2Hand.tif"}
+    assert len(train) == 2 * len(val) == 2 * (SIZE // CHIP) ** 2
+    assert boxes_by_window(val).keys() == boxes_by_window(train_set(make(water))).keys()
+    for window, boxes in boxes_by_window(train_set(make(water))).items():
+        np.testing.assert_allclose(boxes_by_window(val)[window], boxes)
+
+
+def test_one_file_is_shared_out_among_images_by_location(water: WaterBodies,
+                                                         tmp_path: Path) -> None:
+    # the image cut into its left and right halves: each gets its own water
+    images = tmp_path / "images"
+    images.mkdir()
+    with rasterio.open(water.image) as src:
+        for name, col in (("left", 0), ("right", SIZE // 2)):
+            window = rasterio.windows.Window(col, 0, SIZE // 2, SIZE)
+            profile = {**src.profile, "width": SIZE // 2,
+                       "transform": src.window_transform(window)}
+            with rasterio.open(images / f"{name}_S2Hand.tif", "w", **profile) as dst:
+                dst.write(src.read(window=window))
+    halves = train_set(make(water, train_data_root=str(images)))
+    whole = boxes_by_window(train_set(make(water)))
+    for i in range(len(halves)):
+        row, col = halves.window(i)[:2]
+        shift = SIZE // 2 if Path(halves.filenames[i]).name.startswith("right") else 0
+        found = halves.targets(i).boxes
+        np.testing.assert_allclose(found[np.lexsort(found.T[::-1])],
+                                   whole[(row, col + shift, CHIP, CHIP)])
+
+
+def test_geofm_stats_reads_the_chips(water: WaterBodies) -> None:
+    from geofm_core.data.stats import compute_stats
+
+    stats = compute_stats(make(water, means=None, stds=None))
+    with rasterio.open(water.image) as src:
+        pixels = src.read().reshape(6, -1).astype(np.float64)
+        nodata = src.nodata
+    valid = pixels != nodata if nodata is not None else np.ones_like(pixels, bool)
+    expected = [p[v].mean() for p, v in zip(pixels, valid, strict=True)]
+    np.testing.assert_allclose(stats.mean, expected, rtol=1e-9)
+    assert stats.files == (SIZE // CHIP) ** 2

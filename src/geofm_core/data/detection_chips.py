@@ -37,7 +37,6 @@ from geofm_core.data.vector_labels import (
     VectorLabels,
     chip_targets,
     import_vector_readers,
-    outside,
     read_vector_labels,
 )
 from geofm_core.errors import ConfigurationError
@@ -235,11 +234,9 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
         items: list[tuple[str, Path, Any]] = []
         for key, path in images.items():
             grid = grids[key]
-            pixels = labels.in_pixels(grid[2], grid[3], path)
-            inside = ~outside(pixels, grid[0], grid[1])
-            touched |= inside
-            items += self._chips(key, path, grid, pixels[inside], labels.classes[inside],
-                                 labels.counts)
+            near, pixels = labels.in_pixels(grid[2], grid[3], grid[0], grid[1], path)
+            touched[near] = True
+            items += self._chips(key, path, grid, pixels, labels.classes[near], labels.counts)
         labels.counts.outside = int((~touched).sum())
         self._report(file, labels.counts, len(images))
         return items
@@ -253,11 +250,9 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
         for key, path, file in pairs:
             labels = self._read_labels(file)
             grid = grids[key]
-            pixels = labels.in_pixels(grid[2], grid[3], path)
-            out = outside(pixels, grid[0], grid[1])
-            labels.counts.outside = int(out.sum())
-            items += self._chips(key, path, grid, pixels[~out], labels.classes[~out],
-                                 labels.counts)
+            near, pixels = labels.in_pixels(grid[2], grid[3], grid[0], grid[1], path)
+            labels.counts.outside = len(labels.classes) - len(near)
+            items += self._chips(key, path, grid, pixels, labels.classes[near], labels.counts)
             self._report(file, labels.counts, None)
         return items
 

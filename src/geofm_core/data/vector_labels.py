@@ -43,6 +43,7 @@ __all__ = [
     "LabelWarning",
     "VectorLabels",
     "chip_targets",
+    "empty_targets",
     "import_vector_readers",
     "read_vector_labels",
 ]
@@ -132,6 +133,7 @@ class VectorLabels:
     crs: Any
     counts: LabelCounts = field(default_factory=LabelCounts)
     _cache: dict[str, Array] = field(default_factory=dict, repr=False)
+    _trees: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def in_crs(self, raster_crs: Any, image: Path) -> Array:
         """The geometries in ``raster_crs`` (a rasterio CRS or None), reprojected once per CRS.
@@ -171,9 +173,24 @@ class VectorLabels:
                 self._cache[key] = shapely.transform(self.geometries, project)
         return self._cache[key]
 
-    def in_pixels(self, raster_crs: Any, transform: Any, image: Path) -> Array:
-        """The geometries on the pixel grid of a raster (x = column, y = row)."""
+    def in_pixels(self, raster_crs: Any, transform: Any, height: int, width: int,
+                  image: Path) -> tuple[Array, Array]:
+        """The geometries that meet a raster, on its pixel grid (x = column, y = row).
+
+        Returns:
+            ``(indices, pixels)``: which geometries intersect the raster's footprint
+            (found with a spatial index, so a large file shared by many images is not
+            transformed whole for each), and those geometries in the raster's pixels.
+        """
         _, shapely = import_vector_readers()
+        geometries = self.in_crs(raster_crs, image)
+        key = "" if raster_crs is None else raster_crs.to_wkt()
+        if key not in self._trees:
+            self._trees[key] = shapely.STRtree(geometries)
+        corners = [transform * (x, y) for x, y in ((0, 0), (width, 0), (width, height),
+                                                   (0, height))]
+        indices = np.sort(self._trees[key].query(shapely.Polygon(corners),
+                                                 predicate="intersects"))
         inverse = ~transform
         matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
         offset = np.array([inverse.c, inverse.f])
@@ -181,11 +198,11 @@ class VectorLabels:
         def to_pixels(xy: Array) -> Array:
             return np.asarray(xy @ matrix.T + offset)
 
-        pixels = shapely.transform(self.in_crs(raster_crs, image), to_pixels)
+        pixels = shapely.transform(geometries[indices], to_pixels)
         # Snapped to a millionth of a pixel: the round trip through map coordinates leaves
         # vertices such as 63.99999999999818, whose hair-thin slivers past a chip edge
         # would stretch a clipped box by a pixel.
-        return shapely.set_precision(pixels, _GRID)  # type: ignore[no-any-return]
+        return indices, shapely.set_precision(pixels, _GRID)
 
 
 def _polygonal(shapely: Any, geometries: Array) -> Array:
@@ -374,9 +391,3 @@ def chip_targets(
     if counts is not None:
         counts.small_boxes += int((~large).sum())
     return ChipTargets(boxes[large], labels[large].astype(np.int64), clipped[large])
-
-
-def outside(pixels: Array, height: int, width: int) -> Array:
-    """Which geometries on an image's pixel grid miss the image entirely (bool)."""
-    _, shapely = import_vector_readers()
-    return ~shapely.intersects(pixels, shapely.box(0, 0, width, height))  # type: ignore[no-any-return]
