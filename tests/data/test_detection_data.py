@@ -445,3 +445,18 @@ def test_geofm_stats_reads_the_chips(water: WaterBodies) -> None:
     expected = [p[v].mean() for p, v in zip(pixels, valid, strict=True)]
     np.testing.assert_allclose(stats.mean, expected, rtol=1e-9)
     assert stats.files == (SIZE // CHIP) ** 2
+
+
+def test_nodata_chips_of_a_scene_are_skipped(water: WaterBodies, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    with rasterio.open(water.image) as src:
+        profile, data = src.profile, src.read()
+    assert profile["nodata"] == 0
+    data[:, :, CHIP:] = 0  # the right half is the scene's margin
+    with rasterio.open(images / water.image.name, "w", **profile) as dst:
+        dst.write(data)
+    with pytest.warns(LabelWarning, match="2 chips of .* are nodata throughout"):
+        dataset = train_set(make(water, train_data_root=str(images)))
+    assert sorted(dataset.window(i)[:2] for i in range(len(dataset))) == [(0, 0), (64, 0)]
+    assert all(torch.isfinite(dataset[i]["image"]).all() for i in range(len(dataset)))

@@ -7,10 +7,12 @@ the chip's pixels; ``label`` int64 (N,) in 1..K; with masks, ``mask`` uint8 (N, 
 ``filename`` (the source image) and ``window`` int64 (4,): row_off, col_off, height,
 width of the chip in its image. Unlabelled (prediction) items have no targets.
 
-Chips and their objects are worked out when the dataset is built (geometry only, no
-pixels are read): that is when label files are checked, when chips without objects are
-left out (``empty_chips="skip"``) and when each label file's repairs and skips are
-reported (see :mod:`geofm_core.data.vector_labels`). Masks are rasterised per item.
+Chips and their objects are worked out when the dataset is built (geometry, plus one
+band per chip of images with a nodata value): that is when label files are checked,
+when chips without objects are left out (``empty_chips="skip"``), when labelled chips
+that are nodata throughout are left out (a scene's margins), and when each label file's
+repairs and skips are reported (see :mod:`geofm_core.data.vector_labels`). Masks are
+rasterised per item.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rasterio.windows import Window
 
 from geofm_core.data.files import find_files, pair_by_key, read_split, select_split
 from geofm_core.data.images import GeoTiffImageDataset, Sample, read_error
+from geofm_core.data.preprocessing import nodata_mask
 from geofm_core.data.vector_labels import (
     VECTOR_SUFFIXES,
     ChipTargets,
@@ -147,6 +150,8 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
         self.label_counts: dict[Path, LabelCounts] = {}
         #: Chips left out for having no object (``empty_chips="skip"``).
         self.skipped_chips = 0
+        #: Labelled chips left out for being nodata throughout.
+        self.nodata_chips = 0
         super().__init__(data_root, **kwargs)
 
     @staticmethod
@@ -181,6 +186,10 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
                 f"label_data_root: {str(root)!r} does not exist; give one vector file for all "
                 "images or a folder of per-image label files"
             )
+        if self.nodata_chips:
+            warnings.warn(
+                f"{self.nodata_chips} chips of {self.data_root} are nodata throughout (in "
+                "their first band) and were skipped", LabelWarning, stacklevel=3)
         if self.skipped_chips:
             warnings.warn(
                 f"{self.skipped_chips} of {self.skipped_chips + len(items)} chips of "
@@ -217,7 +226,12 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
         _, shapely = import_vector_readers()
         tree = shapely.STRtree(pixels)
         items: list[tuple[str, Path, Any]] = []
-        for window in self._windows(grid, path):
+        windows = self._windows(grid, path)
+        blank = self._blank_chips(path, windows) if len(windows) > 1 else set()
+        for window in windows:
+            if window in blank:
+                self.nodata_chips += 1
+                continue
             targets = chip_targets(pixels, classes, window, min_box_size=self.min_box_size,
                                    tree=tree, counts=counts)
             if not len(targets) and self.empty_chips == "skip":
@@ -225,6 +239,30 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
                 continue
             items.append((key, path, _Chip(window, targets)))
         return items
+
+    def _blank_chips(self, path: Path, windows: list[tuple[int, int, int, int]]
+                     ) -> set[tuple[int, int, int, int]]:
+        """Chips of a scene whose first selected band is nodata throughout.
+
+        A scene's nodata margins (a rotated footprint, a swath edge) would otherwise stop
+        training with "every pixel of this image is nodata"; a whole image of nodata
+        (``chip_size`` None) still does, naming the file. One band per chip is read.
+        """
+        try:
+            with rasterio.open(path) as src:
+                band = self.preprocessing.plan(path, src.count, src.dtypes).indexes[0]
+                if src.nodata is None and np.dtype(src.dtypes[band - 1]).kind != "f":
+                    return set()
+                blank = set()
+                for window in windows:
+                    row, col, height, width = window
+                    data = src.read(band, window=Window(col, row, width, height))
+                    invalid = nodata_mask(data, src.nodata)
+                    if invalid is not None and invalid.all():
+                        blank.add(window)
+                return blank
+        except RasterioError as exc:
+            raise read_error(path, exc) from exc
 
     def _from_shared_file(self, file: Path, images: dict[str, Path],
                           grids: dict[str, tuple[int, int, Any, Any]]
