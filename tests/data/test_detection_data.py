@@ -460,3 +460,24 @@ def test_nodata_chips_of_a_scene_are_skipped(water: WaterBodies, tmp_path: Path)
         dataset = train_set(make(water, train_data_root=str(images)))
     assert sorted(dataset.window(i)[:2] for i in range(len(dataset))) == [(0, 0), (64, 0)]
     assert all(torch.isfinite(dataset[i]["image"]).all() for i in range(len(dataset)))
+
+
+def test_integer_class_values_match_their_text(water: WaterBodies, tmp_path: Path) -> None:
+    path = edit_labels(water, tmp_path, code=7)
+    dataset = train_set(make(water, labels=path, class_attribute="code", classes=["7"]))
+    assert sum(len(dataset.targets(i)) for i in range(len(dataset))) > 0
+
+
+def test_worker_processes_batch_the_chips(water: WaterBodies) -> None:
+    dm = make(water, GeoTiffInstanceSegmentationDataModule, num_workers=1, batch_size=2)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2
+    assert all(isinstance(b["mask"], list) and b["image"].shape == (2, 6, CHIP, CHIP)
+               for b in batches)
+
+
+def test_a_stage_without_labels_says_which_option_to_set(water: WaterBodies) -> None:
+    dm = make(water, val_data_root=str(water.images))
+    with pytest.raises(ConfigurationError, match="set the stage's label root"):
+        dm.setup("fit")

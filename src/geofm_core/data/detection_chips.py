@@ -282,7 +282,17 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
     def _from_paired_files(self, root: Path, images: dict[str, Path],
                            grids: dict[str, tuple[int, int, Any, Any]]
                            ) -> list[tuple[str, Path, Any]]:
-        files = find_files(root, self.label_pattern, "label_data_root/label_pattern")
+        try:
+            files = find_files(root, self.label_pattern, "label_data_root/label_pattern")
+        except ConfigurationError as exc:
+            if self.label_data_root is not None:
+                raise
+            raise ConfigurationError(
+                f"no label file given for the images of {str(self.data_root)!r}, and none "
+                f"beside them matches label_pattern {self.label_pattern!r}; set the stage's "
+                "label root (train_label_data_root, val_label_data_root, ...) to one vector "
+                "file for all its images or to a folder of per-image files"
+            ) from exc
         pairs = pair_by_key(images, files, labels_may_exceed=self.split is not None)
         items: list[tuple[str, Path, Any]] = []
         for key, path, file in pairs:
