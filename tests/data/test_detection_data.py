@@ -481,3 +481,13 @@ def test_a_stage_without_labels_says_which_option_to_set(water: WaterBodies) -> 
     dm = make(water, val_data_root=str(water.images))
     with pytest.raises(ConfigurationError, match="set the stage's label root"):
         dm.setup("fit")
+
+
+def test_a_file_of_several_layers_is_refused_naming_them(water: WaterBodies, tmp_path: Path
+                                                         ) -> None:
+    path = tmp_path / "layers.gpkg"
+    frame = gpd.read_file(water.labels)
+    frame.to_file(path, layer="water", driver="GPKG", engine="pyogrio")
+    frame.to_file(path, layer="roads", driver="GPKG", engine="pyogrio")
+    with pytest.raises(ConfigurationError, match=r"holds 2 layers \(water, roads\)"):
+        train_set(make(water, labels=path))

@@ -15,6 +15,7 @@ and reported in one warning per file):
 * invalid geometries (self-intersections, ...): ``invalid_geometries="fix"`` repairs them
   with ``shapely.make_valid`` and keeps the polygonal part; ``"skip"`` drops them;
   ``"error"`` stops with the file, the feature and the reason;
+* a file of several layers (a GeoPackage can hold many): an error listing them;
 * null or empty geometries: skipped;
 * points and lines: an error, since a box or mask needs an area (buffer them into
   polygons first, e.g. ``gdf.buffer(5)`` in the CRS's units);
@@ -26,7 +27,6 @@ and reported in one warning per file):
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,15 +269,19 @@ def read_vector_labels(
             f"invalid_geometries must be 'fix', 'skip' or 'error', got {invalid_geometries!r}"
         )
     try:
-        with warnings.catch_warnings():
-            # a GeoPackage of several layers: the first is read (said in the docs)
-            warnings.simplefilter("ignore", UserWarning)
-            frame = pyogrio.read_dataframe(path)
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        frame = None if len(layers) > 1 else pyogrio.read_dataframe(path)
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, OSError...
         raise ConfigurationError(
             f"cannot read the label file {str(path)!r} ({exc}); give a GeoPackage, GeoJSON "
             "or Shapefile (checked with `ogrinfo`)"
         ) from exc
+    if frame is None:
+        raise ConfigurationError(
+            f"{path}: holds {len(layers)} layers ({', '.join(layers[:10])}); a label file "
+            "holds one, so that no layer is picked silently: write the label layer to its "
+            f"own file (`ogr2ogr labels.gpkg {path.name} LAYER`)"
+        )
     ids = _class_ids(frame, path, class_attribute, classes)
     geometries = np.asarray(frame.geometry.values, dtype=object)
     counts = LabelCounts()
