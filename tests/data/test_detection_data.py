@@ -491,3 +491,18 @@ def test_a_file_of_several_layers_is_refused_naming_them(water: WaterBodies, tmp
     frame.to_file(path, layer="roads", driver="GPKG", engine="pyogrio")
     with pytest.raises(ConfigurationError, match=r"holds 2 layers \(water, roads\)"):
         train_set(make(water, labels=path))
+
+
+def test_plot_draws_the_boxes_and_predictions(water: WaterBodies) -> None:
+    from matplotlib.patches import Rectangle
+
+    dm = make(water, output_bands=["RED", "GREEN", "BLUE"], means=None, stds=None)
+    sample = train_set(dm)[0]
+    sample["prediction_bbox_xyxy"] = sample["bbox_xyxy"][:2] + 1
+    sample["prediction_label"] = sample["label"][:2]
+    sample["prediction_score"] = torch.tensor([0.9, 0.4])
+    fig = dm.plot(sample, "chip 0")
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(boxes) == len(sample["bbox_xyxy"]) + 2
+    assert "water 0.90" in [t.get_text() for t in ax.texts]

@@ -308,6 +308,10 @@ class GeoTiffObjectDetectionDataModule(GeoTiffChipDataModule):
         """K + 1: the object classes and the background, as the detection tasks count."""
         return len(self.classes) + 1
 
+    def plot(self, sample: dict[str, Any], suptitle: str | None = None) -> Any:
+        """Figure of one sample: its boxes and any predicted boxes, captioned by class."""
+        return self._reference().plot(sample, suptitle, class_names=self.classes)
+
     def build_dataset(self, stage: Stage) -> GeoTiffImageDataset:
         """Build (without caching) the chips of a stage; prediction chips have no labels."""
         root = self.data_root(stage)

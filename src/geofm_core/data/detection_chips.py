@@ -352,6 +352,58 @@ class GeoTiffDetectionDataset(GeoTiffImageDataset):
             sample["mask"] = torch.from_numpy(targets.masks(height, width))
         return sample
 
+    def plot(self, sample: Sample, suptitle: str | None = None, *,
+             class_names: Sequence[str] | None = None,
+             ignore_index: int | None = None) -> Any:
+        """Figure of a sample: RGB with its boxes (green) and predicted boxes (orange).
+
+        Args:
+            sample: an item, or one sample of a batch, with ``image`` and optionally
+                ``bbox_xyxy`` / ``label`` and ``prediction_bbox_xyxy`` /
+                ``prediction_label`` / ``prediction_score``.
+            suptitle: title of the figure.
+            class_names: the object classes (ids 1..K), for the box captions.
+            ignore_index: unused (detection has no ignored pixels).
+
+        Returns:
+            A ``matplotlib.figure.Figure``.
+        """
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        names = list(class_names) if class_names is not None else self.classes
+        fig = Figure(figsize=(5, 5))
+        ax = fig.subplots()
+        ax.imshow(self._rgb_image(sample["image"]), interpolation="nearest")
+        for prefix, color in (("", "lime"), ("prediction_", "orange")):
+            boxes = sample.get(f"{prefix}bbox_xyxy")
+            if boxes is None:
+                continue
+            labels = sample.get(f"{prefix}label")
+            scores = sample.get(f"{prefix}score") if prefix else None
+            for i, (x0, y0, x1, y1) in enumerate(torch.as_tensor(boxes).tolist()):
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                       edgecolor=color, linewidth=1))
+                caption = _caption(labels, scores, i, names)
+                if caption:
+                    ax.text(x0 - 0.5, y0 - 0.5, caption, color=color, fontsize="x-small",
+                            va="bottom")
+        ax.axis("off")
+        if suptitle:
+            fig.suptitle(suptitle)
+        return fig
+
     def _describe_label(self, value: Any) -> str:
         ids = value.tolist() if isinstance(value, torch.Tensor) else list(value)
         return f"{len(ids)} objects"
+
+
+def _caption(labels: Any, scores: Any, i: int, names: Sequence[str]) -> str:
+    """``class`` or ``class 0.87`` of box ``i`` (class ids 1..K index ``names`` from 1)."""
+    if labels is None:
+        return ""
+    label = int(torch.as_tensor(labels)[i])
+    text = names[label - 1] if 1 <= label <= len(names) else str(label)
+    if scores is not None:
+        text += f" {float(torch.as_tensor(scores)[i]):.2f}"
+    return text
