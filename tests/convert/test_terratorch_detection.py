@@ -1,0 +1,273 @@
+"""``geofm convert terratorch`` on TerraTorch's object detection configs.
+
+The configs are written the way TerraTorch 1.2 documents them (its
+examples/confs/object_detection_*.yaml: ``ObjectDetectionTask`` with
+``ObjectDetectionModelFactory``, ``framework``, ``backbone_*``, ``necks`` ending in
+``FeaturePyramidNetworkNeck``, ``framework_min_size``..., ``class_names`` starting with
+``Background``), with small backbones.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from geofm_core.convert.terratorch import convert_config, is_terratorch_config, render
+from geofm_core.convert.terratorch.tables import DETECTION_FRAMEWORKS, DETECTION_KWARGS
+from geofm_core.testing import convert_terratorch_config
+
+TRAINER: dict[str, Any] = {
+    "accelerator": "cpu", "max_epochs": 1, "precision": "16-mixed",
+    "callbacks": [
+        {"class_path": "LearningRateMonitor", "init_args": {"logging_interval": "epoch"}},
+        {"class_path": "ModelCheckpoint",
+         "init_args": {"mode": "max", "monitor": "val_map", "filename": "best-{epoch:02d}"}},
+    ],
+}
+OPTIMIZER = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-4, "weight_decay": 0.05}}
+SCHEDULER = {"class_path": "CosineAnnealingLR", "init_args": {"T_max": 20}}
+VHR10_DATA = {"class_path": "terratorch.datamodules.mVHR10DataModule",
+              "init_args": {"root": "data/VHR10", "batch_size": 8, "num_workers": 2}}
+VHR10_NAMES = ["Background", "Airplane", "Ships", "Storage tank", "Baseball diamond",
+               "Tennis court", "Basketball court", "Ground track field", "Harbor", "Bridge",
+               "Vehicle"]
+
+
+def od_config(model_args: dict[str, Any], data: dict[str, Any] | None = None,
+              **task_args: Any) -> dict[str, Any]:
+    """A TerraTorch object detection config, as its examples write them."""
+    return {
+        "seed_everything": 0,
+        "trainer": copy.deepcopy(TRAINER),
+        "data": copy.deepcopy(data or VHR10_DATA),
+        "model": {"class_path": "terratorch.tasks.ObjectDetectionTask", "init_args": {
+            "model_factory": "ObjectDetectionModelFactory", "model_args": model_args,
+            "freeze_backbone": False, "freeze_decoder": False, **task_args}},
+        "optimizer": copy.deepcopy(OPTIMIZER),
+        "lr_scheduler": copy.deepcopy(SCHEDULER),
+    }
+
+
+# examples/confs/object_detection_vhr10_vit.yaml's layout on a tiny Prithvi.
+PRITHVI_FASTER_RCNN = {
+    "framework": "faster-rcnn", "backbone": "prithvi_eo_v2_300", "num_classes": 11,
+    "framework_min_size": 896, "framework_max_size": 896,
+    "backbone_pretrained": False, "backbone_embed_dim": 32, "backbone_depth": 4,
+    "backbone_num_heads": 4, "backbone_bands": ["RED", "GREEN", "BLUE"],
+    "necks": [{"name": "SelectIndices", "indices": [0, 1, 2, 3]},
+              {"name": "ReshapeTokensToImage"},
+              {"name": "LearnedInterpolateToPyramidal"},
+              {"name": "FeaturePyramidNetworkNeck"}],
+}
+# examples/confs/object_detection_substation_resnet50.yaml's layout on resnet18.
+TIMM_MASK_RCNN = {
+    "framework": "mask-rcnn", "backbone": "timm_resnet18", "backbone_pretrained": False,
+    "framework_min_size": 224, "framework_max_size": 224, "num_classes": 2, "in_channels": 3,
+    "necks": [{"name": "FeaturePyramidNetworkNeck"}],
+}
+
+
+def lines(items: list[str], path: str) -> list[str]:
+    """The report lines about ``path`` (the key path before the colon)."""
+    return [item for item in items if item.split(": ", 1)[0] == path]
+
+
+def test_faster_rcnn_on_prithvi_with_necks() -> None:
+    conversion = convert_config(od_config(copy.deepcopy(PRITHVI_FASTER_RCNN),
+                                          class_names=VHR10_NAMES), "vit.yaml")
+    model = conversion.config["model"]
+    assert model["class_path"] == "ObjectDetectionTask"
+    init = model["init_args"]
+    assert init["model_factory"] == "geofm:detection"
+    args = init["model_args"]
+    assert args["framework"] == "faster_rcnn"
+    assert args["backbone"] == "prithvi:prithvi_eo_v2_300"
+    assert args["backbone_kwargs"]["bands"] == ["RED", "GREEN", "BLUE"]
+    assert args["backbone_kwargs"]["embed_dim"] == 32
+    # TerraTorch's necks through the converter's neck rules; its FPN neck is geofm's own.
+    assert args["necks"] == [
+        {"name": "geofm:select_indices", "indices": [0, 1, 2, 3]},
+        {"name": "geofm:reshape_tokens_to_image"},
+        {"name": "geofm:learned_interpolate_to_pyramidal"}]
+    assert "fpn_channels" not in args  # TerraTorch's default 256 is geofm's
+    assert args["num_classes"] == 11
+    # No resizing in TerraTorch's transform: min/max size are not written.
+    assert "min_size" not in args and "max_size" not in args
+    assert args["framework_kwargs"] == {"box_score_thresh": 0.5, "box_nms_thresh": 0.5}
+    # No padding: TerraTorch's detection factory does not pad (its encoder-decoder does).
+    assert "input_multiple" not in args
+    assert init["class_names"] == VHR10_NAMES[1:]
+    assert init["freeze_backbone"] is False and init["freeze_decoder"] is False
+    assert "optimizer" not in init  # the top-level optimizer wins, as in TerraTorch
+    notes = conversion.notes
+    assert lines(notes, "model.init_args.model_args.framework_min_size")
+    assert any("'Background' dropped" in n for n in lines(notes, "model.init_args.class_names"))
+    assert conversion.config["trainer"]["callbacks"][1]["init_args"]["monitor"] == "val/map"
+    assert lines(notes, "trainer.callbacks[1].init_args.monitor") == [
+        "trainer.callbacks[1].init_args.monitor: val_map written as val/map (geofm's "
+        "metric name)"]
+    assert conversion.unmapped == []
+
+
+def test_mask_rcnn_is_instance_segmentation() -> None:
+    names = ["Background", "Substation"]
+    config = od_config(copy.deepcopy(TIMM_MASK_RCNN), class_names=names,
+                       score_threshold=0.3)
+    config["trainer"]["callbacks"][1]["init_args"]["monitor"] = "val_segm_map"
+    conversion = convert_config(config, "substation.yaml")
+    model = conversion.config["model"]
+    assert model["class_path"] == "InstanceSegmentationTask"
+    args = model["init_args"]["model_args"]
+    assert args["framework"] == "mask_rcnn"
+    assert args["backbone"] == "timm:resnet18"
+    assert args["backbone_kwargs"] == {"pretrained": False}
+    assert "necks" not in args
+    assert args["framework_kwargs"] == {"box_score_thresh": 0.3, "box_nms_thresh": 0.5}
+    assert model["init_args"]["class_names"] == ["Substation"]
+    assert conversion.config["trainer"]["callbacks"][1]["init_args"]["monitor"] == \
+        "val/segm_map"
+    assert lines(conversion.notes, "model.init_args.model_args.in_channels")
+
+
+def test_mask_rcnn_val_map_monitor_becomes_the_mask_map() -> None:
+    conversion = convert_config(od_config(copy.deepcopy(TIMM_MASK_RCNN)), "x.yaml")
+    monitor = conversion.config["trainer"]["callbacks"][1]["init_args"]["monitor"]
+    assert monitor == "val/segm_map"
+    [note] = lines(conversion.notes, "trainer.callbacks[1].init_args.monitor")
+    assert "TerraTorch logs no val_map for Mask R-CNN" in note
+
+
+@pytest.mark.parametrize(("framework", "score", "nms"), [
+    ("retinanet", "score_thresh", "nms_thresh"), ("fcos", "score_thresh", "nms_thresh")])
+def test_one_stage_frameworks(framework: str, score: str, nms: str) -> None:
+    model_args = {
+        "framework": framework, "backbone": "timm_resnet18", "backbone_pretrained": False,
+        "num_classes": 3, "framework_detections_per_img": 50, "framework_topk_candidates": 500,
+        "framework_anchor_generator": "mine",
+        "necks": [{"name": "FeaturePyramidNetworkNeck", "out_channel": 128}]}
+    conversion = convert_config(od_config(model_args, iou_threshold=0.4), "one.yaml")
+    args = conversion.config["model"]["init_args"]["model_args"]
+    assert conversion.config["model"]["class_path"] == "ObjectDetectionTask"
+    assert args["framework"] == framework
+    assert args["fpn_channels"] == 128
+    assert args["framework_kwargs"] == {"detections_per_img": 50, "topk_candidates": 500,
+                                        score: 0.5, nms: 0.4}
+    # A module-valued torchvision argument cannot be written in YAML: reported, not kept.
+    [dropped] = conversion.unmapped
+    assert dropped.startswith("model.init_args.model_args.framework_anchor_generator: mine")
+
+
+def test_explicit_framework_thresholds_win() -> None:
+    model_args = {**copy.deepcopy(TIMM_MASK_RCNN), "framework": "faster-rcnn",
+                  "framework_box_score_thresh": 0.05}
+    conversion = convert_config(od_config(model_args, score_threshold=0.7), "x.yaml")
+    kwargs = conversion.config["model"]["init_args"]["model_args"]["framework_kwargs"]
+    assert kwargs == {"box_score_thresh": 0.05, "box_nms_thresh": 0.5}
+    assert any("0.7 dropped" in n for n in lines(conversion.notes,
+                                                 "model.init_args.score_threshold"))
+
+
+def test_unknown_and_unconvertible_settings_are_reported() -> None:
+    model_args = {"framework": "detr", "backbone": "timm_resnet18", "num_classes": 3,
+                  "mystery": 1, "necks": [{"name": "FeaturePyramidNetworkNeck", "x": 2},
+                                          {"name": "NoSuchNeck"}]}
+    config = od_config(model_args, class_names=["a", "b", "c", "d"], ignore_index=2,
+                       boxes_field="bbox", labels_field="label", mystery_task_arg=True)
+    conversion = convert_config(config, "bad.yaml")
+    out = conversion.config["model"]["init_args"]
+    assert out["model_args"]["framework"] == "detr"  # kept as is, reported
+    joined = "\n".join(conversion.unmapped)
+    for path in ("model_args.framework: detr", "model_args.mystery: 1",
+                 "model_args.necks[0]: ", "model_args.necks[1]: ", "class_names: ",
+                 "ignore_index: 2", "boxes_field: bbox", "mystery_task_arg: true"):
+        assert f"model.init_args.{path}" in joined, path
+    assert "DETR models have no geofm counterpart" in joined
+    # 4 names for num_classes 3 (2 object classes): class_names dropped, num_classes kept.
+    assert "class_names" not in out and out["model_args"]["num_classes"] == 3
+    # TerraTorch's own label key: a note (geofm reads TorchGeo's 'label').
+    assert lines(conversion.notes, "model.init_args.labels_field")
+
+
+def test_other_model_factory_is_kept_and_reported() -> None:
+    config = od_config({"framework": "faster-rcnn", "backbone": "timm_resnet18"})
+    config["model"]["init_args"]["model_factory"] = "EncoderDecoderFactory"
+    conversion = convert_config(config, "x.yaml")
+    init = conversion.config["model"]["init_args"]
+    assert init["model_factory"] == "EncoderDecoderFactory"
+    [line] = lines(conversion.unmapped, "model.init_args.model_factory")
+    assert "ObjectDetectionModelFactory only" in line
+
+
+def test_framework_kwargs_table_matches_torchvision() -> None:
+    """Every framework_kwargs name written is a real keyword of torchvision's detector."""
+    detection = pytest.importorskip("torchvision.models.detection")
+    classes = {"faster_rcnn": detection.FasterRCNN, "mask_rcnn": detection.MaskRCNN,
+               "retinanet": detection.RetinaNet, "fcos": detection.FCOS}
+    assert set(DETECTION_FRAMEWORKS.values()) == set(classes)
+    for framework, names in DETECTION_KWARGS.items():
+        params = inspect.signature(classes[framework]).parameters
+        missing = [n for n in names if n not in params]
+        assert not missing, (framework, missing)
+        # the first two are the score and NMS thresholds
+        assert "score" in names[0] and "nms" in names[1]
+
+
+# -- data ------------------------------------------------------------------------
+
+
+def test_mvhr10_becomes_torchgeo_vhr10() -> None:
+    data = {"class_path": "terratorch.datamodules.mVHR10DataModule",
+            "init_args": {"root": "data/VHR10", "batch_size": 4, "num_workers": 0,
+                          "image_size": 512, "second_level_split_proportions": [0.8, 0.1, 0.1],
+                          "boxes_output_tag": "boxes"}}
+    conversion = convert_config(od_config(copy.deepcopy(TIMM_MASK_RCNN), data), "x.yaml")
+    assert conversion.config["data"] == {
+        "class_path": "torchgeo.datamodules.VHR10DataModule",
+        "init_args": {"root": "data/VHR10", "batch_size": 4, "num_workers": 0,
+                      "patch_size": 512, "val_split_pct": 0.1, "test_split_pct": 0.1}}
+    notes = "\n".join(conversion.notes)
+    assert "ImageNet" in notes and "boxes_output_tag" in notes
+    torchgeo = pytest.importorskip("torchgeo.datamodules")
+    params = inspect.signature(torchgeo.VHR10DataModule).parameters
+    for key in ("batch_size", "num_workers", "patch_size", "val_split_pct", "test_split_pct"):
+        assert key in params
+
+
+def test_torchgeo_datamodules_are_kept() -> None:
+    direct = {"class_path": "torchgeo.datamodules.VHR10DataModule",
+              "init_args": {"root": "data", "batch_size": 2}}
+    wrapped = {"class_path": "terratorch.datamodules.TorchNonGeoDataModule",
+               "init_args": {"cls": "torchgeo.datamodules.VHR10DataModule", "batch_size": 2,
+                             "root": "data"}}
+    for data in (direct, wrapped):
+        conversion = convert_config(od_config(copy.deepcopy(TIMM_MASK_RCNN), data), "x.yaml")
+        assert conversion.config["data"] == direct
+        assert not [u for u in conversion.unmapped if u.startswith("data")]
+
+
+@pytest.mark.parametrize("name", ["GenericNonGeoObjectDetectionDataModule",
+                                  "od_aed_elephant.ElephantDataModule",
+                                  "SubstationDataModule"])
+def test_terratorch_only_detection_datamodules_get_advice(name: str) -> None:
+    data = {"class_path": f"terratorch.datamodules.{name}", "init_args": {"batch_size": 2}}
+    conversion = convert_config(od_config(copy.deepcopy(TIMM_MASK_RCNN), data), "x.yaml")
+    [line] = lines(conversion.unmapped, "data.class_path")
+    assert "GeoTiffObjectDetectionDataModule" in line
+    assert "GeoTiffInstanceSegmentationDataModule" in line
+    assert conversion.config["data"] == data  # kept as is
+
+
+def test_cli_writes_the_report_and_yaml(tmp_path: Path) -> None:
+    config = od_config(copy.deepcopy(PRITHVI_FASTER_RCNN), class_names=VHR10_NAMES)
+    assert is_terratorch_config(config)
+    code, converted, path = convert_terratorch_config(config, tmp_path)
+    assert code == 0 and converted is not None
+    assert converted["model"]["class_path"] == "ObjectDetectionTask"
+    text = path.read_text()
+    assert "framework_min_size: 896 dropped" in text
+    assert yaml.safe_load(render(convert_config(config))) == converted
