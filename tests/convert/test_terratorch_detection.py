@@ -271,3 +271,13 @@ def test_cli_writes_the_report_and_yaml(tmp_path: Path) -> None:
     text = path.read_text()
     assert "framework_min_size: 896 dropped" in text
     assert yaml.safe_load(render(convert_config(config))) == converted
+
+
+def test_detection_checkpoints_are_refused_with_the_reason(tmp_path: Path) -> None:
+    from geofm_core.convert.terratorch.checkpoint import convert_checkpoint
+    from geofm_core.errors import ConfigurationError
+
+    config = tmp_path / "od.yaml"
+    config.write_text(yaml.safe_dump(od_config(copy.deepcopy(TIMM_MASK_RCNN))))
+    with pytest.raises(ConfigurationError, match="object detection checkpoints are not conv"):
+        convert_checkpoint(tmp_path / "missing.ckpt", config)
