@@ -281,3 +281,56 @@ def test_detection_checkpoints_are_refused_with_the_reason(tmp_path: Path) -> No
     config.write_text(yaml.safe_dump(od_config(copy.deepcopy(TIMM_MASK_RCNN))))
     with pytest.raises(ConfigurationError, match="object detection checkpoints are not conv"):
         convert_checkpoint(tmp_path / "missing.ckpt", config)
+
+
+# -- a converted config trains ---------------------------------------------------
+
+
+def _water_bodies(folder: Path) -> tuple[Path, Path]:
+    """The real Sen1Floods11 S2 chip and its water polygons (geofm_core.testing)."""
+    pytest.importorskip("geofm_core.tasks.detection")
+    pytest.importorskip("geofm_core.data.detection")
+    import geofm_core.testing as testing
+
+    make = getattr(testing, "water_bodies", None)
+    if make is None:
+        pytest.skip("geofm_core.testing.water_bodies is not in this branch yet")
+    made = make(folder)
+    found = list(made.values()) if isinstance(made, dict) else (
+        [made] if isinstance(made, str | Path) else list(made))
+    paths = [Path(p) for p in found] + sorted(folder.rglob("*"))
+    image = next(p for p in paths if p.suffix == ".tif" and "S2" in p.name)
+    labels = next(p for p in paths if p.suffix == ".gpkg")
+    return image, labels
+
+
+def test_converted_config_fits_on_water_bodies(tmp_path: Path) -> None:
+    """TerraTorch's Faster R-CNN config, converted, trains and checkpoints on val/map."""
+    image, labels = _water_bodies(tmp_path / "data")
+    model_args = {"framework": "faster-rcnn", "backbone": "timm_resnet18",
+                  "backbone_pretrained": False, "backbone_in_chans": 13, "num_classes": 2,
+                  "framework_min_size": 128, "framework_max_size": 128, "in_channels": 13,
+                  "necks": [{"name": "FeaturePyramidNetworkNeck", "out_channel": 32}]}
+    config = od_config(model_args, class_names=["Background", "water"])
+    config["trainer"] = {
+        "accelerator": "cpu", "devices": 1, "max_epochs": 1, "limit_train_batches": 1,
+        "limit_val_batches": 1, "num_sanity_val_steps": 0, "logger": False,
+        "enable_progress_bar": False, "default_root_dir": str(tmp_path / "run"),
+        "callbacks": [{"class_path": "ModelCheckpoint", "init_args": {
+            "dirpath": str(tmp_path / "ckpt"), "mode": "max", "monitor": "val_map",
+            "filename": "best"}}]}
+    code, converted, _ = convert_terratorch_config(config, tmp_path)
+    assert code == 0 and converted is not None
+    assert converted["trainer"]["callbacks"][0]["init_args"]["monitor"] == "val/map"
+    split = {"data_root": str(image), "label_data_root": str(labels)}
+    converted["data"] = {"class_path": "GeoTiffObjectDetectionDataModule", "init_args": {
+        **{f"{stage}_{key}": value for stage in ("train", "val") for key, value in split.items()},
+        "class_attribute": "class", "classes": ["water"], "chip_size": 128,
+        "means": [1500.0] * 13, "stds": [1000.0] * 13, "batch_size": 2, "num_workers": 0}}
+    from geofm_core.cli import main
+
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(converted, sort_keys=False))
+    assert main(["fit", "-c", str(path)]) == 0
+    # The renamed monitor exists: Lightning stops on a monitor it cannot find.
+    assert (tmp_path / "ckpt" / "best.ckpt").is_file()
