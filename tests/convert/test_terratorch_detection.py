@@ -98,7 +98,10 @@ def test_faster_rcnn_on_prithvi_with_necks() -> None:
     assert args["num_classes"] == 11
     # No resizing in TerraTorch's transform: min/max size are not written.
     assert "min_size" not in args and "max_size" not in args
-    assert args["framework_kwargs"] == {"box_score_thresh": 0.5, "box_nms_thresh": 0.5}
+    # TerraTorch's pyramid: no extra level, its anchor sizes for the 4 selected blocks.
+    assert args["extra_block"] == "none"
+    assert args["framework_kwargs"] == {"box_score_thresh": 0.5, "box_nms_thresh": 0.5,
+                                        "anchor_sizes": [[32], [64], [128], [256]]}
     # No padding: TerraTorch's detection factory does not pad (its encoder-decoder does).
     assert "input_multiple" not in args
     assert init["class_names"] == VHR10_NAMES[1:]
@@ -128,6 +131,9 @@ def test_mask_rcnn_is_instance_segmentation() -> None:
     assert args["backbone_kwargs"] == {"pretrained": False}
     assert "necks" not in args
     assert args["framework_kwargs"] == {"box_score_thresh": 0.3, "box_nms_thresh": 0.5}
+    # A CNN's level count is not in the config: geofm's stride-fitted anchors, noted.
+    assert args["extra_block"] == "none"
+    assert lines(conversion.notes, "model.init_args.model_args.framework_kwargs.anchor_sizes")
     assert model["init_args"]["class_names"] == ["Substation"]
     assert conversion.config["trainer"]["callbacks"][1]["init_args"]["monitor"] == \
         "val/segm_map"
@@ -142,11 +148,13 @@ def test_mask_rcnn_val_map_monitor_becomes_the_mask_map() -> None:
     assert "TerraTorch logs no val_map for Mask R-CNN" in note
 
 
-@pytest.mark.parametrize(("framework", "score", "nms"), [
-    ("retinanet", "score_thresh", "nms_thresh"), ("fcos", "score_thresh", "nms_thresh")])
-def test_one_stage_frameworks(framework: str, score: str, nms: str) -> None:
+@pytest.mark.parametrize(("framework", "anchors"), [
+    ("retinanet", [[16, 20, 25], [32, 40, 50], [64, 80, 101]]),
+    ("fcos", [[8], [16], [32]])])
+def test_one_stage_frameworks(framework: str, anchors: list[list[int]]) -> None:
     model_args = {
         "framework": framework, "backbone": "timm_resnet18", "backbone_pretrained": False,
+        "backbone_out_indices": [2, 3, 4],
         "num_classes": 3, "framework_detections_per_img": 50, "framework_topk_candidates": 500,
         "framework_anchor_generator": "mine",
         "necks": [{"name": "FeaturePyramidNetworkNeck", "out_channel": 128}]}
@@ -156,7 +164,8 @@ def test_one_stage_frameworks(framework: str, score: str, nms: str) -> None:
     assert args["framework"] == framework
     assert args["fpn_channels"] == 128
     assert args["framework_kwargs"] == {"detections_per_img": 50, "topk_candidates": 500,
-                                        score: 0.5, nms: 0.4}
+                                        "score_thresh": 0.5, "nms_thresh": 0.4,
+                                        "anchor_sizes": anchors}
     # A module-valued torchvision argument cannot be written in YAML: reported, not kept.
     [dropped] = conversion.unmapped
     assert dropped.startswith("model.init_args.model_args.framework_anchor_generator: mine")

@@ -16,6 +16,8 @@ FCOS or Mask R-CNN on a registry backbone and its necks. geofm's counterparts ar
   score and NMS thresholds of the framework.
 - The last neck is usually ``FeaturePyramidNetworkNeck``; ``geofm:detection`` always
   puts torchvision's FeaturePyramidNetwork after the necks (``fpn_channels``).
+  TerraTorch's has no extra levels (``extra_block: none``) and its anchors are fixed
+  sizes per level (written out when the config says how many levels there are).
 - Its metrics are logged as ``val_map``, ``val_segm_map``..., geofm's as ``val/map``,
   ``val/segm_map``...: checkpoint and early-stopping monitors are renamed.
 """
@@ -55,6 +57,14 @@ _SAME = ("lr", "optimizer_hparams", "scheduler_hparams", "freeze_backbone", "fre
 #: TerraTorch's batch-key arguments -> (TerraTorch's default, TorchGeo 0.8's key geofm reads).
 _FIELDS = {"boxes_field": ("boxes", "bbox_xyxy"), "labels_field": ("labels", "label"),
            "masks_field": ("masks", "mask")}
+#: TerraTorch's anchor sizes per level (cut to the number of levels) per framework.
+_ANCHORS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "faster_rcnn": ((32,), (64,), (128,), (256,), (512,)),
+    "mask_rcnn": ((32,), (64,), (128,), (256,), (512,)),
+    "fcos": ((8,), (16,), (32,), (64,), (128,), (256,)),
+    "retinanet": ((16, 20, 25), (32, 40, 50), (64, 80, 101), (128, 161, 203),
+                  (256, 322, 406), (512, 645, 812)),
+}
 _BACKGROUND = ("background", "bg", "__background__", "_background_")
 _WHY_NO_RESIZE = ("TerraTorch's detector transform never resizes (nor normalises); "
                   "geofm:detection's default min_size/max_size null does the same")
@@ -183,13 +193,13 @@ class DetectionConverter(ModelConverter):
                 "same for any number of channels"))
         kwargs = self._framework_kwargs(pop_prefixed(args, "framework_"), framework, out)
         self._thresholds(kwargs, framework, thresholds)
+        self._pyramid(framework, _levels(necks, out), out, kwargs)
         if kwargs:
             out["framework_kwargs"] = kwargs
         self.report.note(self.path, (
-            "geofm:detection builds the anchors, heads and RoI pooling itself; TerraTorch's "
-            "fixed choices (its anchor sizes per level, RoI pooling on feat0-feat3, "
-            "RetinaNet's GroupNorm head, Mask R-CNN's BatchNorm heads) may differ, so "
-            "TerraTorch detection checkpoints do not load"))
+            "geofm:detection builds the heads and RoI pooling itself; TerraTorch's fixed "
+            "choices (RoI pooling on feat0-feat3, RetinaNet's GroupNorm head, Mask R-CNN's "
+            "BatchNorm heads) may differ, so TerraTorch detection checkpoints do not load"))
         for key in list(args):
             self.report.drop(f"{self.path}.{key}", args.pop(key),
                              "no geofm:detection argument of that name (TerraTorch's factory "
@@ -290,6 +300,29 @@ class DetectionConverter(ModelConverter):
                     "generator, heads and RoI poolers, are built by geofm:detection)"))
         return kwargs
 
+    def _pyramid(self, framework: str, levels: int | None, out: dict[str, Any],
+                 kwargs: dict[str, Any]) -> None:
+        """TerraTorch's pyramid: no extra levels, its anchor sizes per level."""
+        if framework not in DETECTION_KWARGS:
+            return
+        out["extra_block"] = "none"
+        self.report.note(f"{self.path}.extra_block", (
+            "none written: TerraTorch's FPN adds no extra pyramid level (geofm:detection's "
+            f"default for {framework} is {'maxpool' if 'rcnn' in framework else 'p6p7'})"))
+        sizes = _ANCHORS[framework]
+        where = f"{self.path}.framework_kwargs.anchor_sizes"
+        if "anchor_sizes" in kwargs:
+            return
+        if levels is None or levels > len(sizes):
+            self.report.note(where, (
+                "not written: the number of levels is not in the config; TerraTorch's "
+                f"anchors are {short(sizes)} per level (cut to the levels), geofm fits its "
+                "own to each level's stride"))
+            return
+        kwargs["anchor_sizes"] = [list(s) for s in sizes[:levels]]
+        self.report.note(where, f"TerraTorch's anchor sizes for {levels} levels written out "
+                         "(geofm would fit its own to each level's stride)")
+
     def _thresholds(self, kwargs: dict[str, Any], framework: str,
                     thresholds: tuple[Any, Any]) -> None:
         """The task's score / IoU thresholds as the framework's own."""
@@ -312,6 +345,16 @@ class DetectionConverter(ModelConverter):
                 "iou_threshold (0.5 each unless given) before its metrics and predictions; "
                 f"written as framework_kwargs {', '.join(written)} (torchvision's NMS is per "
                 "class, TerraTorch's across classes)"))
+
+
+def _levels(necks: list[dict[str, Any]], out: dict[str, Any]) -> int | None:
+    """The pyramid's levels, when the config says: selected blocks or backbone out_indices."""
+    for neck in reversed(necks):
+        indices = neck.get("indices")
+        if neck.get("name") == "geofm:select_indices" and isinstance(indices, list):
+            return len(indices)
+    indices = (out.get("backbone_kwargs") or {}).get("out_indices")
+    return len(indices) if isinstance(indices, list) else None
 
 
 _MONITOR = re.compile(r"^(train|val|test)_(.+)$")
