@@ -292,7 +292,35 @@ def test_detection_checkpoints_are_refused_with_the_reason(tmp_path: Path) -> No
         convert_checkpoint(tmp_path / "missing.ckpt", config)
 
 
-# -- a converted config trains ---------------------------------------------------
+# -- a converted config builds and trains ----------------------------------------
+
+
+@pytest.mark.parametrize("case", ["prithvi_faster_rcnn", "timm_mask_rcnn", "retinanet", "fcos"])
+def test_converted_model_builds_and_predicts(case: str) -> None:
+    """The converted init_args build geofm's real task; its model predicts on a chip."""
+    tasks = pytest.importorskip("geofm_core.tasks.detection")
+    import torch
+
+    one_stage = {"framework": case, "backbone": "timm_resnet18", "backbone_pretrained": False,
+                 "backbone_out_indices": [2, 3, 4], "num_classes": 3,
+                 "framework_detections_per_img": 50,
+                 "necks": [{"name": "FeaturePyramidNetworkNeck", "out_channel": 64}]}
+    model_args = {"prithvi_faster_rcnn": PRITHVI_FASTER_RCNN, "timm_mask_rcnn": TIMM_MASK_RCNN
+                  }.get(case, one_stage)
+    names = {"prithvi_faster_rcnn": VHR10_NAMES, "timm_mask_rcnn": ["Background", "Substation"]
+             }.get(case, ["Background", "a", "b"])
+    conversion = convert_config(od_config(copy.deepcopy(model_args), class_names=names))
+    model = conversion.config["model"]
+    task = getattr(tasks, model["class_path"])(**model["init_args"])
+    task.eval()
+    with torch.no_grad():
+        [out] = task.model(torch.randn(1, 3, 64, 64))
+    assert task.model.num_classes == model["init_args"]["model_args"]["num_classes"]
+    assert task.model.framework == model["init_args"]["model_args"]["framework"]
+    assert {"boxes", "labels", "scores"} <= set(out)
+    assert ("masks" in out) == (case == "timm_mask_rcnn")
+
+
 
 
 def _water_bodies(folder: Path) -> tuple[Path, Path]:
