@@ -51,6 +51,8 @@ MODEL_COMPONENTS: ComponentTable = (
      "Siamese change detection: one backbone on both dates, fused features, any decoder"),
     ("model_factory", "mae", "geofm_core.models.mae:MAEFactory",
      "Masked autoencoder: a backbone by name and the MAE decoder its plugin offers"),
+    ("model_factory", "detection", "geofm_core.models.detection:DetectionFactory",
+     "Faster R-CNN, RetinaNet, FCOS or Mask R-CNN (torchvision) on any backbone + FPN"),
 )
 
 #: Losses of ``geofm_core.tasks.losses``.

@@ -74,7 +74,9 @@ class TestCoreModelFactories(ModelFactoryContract):
     in_chans = 4
     tasks: ClassVar[dict] = {"encoder_decoder": TASKS}
     skip: ClassVar[dict] = {"mae": "reconstruction needs a backbone with forward_masked, which "
-                                   "no core backbone has: plugins/prithvi/tests/test_mae*.py"}
+                                   "no core backbone has: plugins/prithvi/tests/test_mae*.py",
+                           "detection": "detectors take targets and return loss dicts / "
+                                        "detections: tests/models/test_detection_model.py"}
     model_kwargs: ClassVar[dict] = {
         "encoder_decoder": {
             "backbone": "timm:test_resnet",

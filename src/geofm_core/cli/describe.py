@@ -30,6 +30,8 @@ _FACTORY_TASKS = {
     "MultiLabelClassificationTask": "multilabel",
     "ChangeDetectionTask": "change_detection",
     "ReconstructionTask": "reconstruction",
+    "ObjectDetectionTask": "object_detection",
+    "InstanceSegmentationTask": "instance_segmentation",
 }
 
 

@@ -59,6 +59,8 @@ SHORT_NAMES: dict[str, str] = {
     "EmbeddingTask": "geofm_core.tasks",
     "ChangeDetectionTask": "geofm_core.tasks",
     "ReconstructionTask": "geofm_core.tasks",
+    "ObjectDetectionTask": "geofm_core.tasks",
+    "InstanceSegmentationTask": "geofm_core.tasks",
     "GeoTiffSegmentationDataModule": "geofm_core.data",
     "GeoTiffRegressionDataModule": "geofm_core.data",
     "GeoTiffClassificationDataModule": "geofm_core.data",
@@ -66,6 +68,8 @@ SHORT_NAMES: dict[str, str] = {
     "GeoTiffChangeDetectionDataModule": "geofm_core.data",
     "GeoTiffSceneDataModule": "geofm_core.data",
     "GeoTiffImageDataModule": "geofm_core.data",
+    "GeoTiffObjectDetectionDataModule": "geofm_core.data",
+    "GeoTiffInstanceSegmentationDataModule": "geofm_core.data",
 }
 
 #: The jsonargparse parser mode whose loader expands short names.
