@@ -321,32 +321,22 @@ def test_converted_model_builds_and_predicts(case: str) -> None:
     assert ("masks" in out) == (case == "timm_mask_rcnn")
 
 
-
-
-def _water_bodies(folder: Path) -> tuple[Path, Path]:
-    """The real Sen1Floods11 S2 chip and its water polygons (geofm_core.testing)."""
+@pytest.mark.parametrize(("framework", "data_module", "monitor"), [
+    ("faster-rcnn", "GeoTiffObjectDetectionDataModule", "val/map"),
+    ("mask-rcnn", "GeoTiffInstanceSegmentationDataModule", "val/segm_map")])
+def test_converted_config_fits_on_water_bodies(tmp_path: Path, framework: str,
+                                               data_module: str, monitor: str) -> None:
+    """A converted TerraTorch config trains on the real water bodies, checkpointing on
+    its renamed monitor (TerraTorch's ``val_map``)."""
     pytest.importorskip("geofm_core.tasks.detection")
-    pytest.importorskip("geofm_core.data.detection")
-    import geofm_core.testing as testing
+    from geofm_core.testing import water_bodies
 
-    make = getattr(testing, "water_bodies", None)
-    if make is None:
-        pytest.skip("geofm_core.testing.water_bodies is not in this branch yet")
-    made = make(folder)
-    found = list(made.values()) if isinstance(made, dict) else (
-        [made] if isinstance(made, str | Path) else list(made))
-    paths = [Path(p) for p in found] + sorted(folder.rglob("*"))
-    image = next(p for p in paths if p.suffix == ".tif" and "S2" in p.name)
-    labels = next(p for p in paths if p.suffix == ".gpkg")
-    return image, labels
-
-
-def test_converted_config_fits_on_water_bodies(tmp_path: Path) -> None:
-    """TerraTorch's Faster R-CNN config, converted, trains and checkpoints on val/map."""
-    image, labels = _water_bodies(tmp_path / "data")
-    model_args = {"framework": "faster-rcnn", "backbone": "timm_resnet18",
-                  "backbone_pretrained": False, "backbone_in_chans": 13, "num_classes": 2,
-                  "framework_min_size": 128, "framework_max_size": 128, "in_channels": 13,
+    water = water_bodies(tmp_path / "data")  # the real S2 chip, six bands, 512 x 512
+    channels = len(water.band_names)
+    model_args = {"framework": framework, "backbone": "timm_resnet18",
+                  "backbone_pretrained": False, "backbone_in_chans": channels,
+                  "num_classes": 2, "framework_min_size": 128, "framework_max_size": 128,
+                  "in_channels": channels,
                   "necks": [{"name": "FeaturePyramidNetworkNeck", "out_channel": 32}]}
     config = od_config(model_args, class_names=["Background", "water"])
     config["trainer"] = {
@@ -358,12 +348,13 @@ def test_converted_config_fits_on_water_bodies(tmp_path: Path) -> None:
             "filename": "best"}}]}
     code, converted, _ = convert_terratorch_config(config, tmp_path)
     assert code == 0 and converted is not None
-    assert converted["trainer"]["callbacks"][0]["init_args"]["monitor"] == "val/map"
-    split = {"data_root": str(image), "label_data_root": str(labels)}
-    converted["data"] = {"class_path": "GeoTiffObjectDetectionDataModule", "init_args": {
+    assert converted["trainer"]["callbacks"][0]["init_args"]["monitor"] == monitor
+    split = {"data_root": str(water.images), "label_data_root": str(water.labels)}
+    converted["data"] = {"class_path": data_module, "init_args": {
         **{f"{stage}_{key}": value for stage in ("train", "val") for key, value in split.items()},
-        "class_attribute": "class", "classes": ["water"], "chip_size": 128,
-        "means": [1500.0] * 13, "stds": [1000.0] * 13, "batch_size": 2, "num_workers": 0}}
+        "img_pattern": "*_S2Hand.tif", "class_attribute": water.class_attribute,
+        "classes": water.classes, "chip_size": 128, "means": [1500.0] * channels,
+        "stds": [1000.0] * channels, "batch_size": 2, "num_workers": 0}}
     from geofm_core.cli import main
 
     path = tmp_path / "fit.yaml"
