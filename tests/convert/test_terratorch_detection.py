@@ -171,6 +171,27 @@ def test_one_stage_frameworks(framework: str, anchors: list[list[int]]) -> None:
     assert dropped.startswith("model.init_args.model_args.framework_anchor_generator: mine")
 
 
+def test_monitors_of_callbacks_and_scheduler_are_renamed() -> None:
+    config = od_config({"framework": "fcos", "backbone": "timm_resnet18", "num_classes": 2})
+    config["trainer"]["callbacks"].append(
+        {"class_path": "EarlyStopping", "init_args": {"monitor": "val_map_50", "mode": "max"}})
+    config["lr_scheduler"] = {"class_path": "ReduceLROnPlateau",
+                              "init_args": {"monitor": "val_mar_100", "mode": "max"}}
+    conversion = convert_config(config, "x.yaml")
+    callbacks = conversion.config["trainer"]["callbacks"]
+    assert [c.get("init_args", {}).get("monitor") for c in callbacks] == [
+        None, "val/map", "val/map_50"]
+    assert conversion.config["lr_scheduler"]["init_args"]["monitor"] == "val/mar_100"
+    # Only detection tasks' metric names change: a segmentation monitor stays.
+    seg = convert_config({"model": {"class_path": "terratorch.tasks.SemanticSegmentationTask",
+                                    "init_args": {"model_factory": "EncoderDecoderFactory",
+                                                  "model_args": {"backbone": "timm_resnet18",
+                                                                 "decoder": "FCNDecoder",
+                                                                 "num_classes": 2}}},
+                          "trainer": copy.deepcopy(TRAINER)}, "seg.yaml")
+    assert seg.config["trainer"]["callbacks"][1]["init_args"]["monitor"] == "val_map"
+
+
 def test_explicit_framework_thresholds_win() -> None:
     model_args = {**copy.deepcopy(TIMM_MASK_RCNN), "framework": "faster-rcnn",
                   "framework_box_score_thresh": 0.05}
