@@ -35,6 +35,7 @@ option with its help, and ``save_hyperparameters`` records them all.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -107,6 +108,9 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
 
     dataset_class: ClassVar[type[GeoTiffImageDataset]]
     task: ClassVar[str]
+    #: Samples -> batch; a module-level function, so that spawned workers can pickle it.
+    collate_fn: ClassVar[staticmethod[[Sequence[Any]], dict[str, Any]]] = staticmethod(
+        collate_samples)
 
     def __init__(
         self,
@@ -284,7 +288,7 @@ class GeoTiffChipDataModule(pl.LightningDataModule):
             self.batch_size,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=collate_samples,
+            collate_fn=type(self).collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:

@@ -56,8 +56,9 @@ purpose):
 The helpers the contracts use (:class:`TinyViT`, :func:`make_features`,
 :func:`train_step`, :func:`assert_round_trip`, ...) are exported for a plugin's own
 tests, and so is the scaffolding for training on the real Sen1Floods11 chip
-(:func:`sen1floods11_chips`, :func:`segmentation_fit_config`, :func:`fit_fast_dev_run`)
-and for converting a TerraTorch config (:func:`terratorch_segmentation_config`,
+(:func:`sen1floods11_chips`, :func:`segmentation_fit_config`, :func:`fit_fast_dev_run`;
+its water bodies as vector labels for detection, :func:`water_bodies`) and for
+converting a TerraTorch config (:func:`terratorch_segmentation_config`,
 :func:`convert_terratorch_config`). This package imports pytest and torch; it is meant
 for test suites only.
 """
@@ -88,6 +89,7 @@ from geofm_core.testing._tools import (
     save_and_load,
     train_step,
 )
+from geofm_core.testing._water import WaterBodies, water_bodies
 
 __all__ = [
     "RGB_SCENE",
@@ -100,6 +102,7 @@ __all__ = [
     "ModelFactoryContract",
     "NeckContract",
     "TinyViT",
+    "WaterBodies",
     "assert_round_trip",
     "assert_same_output",
     "change_pairs",
@@ -113,5 +116,6 @@ __all__ = [
     "shared_data",
     "terratorch_segmentation_config",
     "train_step",
+    "water_bodies",
     "write_change_pair",
 ]

@@ -19,7 +19,8 @@ changes behaviour.
 
 Modules: ``tables`` (TerraTorch vocabulary, the core's rules), ``names`` (name
 resolution), ``parts`` (component kwargs), ``model`` (encoder-decoder arguments),
-``factories``, ``task``, ``data`` and ``transforms``, ``trainer``, ``entry``.
+``factories``, ``task`` and ``detection`` (object detection), ``data``, ``datasets`` and
+``transforms``, ``trainer``, ``entry``.
 """
 
 from __future__ import annotations

@@ -252,6 +252,13 @@ def convert_checkpoint(ckpt: str | Path, config: str | Path) -> CheckpointConver
     if "model_args" not in init_args:
         raise ConfigurationError(f"{config}: the model section could not be converted; see "
                                  "`geofm convert terratorch` for what is missing")
+    if init_args.get("model_factory") == "geofm:detection":
+        # Checked before the task is built: its torchvision parts are laid out differently.
+        raise ConfigurationError(
+            f"{ckpt}: TerraTorch object detection checkpoints are not converted: "
+            "geofm:detection builds its own anchors, heads and RoI pooling, so the weights "
+            "do not map one to one. Fine-tune from the backbone's pretrained weights with "
+            "the converted config instead (`geofm convert terratorch` writes it)")
     cls = _task_class(str(model.get("class_path")))
     book = rule_book()
     tt_args = dict(raw.get("model_args") or {})

@@ -41,6 +41,10 @@ def convert_data(data: dict[str, Any], task: str | None, task_args: dict[str, An
         extra = {k: v for k, v in data.items() if k not in ("class_path", "init_args")}
         data, class_path, name = {**extra, **rewritten}, rewritten["class_path"], \
             rewritten["class_path"]
+    if isinstance(class_path, str) and class_path.startswith("torchgeo."):
+        report.note("data.class_path", f"{class_path} kept: geofm runs TorchGeo datamodules "
+                    "by class path")
+        return copy.deepcopy(data)
     if name not in DATAMODULES or not ours:
         instead = advice(name) if ours else None
         report.drop("data.class_path", class_path, (

@@ -115,6 +115,11 @@ def _geotiff(module: str, how: str = "") -> str:
 
 
 _SEG = _geotiff("GeoTiffSegmentationDataModule")
+_DET = ("write the images as GeoTIFFs and the objects as polygons (GeoJSON, GeoPackage or "
+        "Shapefile, any CRS, with a class column) and use GeoTiffObjectDetectionDataModule, "
+        "or GeoTiffInstanceSegmentationDataModule for masks (train_data_root, "
+        "train_label_data_root: one vector file per split or one per image, class_attribute, "
+        "classes, chip_size, means, stds; docs/object-detection.md)")
 _CLS = _geotiff("GeoTiffClassificationDataModule")
 _REG = _geotiff("GeoTiffRegressionDataModule")
 _TIME = " with expand_temporal_dimension and num_frames"
@@ -145,12 +150,16 @@ ADVICE: dict[str, str] = {
     "TilingDataModuleWrapper": "geofm tiles at inference (`geofm infer`, the task's "
                                "tiled_inference) and samples scenes with "
                                "GeoTiffSceneDataModule",
-    "GenericNonGeoObjectDetectionDataModule": "geofm has no object detection datamodule",
+    "GenericNonGeoObjectDetectionDataModule": (
+        "it reads one JSON file of pixel boxes per image; " + _DET),
+    "ElephantDataModule": "it reads COCO JSON boxes on large images; " + _DET,
+    "SubstationDataModule": "it reads the Substation dataset's numpy arrays; " + _DET,
+    "GeoBenchV2ObjectDetectionDataModule": "a GEO-Bench v2 dataset; " + _DET,
     "RandomDataModule": "geofm has no random-data module; point a GeoTIFF datamodule at a "
                         "few real chips",
 }
 _GEOBENCH_NAMES = ("GeobenchDataModule", "GeoBenchV2ClassificationDataModule",
-                   "GeoBenchV2SegmentationDataModule", "GeoBenchV2ObjectDetectionDataModule")
+                   "GeoBenchV2SegmentationDataModule")
 
 
 def advice(name: str) -> str | None:
@@ -158,7 +167,7 @@ def advice(name: str) -> str | None:
     if name in ADVICE:
         return ADVICE[name]
     if name in _GEOBENCH_NAMES or (name.startswith("M") and name.endswith("NonGeoDataModule")
-                                   and name[1:2].isupper()) or name == "mVHR10DataModule":
+                                   and name[1:2].isupper()):
         return ("a GEO-Bench dataset (HDF5 files read through the geobench package); "
                 + _geotiff("GeoTiffSegmentationDataModule (m-* segmentation), "
                            "GeoTiffClassificationDataModule or GeoTiffMultiLabelDataModule "
@@ -177,6 +186,8 @@ def rewrite_specialised(data: dict[str, Any], report: Report) -> dict[str, Any] 
         return _torchgeo(data, report)
     if name == "GenericMultiModalDataModule":
         return _one_modality(data, report)
+    if name == "mVHR10DataModule":
+        return _vhr10(data, report)
     layout = LAYOUTS.get(name)
     if layout is None:
         return None
@@ -244,6 +255,49 @@ def _torchgeo(data: dict[str, Any], report: Report) -> dict[str, Any]:
         f"{data.get('class_path')} written as the TorchGeo datamodule it wraps, {cls} (geofm "
         "runs TorchGeo datamodules by class path)"))
     return out
+
+
+#: mVHR10DataModule arguments the TorchGeo datamodule's VHR10 dataset takes as they are.
+_VHR10_SAME = ("root", "split", "download", "checksum", "batch_size", "num_workers")
+_VHR10_TAGS = ("boxes_output_tag", "labels_output_tag", "masks_output_tag", "scores_output_tag")
+
+
+def _vhr10(data: dict[str, Any], report: Report) -> dict[str, Any]:
+    """TerraTorch's mVHR10DataModule (TorchGeo's VHR10, resplit): TorchGeo's VHR10DataModule."""
+    args = dict(data.get("init_args") or {})
+    out: dict[str, Any] = {k: args.pop(k) for k in _VHR10_SAME if k in args}
+    size = args.pop("image_size", 896)
+    pad = args.pop("pad", True)
+    out["patch_size"] = size
+    proportions = args.pop("second_level_split_proportions", (0.7, 0.15, 0.15))
+    if isinstance(proportions, list | tuple) and len(proportions) == 3:
+        out["val_split_pct"], out["test_split_pct"] = proportions[1], proportions[2]
+    else:
+        report.drop(f"{_BASE}.second_level_split_proportions", proportions,
+                    "expected three fractions (train, val, test)")
+    args.pop("second_level_split", None)  # set per stage by the datamodule itself
+    if args.pop("apply_norm_in_datamodule", True):
+        report.note(f"{_BASE}.apply_norm_in_datamodule", (
+            "true (TerraTorch's default): TerraTorch normalises with ImageNet's mean/std "
+            "after dividing by 255, TorchGeo's VHR10DataModule only divides by 255"))
+    for key in _VHR10_TAGS:
+        if key in args:
+            report.note(f"{_BASE}.{key}", f"{short(args.pop(key))} dropped: TorchGeo's "
+                        "datamodule writes bbox_xyxy, label and mask, which geofm reads")
+    if args.pop("collate_fn", None) is not None:
+        report.drop(f"{_BASE}.collate_fn", data["init_args"]["collate_fn"],
+                    "TorchGeo's VHR10DataModule collates detection batches itself")
+    out.update(args)
+    report.note("data.class_path", (
+        f"mVHR10DataModule written as TorchGeo's VHR10DataModule, the dataset it resplits "
+        f"(geofm runs TorchGeo datamodules by class path): patch_size {size} "
+        + ("resizes where TerraTorch zero-pads and centre-crops to it" if pad else
+           "resizes like TerraTorch's pad: false")
+        + f"; val/test fractions {out.get('val_split_pct')}/{out.get('test_split_pct')} of a "
+        "random split (seed 0; TerraTorch shuffles with seed 123), so the images of each "
+        "split differ; no horizontal-flip-only augmentation (TorchGeo flips and jitters "
+        "colours)"))
+    return {"class_path": "torchgeo.datamodules.VHR10DataModule", "init_args": out}
 
 
 def _one_modality(data: dict[str, Any], report: Report) -> dict[str, Any] | None:

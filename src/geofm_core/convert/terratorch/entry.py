@@ -10,6 +10,7 @@ import yaml
 
 from geofm_core.convert.book import RuleBook
 from geofm_core.convert.terratorch.data import convert_data
+from geofm_core.convert.terratorch.detection import rename_monitors
 from geofm_core.convert.terratorch.names import rule_book
 from geofm_core.convert.terratorch.report import (
     Conversion,
@@ -97,6 +98,7 @@ def convert_config(config: dict[str, Any], source: str = "<config>", *,
         converted, task = convert_model(model, report, book, cli_optimizer="optimizer" in config)
         out["model"] = converted
         task_args = dict(converted.get("init_args") or {})
+        rename_monitors(out, task, report)
     elif model is not None:
         report.drop("model", model, "expected a class_path / init_args mapping")
     data = config.get("data")

@@ -24,6 +24,10 @@ __all__ = [
     "CORE_RULES",
     "DATAMODULES",
     "DATA_ONLY_ARGS",
+        "DETECTION_FRAMEWORKS",
+    "DETECTION_KWARGS",
+    "DETECTION_TASKS",
+    "DETECTION_TASK_ONLY",
     "ENCODER_DECODER_FACTORIES",
     "FACTORY_FILLED",
     "FRAMEWORK",
@@ -58,6 +62,42 @@ TASKS: dict[str, tuple[str, str]] = {
     "ClassificationTask": ("ClassificationTask", "classification"),
     "MultiLabelClassificationTask": ("MultiLabelClassificationTask", "multilabel"),
 }
+
+#: TerraTorch's object detection task -> geofm's task class per geofm task (Mask R-CNN
+#: is geofm's InstanceSegmentationTask).
+DETECTION_TASKS: dict[str, dict[str, str]] = {
+    "ObjectDetectionTask": {"object_detection": "ObjectDetectionTask",
+                            "instance_segmentation": "InstanceSegmentationTask"},
+}
+
+#: TerraTorch ObjectDetectionModelFactory frameworks -> geofm:detection frameworks.
+DETECTION_FRAMEWORKS: dict[str, str] = {
+    "faster-rcnn": "faster_rcnn", "retinanet": "retinanet", "fcos": "fcos",
+    "mask-rcnn": "mask_rcnn",
+}
+
+_RCNN = ("rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train",
+         "rpn_post_nms_top_n_test", "rpn_nms_thresh", "rpn_fg_iou_thresh", "rpn_bg_iou_thresh",
+         "rpn_batch_size_per_image", "rpn_positive_fraction", "rpn_score_thresh",
+         "box_detections_per_img", "box_fg_iou_thresh",
+         "box_bg_iou_thresh", "box_batch_size_per_image", "box_positive_fraction",
+         "bbox_reg_weights")
+_ONE_STAGE = ("score_thresh", "nms_thresh", "detections_per_img", "topk_candidates")
+
+#: Plain-value keyword arguments of torchvision's detectors (0.2x) per geofm framework:
+#: TerraTorch's ``framework_*`` arguments, without the prefix. (Module-valued ones, the
+#: anchor generator, heads and RoI poolers, cannot be written in YAML; geofm:detection
+#: builds them.) The first two of each are its score threshold and NMS IoU threshold.
+DETECTION_KWARGS: dict[str, tuple[str, ...]] = {
+    "faster_rcnn": ("box_score_thresh", "box_nms_thresh", *_RCNN),
+    "mask_rcnn": ("box_score_thresh", "box_nms_thresh", *_RCNN),
+    "retinanet": (*_ONE_STAGE, "fg_iou_thresh", "bg_iou_thresh"),
+    "fcos": (*_ONE_STAGE, "center_sampling_radius"),
+}
+
+#: TerraTorch ObjectDetectionTask arguments without a geofm counterpart, with their
+#: TerraTorch defaults.
+DETECTION_TASK_ONLY: dict[str, Any] = {"ignore_index": -1}
 
 #: TerraTorch generic datamodules -> (geofm datamodule, task family).
 DATAMODULES: dict[str, tuple[str, str]] = {

@@ -6,9 +6,11 @@ import copy
 from typing import Any
 
 from geofm_core.convert.book import RuleBook, Signatures
+from geofm_core.convert.terratorch.detection import convert_detection
 from geofm_core.convert.terratorch.factories import convert_factory
 from geofm_core.convert.terratorch.report import Report, class_name, is_terratorch_path
 from geofm_core.convert.terratorch.tables import (
+    DETECTION_TASKS,
     LOSSES,
     PARAMETER_PREFIXES,
     SAME_TASK_ARGS,
@@ -26,7 +28,10 @@ def convert_model(model: dict[str, Any], report: Report, book: RuleBook,
     """The geofm ``model`` section of a TerraTorch one, and its geofm task (None if unknown)."""
     class_path = model.get("class_path")
     name = class_name(class_path)
-    if name not in TASKS or not (is_terratorch_path(class_path) or class_path == name):
+    ours = is_terratorch_path(class_path) or class_path == name
+    if name in DETECTION_TASKS and ours:
+        return _convert_detection_task(model, report, book, cli_optimizer)
+    if name not in TASKS or not ours:
         report.drop("model.class_path", class_path,
                     "not a TerraTorch task geofm has; the model section is kept as is")
         return copy.deepcopy(model), None
@@ -55,6 +60,21 @@ def convert_model(model: dict[str, Any], report: Report, book: RuleBook,
                 report.drop(f"{_BASE}.{key}", out.pop(key), "does not apply to regression")
     _optimisation(args, out, report, cli_optimizer)
     _extras(args, out, task, report)
+    for key in list(args):
+        report.drop(f"{_BASE}.{key}", args.pop(key), f"{geofm_class} has no such argument")
+    return {"class_path": geofm_class, "init_args": out}, task
+
+
+def _convert_detection_task(model: dict[str, Any], report: Report, book: RuleBook,
+                            cli_optimizer: bool) -> tuple[dict[str, Any], str]:
+    """TerraTorch's ObjectDetectionTask: geofm's ObjectDetectionTask or InstanceSegmentationTask."""
+    args = dict(model.get("init_args") or {})
+    geofm_class, task, out = convert_detection(args, report, book)
+    for key in model:
+        if key not in ("class_path", "init_args"):
+            report.drop(f"model.{key}", model[key], f"{geofm_class} takes its arguments as "
+                        "init_args; move them there if they are TerraTorch task arguments")
+    _optimisation(args, out, report, cli_optimizer)
     for key in list(args):
         report.drop(f"{_BASE}.{key}", args.pop(key), f"{geofm_class} has no such argument")
     return {"class_path": geofm_class, "init_args": out}, task
