@@ -99,3 +99,15 @@ def test_infer_and_export_of_the_checkpoint(fitted, tmp_path, capsys):
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [1, 6, CHIP, CHIP]
     assert pyogrio.read_info(out, layer="detections")["features"] > 0
+
+
+def test_a_configured_geotiff_writer_becomes_a_vector_writer(fitted, tmp_path, capsys):
+    """A converted TerraTorch config names GeoTiffPredictionWriter; detections need vectors."""
+    writer = {"class_path": "geofm_core.inference.writer.GeoTiffPredictionWriter",
+              "init_args": {"output_dir": str(tmp_path / "tt")}}
+    assert main(["predict", "-c", str(fitted["config"]), "--ckpt_path", str(fitted["ckpt"]),
+                 "--trainer.callbacks+", yaml.safe_dump(writer, default_flow_style=True)
+                 .strip()]) == 0
+    assert "replaced by VectorPredictionWriter" in capsys.readouterr().err
+    assert (tmp_path / "tt" / f"{fitted['image'].stem}_pred.gpkg").is_file()
+    assert not list((tmp_path / "tt").rglob("*.tif"))

@@ -166,9 +166,14 @@ class GeofmCLI(LightningCLI):
             defaults.append(LeanModelSummary())
         defaults.append(RunSummary())
         if self.subcommand == "predict":
-            from geofm_core.inference.vector_writer import VectorPredictionWriter
+            from geofm_core.inference.vector_writer import VectorPredictionWriter, for_vectors
             from geofm_core.inference.writer import GeoTiffPredictionWriter
 
+            if getattr(self.model, "vector_output", False):
+                # A GeoTIFF writer (a converted TerraTorch config names one) cannot write
+                # detections: the vector writer takes its place and settings.
+                given, callbacks = for_vectors(given), for_vectors(callbacks)
+                config = {**config, "callbacks": given}
             for writer in [*given, *callbacks]:  # the flags reach a configured writer too
                 if isinstance(writer, GeoTiffPredictionWriter | VectorPredictionWriter):
                     writer.overwrite = writer.overwrite or GeofmCLI.overwrite

@@ -32,7 +32,7 @@ from geofm_core.inference.writer import _gather
 from geofm_core.io.atomic import atomic_output, check_output
 from geofm_core.io.vectors import VectorWriter, check_vector_crs, vector_format, verify_vector
 
-__all__ = ["VectorPredictionWriter"]
+__all__ = ["VectorPredictionWriter", "for_vectors"]
 
 _HINT = ("overwrite: true to the prediction writer (--overwrite) to replace them, "
          "skip_existing: true (--skip_existing) to keep them, or choose another output_dir")
@@ -174,3 +174,28 @@ class VectorPredictionWriter(BasePredictionWriter):
                                  "Polygon") as writer:
                 write_detections(writer, final, transform, class_names)
             self.written.append(target)
+
+
+def for_vectors(callbacks: Sequence[Any]) -> list[Any]:
+    """``callbacks`` with each GeoTIFF prediction writer replaced by a vector writer.
+
+    The replacement keeps the writer's ``output_dir``, ``suffix``, ``overwrite`` and
+    ``skip_existing``; a line on stderr says so.
+    """
+    import sys
+
+    from geofm_core.inference.writer import GeoTiffPredictionWriter
+
+    out: list[Any] = []
+    for callback in callbacks:
+        if type(callback) is GeoTiffPredictionWriter:
+            sys.stderr.write(
+                f"the task writes detections: GeoTiffPredictionWriter(output_dir="
+                f"{callback.output_dir}) is replaced by VectorPredictionWriter with the same "
+                "output_dir (one GeoPackage per image)\n")
+            callback = VectorPredictionWriter(
+                str(callback.output_dir), overwrite=callback.overwrite,
+                suffix=callback.suffix, skip_existing=callback.skip_existing)
+        out.append(callback)
+    return out
+
