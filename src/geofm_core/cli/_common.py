@@ -1,12 +1,14 @@
-"""What the command modules share: their argument parser's start and plain-text tables."""
+"""What the command modules share: their argument parser's start, tables, the --device check."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
-__all__ = ["command_parser", "write_table"]
+from geofm_core.errors import ConfigurationError
+
+__all__ = ["command_parser", "torch_device", "write_table"]
 
 
 def command_parser(name: str, description: str, *,
@@ -31,3 +33,35 @@ def write_table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+def torch_device(name: str) -> Any:
+    """``torch.device(name)`` of a ``--device`` option, checked against this machine.
+
+    A device it lacks (a CPU-only torch build, no driver, an index past the device count)
+    is one ConfigurationError saying so and what to use instead.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigurationError(
+            f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N"
+        ) from None
+    checks: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
+                                              "mps": torch.backends.mps.is_available}
+    available = checks.get(device.type)
+    if available is not None and not available():
+        raise ConfigurationError(
+            f"--device {name}: this machine has no usable {device.type.upper()} device "
+            "(torch sees none; a CPU-only torch build, no driver, or CUDA_VISIBLE_DEVICES "
+            "hiding it). Use --device cpu, or install the torch build for your GPU"
+        )
+    if device.type == "cuda" and device.index is not None and \
+            device.index >= torch.cuda.device_count():
+        raise ConfigurationError(
+            f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s) "
+            "(cuda:0 ...); choose one of them"
+        )
+    return device

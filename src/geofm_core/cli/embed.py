@@ -206,9 +206,9 @@ def main(argv: Sequence[str]) -> int:
     """Run ``geofm embed``; returns the exit code."""
     args = _parser().parse_args(list(argv))
     _check_args(args)
-    from geofm_core.cli.infer import _device
+    from geofm_core.cli._common import torch_device
 
-    device = _device(args.device)
+    device = torch_device(args.device)
     from geofm_core.inference.embedding import embed_chips, embed_dense, raster_files
 
     files = raster_files(args.input)

@@ -14,11 +14,11 @@ import inspect
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geofm_core.cli._common import command_parser
+from geofm_core.cli._common import command_parser, torch_device
 from geofm_core.errors import ConfigurationError
 
 __all__ = ["main"]
@@ -112,7 +112,7 @@ def main(argv: Sequence[str]) -> int:
     _check_dates(task, args)
     prep = Preprocessing.from_checkpoint(checkpoint)
     kind: Kind = "regression" if task.task_name == "regression" else "segmentation"
-    device = _device(args.device)
+    device = torch_device(args.device)
     task.to(device)
     with tempfile.TemporaryDirectory() as scratch:
         if args.backend == "onnx":
@@ -216,34 +216,6 @@ def _check_paths(args: argparse.Namespace) -> None:
     for output in outputs:
         check_output(output, overwrite=args.overwrite,
                      inputs=[args.input, args.ckpt, *([args.after] if args.after else [])])
-
-
-def _device(name: str) -> Any:
-    """``torch.device(name)``, with one paragraph for a device this machine lacks."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigurationError(
-            f"--device {name!r} is not a torch device ({exc}); use cpu, cuda or cuda:N"
-        ) from None
-    checks: dict[str, Callable[[], bool]] = {"cuda": torch.cuda.is_available,
-                                              "mps": torch.backends.mps.is_available}
-    available = checks.get(device.type)
-    if available is not None and not available():
-        raise ConfigurationError(
-            f"--device {name}: this machine has no usable {device.type.upper()} device "
-            "(torch sees none; a CPU-only torch build, no driver, or CUDA_VISIBLE_DEVICES "
-            "hiding it). Use --device cpu, or install the torch build for your GPU"
-        )
-    if device.type == "cuda" and device.index is not None and \
-            device.index >= torch.cuda.device_count():
-        raise ConfigurationError(
-            f"--device {name}: there are only {torch.cuda.device_count()} CUDA device(s) "
-            "(cuda:0 ...); choose one of them"
-        )
-    return device
 
 
 def _onnx_forward(task: Any, args: argparse.Namespace, prep: Any, tiling: dict[str, Any],

@@ -60,7 +60,7 @@ def _detection_forward(model: Any, device: Any, precision: str) -> Any:
 def infer_detections(task: Any, args: argparse.Namespace, checkpoint: Mapping[str, Any],
                      tiling: Mapping[str, Any]) -> int:
     """Run ``geofm infer`` for a detection task; returns the exit code."""
-    from geofm_core.cli.infer import _device
+    from geofm_core.cli._common import torch_device
     from geofm_core.data.preprocessing import Preprocessing
     from geofm_core.inference.detection import predict_detections
     from geofm_core.io.vectors import vector_format
@@ -69,7 +69,7 @@ def infer_detections(task: Any, args: argparse.Namespace, checkpoint: Mapping[st
     _refuse_raster_options(args, name)
     vector_format(args.output)  # .gpkg / .geojson, before any work
     prep = Preprocessing.from_checkpoint(checkpoint)
-    device = _device(args.device)
+    device = torch_device(args.device)
     model = getattr(task, "model", task).eval()
     crop, stride = int(tiling["crop"]), int(tiling["stride"])
     with tempfile.TemporaryDirectory() as scratch:

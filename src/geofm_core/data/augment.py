@@ -200,6 +200,24 @@ class BatchAugmentation:
         return out
 
 
+def augmentation_entry(entry: Any, field: str, example: str) -> tuple[str, Any]:
+    """The name and argument of one YAML augmentation entry: ``name`` or ``{name: arg}``.
+
+    Args:
+        entry: The list item as YAML gave it.
+        field: The option, as messages name it (``train_augmentations``).
+        example: A one-key mapping shown in the message of a malformed entry.
+    """
+    if isinstance(entry, str):
+        return entry, None
+    if isinstance(entry, dict) and len(entry) == 1:
+        name, arg = next(iter(entry.items()))
+        return str(name), arg
+    raise ConfigurationError(
+        f"{field}: each entry is a name or a one-key mapping such as {example}; got {entry!r}"
+    )
+
+
 def build_augmentation(
     spec: Sequence[AugmentationSpec] | None, field: str = "train_augmentations"
 ) -> BatchAugmentation | None:
@@ -213,15 +231,7 @@ def build_augmentation(
     ops, names = [], []
     sizes: list[tuple[int, int] | None] = []
     for entry in spec:
-        if isinstance(entry, str):
-            name, arg = entry, None
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, arg = next(iter(entry.items()))
-        else:
-            raise ConfigurationError(
-                f"{field}: each entry is a name or a one-key mapping such as {{random_crop: 64}}"
-                f"; got {entry!r}"
-            )
+        name, arg = augmentation_entry(entry, field, "{random_crop: 64}")
         if name not in AUGMENTATIONS:
             raise ConfigurationError(
                 f"{field}: unknown augmentation {name!r}; choose from {', '.join(AUGMENTATIONS)}"

@@ -69,7 +69,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from geofm_core.data.augment import AugmentationSpec
+from geofm_core.data.augment import AugmentationSpec, augmentation_entry
 from geofm_core.data.datamodules import GeoTiffChipDataModule, Stage
 from geofm_core.data.detection_chips import GeoTiffDetectionDataset
 from geofm_core.data.images import GeoTiffImageDataset, Sample, _check_same_shapes
@@ -186,15 +186,7 @@ def build_detection_augmentation(spec: Sequence[AugmentationSpec] | None,
         return None
     ops: list[tuple[str, float]] = []
     for entry in spec:
-        if isinstance(entry, str):
-            name, arg = entry, None
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, arg = next(iter(entry.items()))
-        else:
-            raise ConfigurationError(
-                f"{field}: each entry is a name or a one-key mapping such as {{hflip: 0.5}}; "
-                f"got {entry!r}"
-            )
+        name, arg = augmentation_entry(entry, field, "{hflip: 0.5}")
         if name not in ("hflip", "vflip", "rot90"):
             raise ConfigurationError(
                 f"{field}: {name!r} is not available for detection data, which offers hflip, "

@@ -91,13 +91,9 @@ def _export_quietly(wrapper: nn.Module, example: torch.Tensor, path: Path, opset
 
 
 def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
     # fatal only: a failed dynamic attempt raises, is caught and is reported in the notes;
     # onnxruntime would also print it as an error
-    options.log_severity_level = 4
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return cpu_session(path, log_severity=4)
 
 
 def _max_diff(session: Any, wrapper: nn.Module, x: torch.Tensor) -> float:
@@ -198,6 +194,25 @@ def input_channels_of(model: nn.Module) -> int | None:
     return None
 
 
+def cpu_session(path: str | Path, threads: int | None = None,
+                log_severity: int | None = None) -> Any:
+    """An onnxruntime ``InferenceSession`` of ``path`` on the CPU provider.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads (default: onnxruntime's choice).
+        log_severity: onnxruntime's ``log_severity_level`` (3 errors, 4 fatal only).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if log_severity is not None:
+        options.log_severity_level = log_severity
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxForward:
     """A tiled-inference ``forward`` running an exported model in onnxruntime.
 
@@ -207,13 +222,7 @@ class OnnxForward:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
 
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
         """Run a batch of tiles and return the output as a tensor."""

@@ -227,13 +227,9 @@ class OnnxDetectionForward:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from geofm_core.export.onnx import cpu_session
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, tiles: torch.Tensor) -> list[dict[str, torch.Tensor]]:

@@ -96,13 +96,9 @@ def cpu_has_vnni() -> bool:
 
 
 def _session(path: Path, threads: int | None = None) -> Any:
-    import onnxruntime as ort
+    from geofm_core.export.onnx import cpu_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads, log_severity=3)
 
 
 def agreement(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:

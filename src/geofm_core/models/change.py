@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.models.contracts import Backbone, ModelOutput, Neck
+from geofm_core.models.contracts import ModelOutput
 from geofm_core.models.factory import (
+    EncoderPlan,
     NeckSpec,
     Positive,
     _decoder_channels,
-    _feature_channels,
     _Planned,
     validated_arguments,
 )
@@ -206,34 +206,14 @@ class ChangeDetectionFactory:
                 f"geofm:change_detection builds change-detection models (task "
                 f"{CHANGE_TASK!r}), not {task!r}; use geofm:encoder_decoder for {task}"
             )
-        kwargs = backbone_kwargs or {}
-        if isinstance(backbone, str):
-            planned = _Planned("backbone", backbone, kwargs)
-            planned.check({})
-        elif kwargs:
-            raise ConfigurationError(
-                "geofm:change_detection: backbone_kwargs given with a ready backbone module"
-            )
-        neck_plans = [_Planned("neck", n.name, n.kwargs) for n in necks or []]
-        for plan in neck_plans:
-            plan.check({"in_channels": [1]})
+        encoder = EncoderPlan.resolve("geofm:change_detection", backbone, backbone_kwargs,
+                                      necks)
         decoder_plan = _Planned("decoder", decoder, decoder_kwargs or {})
         decoder_plan.check({"in_channels": [1]})
         head_plan = _Planned("head", "geofm:segmentation", head_kwargs or {})
         head_plan.check({"in_channels": 1, "num_classes": 1})
 
-        if isinstance(backbone, str):
-            built_backbone = planned.factory(**planned.kwargs)
-            producer = planned.what
-        else:
-            built_backbone, producer = backbone, f"backbone {type(backbone).__name__}"
-        channels = _feature_channels(built_backbone, Backbone, producer)
-        built_necks = []
-        for plan in neck_plans:
-            neck = plan.build_on(producer, channels)
-            channels = _feature_channels(neck, Neck, plan.what)
-            producer = plan.what
-            built_necks.append(neck)
+        built_backbone, built_necks, channels, producer = encoder.build()
         built_decoder = decoder_plan.build_on(f"{producer} fused by {fusion}",
                                               fused_channels(channels, fusion))
         head = head_plan.factory(in_channels=_decoder_channels(built_decoder, decoder_plan.what),

@@ -31,8 +31,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.models.contracts import Backbone, Neck
-from geofm_core.models.factory import NeckSpec, _feature_channels, _Planned, validated_arguments
+from geofm_core.models.factory import EncoderPlan, NeckSpec, validated_arguments
 from geofm_core.models.pixelwise import run_encoder
 from geofm_core.signatures import check_arguments
 
@@ -466,27 +465,8 @@ def _check_task_and_framework(task: str, framework: str | None) -> str:
 def _build_encoder(backbone: str | nn.Module, backbone_kwargs: dict[str, Any],
                    necks: list[NeckSpec]) -> tuple[nn.Module, list[nn.Module], list[int]]:
     """Build the backbone and necks (all checked first); the channels of the last output."""
-    planned = None
-    if isinstance(backbone, str):
-        planned = _Planned("backbone", backbone, backbone_kwargs)
-        planned.check({})
-    elif backbone_kwargs:
-        raise ConfigurationError(f"{NAME}: backbone_kwargs given with a ready backbone module")
-    neck_plans = [_Planned("neck", n.name, n.kwargs) for n in necks]
-    for plan in neck_plans:
-        plan.check({"in_channels": [1]})
-    if planned is not None:
-        built, producer = planned.factory(**planned.kwargs), planned.what
-    else:
-        assert isinstance(backbone, nn.Module)
-        built, producer = backbone, f"backbone {type(backbone).__name__}"
-    channels = _feature_channels(built, Backbone, producer)
-    built_necks = []
-    for plan in neck_plans:
-        neck = plan.build_on(producer, channels)
-        channels = _feature_channels(neck, Neck, plan.what)
-        producer = plan.what
-        built_necks.append(neck)
+    built, built_necks, channels, producer = EncoderPlan.resolve(
+        NAME, backbone, backbone_kwargs, necks).build()
     if len(channels) < 1:
         raise ConfigurationError(
             f"{NAME}: {producer} gives no feature level; the pyramid needs at least one"

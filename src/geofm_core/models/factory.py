@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 from geofm_core.registry import ComponentSpec, get_registry
 from geofm_core.signatures import check_arguments
 
-__all__ = ["AuxDecoderSpec", "EncoderDecoderFactory", "NeckSpec"]
+__all__ = ["AuxDecoderSpec", "EncoderDecoderFactory", "EncoderPlan", "NeckSpec"]
 
 TASKS = ("segmentation", "regression", "classification", "multilabel")
 _TASK_ALIASES = {"multi_label": "multilabel", "multi-label": "multilabel",
@@ -303,6 +303,68 @@ def _class_count(task: str, num_classes: int | None) -> int:
 
 
 @dataclass
+class EncoderPlan:
+    """A backbone and its necks, looked up and argument-checked, not built yet.
+
+    Every factory that puts a registry backbone and necks in front of its own parts
+    (``geofm:encoder_decoder``, ``geofm:change_detection``, ``geofm:detection``) resolves
+    them here, so a mistake is named before anything heavy is built.
+    """
+
+    backbone: _Planned | nn.Module
+    necks: list[_Planned]
+
+    @classmethod
+    def resolve(cls, component: str, backbone: str | nn.Module,
+                backbone_kwargs: dict[str, Any] | None,
+                necks: Sequence[NeckSpec] | None) -> EncoderPlan:
+        """Look up the backbone (a name, or a ready module) and the necks; check their keywords.
+
+        Args:
+            component: The factory, as messages name it (``"geofm:detection"``).
+            backbone: A registry backbone name or a ready module.
+            backbone_kwargs: The backbone's keyword arguments (none with a ready module).
+            necks: The necks in order.
+        """
+        planned: _Planned | nn.Module
+        if isinstance(backbone, str):
+            planned = _Planned("backbone", backbone, dict(backbone_kwargs or {}))
+            planned.check({})
+        elif backbone_kwargs:
+            raise ConfigurationError(
+                f"{component}: backbone_kwargs given with a ready backbone module"
+            )
+        else:
+            planned = backbone
+        neck_plans = [_Planned("neck", n.name, n.kwargs) for n in necks or []]
+        for plan in neck_plans:
+            plan.check({"in_channels": [1]})
+        return cls(planned, neck_plans)
+
+    def build(self) -> tuple[nn.Module, list[nn.Module], list[int], str]:
+        """Build the backbone and the necks on its output, threading the channel list.
+
+        Returns:
+            The backbone, the necks, the channels of the last output, and what produced
+            that output (for messages of the components built on it).
+        """
+        if isinstance(self.backbone, _Planned):
+            backbone = self.backbone.factory(**self.backbone.kwargs)
+            producer = self.backbone.what
+        else:
+            backbone = self.backbone
+            producer = f"backbone {type(backbone).__name__}"
+        channels = _feature_channels(backbone, Backbone, producer)
+        built_necks = []
+        for plan in self.necks:
+            neck = plan.build_on(producer, channels)
+            channels = _feature_channels(neck, Neck, plan.what)
+            producer = plan.what
+            built_necks.append(neck)
+        return backbone, built_necks, channels, producer
+
+
+@dataclass
 class _Parts:
     """The built components, in the order the model classes take them."""
 
@@ -316,8 +378,7 @@ class _Plan:
     """Every component of a model resolved and argument-checked, none built yet."""
 
     head_name: str
-    backbone: _Planned | nn.Module
-    necks: list[_Planned]
+    encoder: EncoderPlan
     decoder: _Planned
     head: _Planned
     aux: list[tuple[str, _Planned, _Planned]]
@@ -332,19 +393,7 @@ class _Plan:
             raise ConfigurationError(
                 f"geofm:encoder_decoder: aux_decoders names must be unique, got {names}"
             )
-        planned_backbone: _Planned | nn.Module
-        if isinstance(backbone, str):
-            planned_backbone = _Planned("backbone", backbone, backbone_kwargs)
-            planned_backbone.check({})
-        elif backbone_kwargs:
-            raise ConfigurationError(
-                "geofm:encoder_decoder: backbone_kwargs given with a ready backbone module"
-            )
-        else:
-            planned_backbone = backbone
-        neck_plans = [_Planned("neck", n.name, n.kwargs) for n in necks]
-        for plan in neck_plans:
-            plan.check({"in_channels": [1]})
+        encoder = EncoderPlan.resolve("geofm:encoder_decoder", backbone, backbone_kwargs, necks)
         decoder_plan = _Planned("decoder", decoder, decoder_kwargs)
         decoder_plan.check({"in_channels": [1]})
         head_name = _HEADS[task]
@@ -359,23 +408,11 @@ class _Plan:
             aux_head.what = f"aux decoder {aux.name!r} ({aux_head.what})"
             aux_head.check({"in_channels": 1, "num_classes": 1})
             aux_plans.append((aux.name, aux_decoder, aux_head))
-        return cls(head_name, planned_backbone, neck_plans, decoder_plan, head_plan, aux_plans)
+        return cls(head_name, encoder, decoder_plan, head_plan, aux_plans)
 
     def build(self, num_classes: int) -> _Parts:
         """Build the components, threading the channel list backbone → necks → decoders."""
-        if isinstance(self.backbone, _Planned):
-            backbone = self.backbone.factory(**self.backbone.kwargs)
-            producer = self.backbone.what
-        else:
-            backbone = self.backbone
-            producer = f"backbone {type(backbone).__name__}"
-        channels = _feature_channels(backbone, Backbone, producer)
-        built_necks = []
-        for plan in self.necks:
-            neck = plan.build_on(producer, channels)
-            channels = _feature_channels(neck, Neck, plan.what)
-            producer = plan.what
-            built_necks.append(neck)
+        backbone, built_necks, channels, producer = self.encoder.build()
         decoder = self.decoder.build_on(producer, channels)
         head = self.head.factory(in_channels=_decoder_channels(decoder, self.decoder.what),
                                  num_classes=num_classes, **self.head.kwargs)
