@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import yaml
 from geofm_core.cli import main
 from geofm_core.errors import GeofmError
 from geofm_core.registry import get_registry
+from geofm_core.testing import logged_metric_keys as logged_keys
 
 from .conftest import BANDS, CLASSES, MakeConfig
 
@@ -24,14 +24,6 @@ TASKS = ["segmentation", "regression", "classification", "multilabel"]
 
 def geofm(args: list[str]) -> int:
     return main(args)
-
-
-def logged_keys(root: Path) -> set[str]:
-    keys: set[str] = set()
-    for path in root.rglob("metrics.csv"):
-        with path.open() as f:
-            keys |= set(next(csv.reader(f)))
-    return keys
 
 
 def last_checkpoint(root: Path) -> Path:

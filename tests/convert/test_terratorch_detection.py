@@ -319,8 +319,9 @@ def test_detection_checkpoints_are_refused_with_the_reason(tmp_path: Path) -> No
 @pytest.mark.parametrize("case", ["prithvi_faster_rcnn", "timm_mask_rcnn", "retinanet", "fcos"])
 def test_converted_model_builds_and_predicts(case: str) -> None:
     """The converted init_args build geofm's real task; its model predicts on a chip."""
-    tasks = pytest.importorskip("geofm_core.tasks.detection")
     import torch
+
+    import geofm_core.tasks.detection as tasks
 
     one_stage = {"framework": case, "backbone": "timm_resnet18", "backbone_pretrained": False,
                  "backbone_out_indices": [2, 3, 4], "num_classes": 3,
@@ -349,7 +350,6 @@ def test_converted_config_fits_on_water_bodies(tmp_path: Path, framework: str,
                                                data_module: str, monitor: str) -> None:
     """A converted TerraTorch config trains on the real water bodies, checkpointing on
     its renamed monitor (TerraTorch's ``val_map``)."""
-    pytest.importorskip("geofm_core.tasks.detection")
     from geofm_core.testing import water_bodies
 
     water = water_bodies(tmp_path / "data")  # the real S2 chip, six bands, 512 x 512

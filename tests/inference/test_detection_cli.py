@@ -47,7 +47,7 @@ def _collate(samples: list[dict]) -> dict:
 
 def _fit(root: Path, name: str, **options) -> dict[str, Path]:
     """A detection task on resnet18 fitted 2 steps on the painted chips, as a checkpoint."""
-    detection = pytest.importorskip("geofm_core.tasks.detection")
+    import geofm_core.tasks.detection as detection
     scene = shared_data("landsat_rgb", "RGB.byte.tif")
     torch.manual_seed(0)
     task = getattr(detection, name)(

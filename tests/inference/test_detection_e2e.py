@@ -22,8 +22,6 @@ CHIP = 128
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> dict:
-    pytest.importorskip("geofm_core.data.detection")
-    pytest.importorskip("geofm_core.tasks.detection")
     from geofm_core.testing import water_bodies
 
     root = tmp_path_factory.mktemp("det_e2e")

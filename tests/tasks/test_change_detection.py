@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from geofm_core.cli import main
 from geofm_core.errors import ConfigurationError
 from geofm_core.models.change import ChangeDetectionFactory
 from geofm_core.tasks import ChangeDetectionTask
-from geofm_core.testing import change_pairs, write_change_pair
+from geofm_core.testing import change_pairs, csv_trainer, logged_metric_keys, write_change_pair
 
 MODEL_ARGS: dict[str, Any] = {
     "backbone": "timm:test_resnet", "backbone_kwargs": {"in_chans": 3},
@@ -65,13 +64,7 @@ def _config(tmp_path: Path, pairs: Path, fusion: str) -> Path:
     root = str(pairs)
     config = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": 3, "num_sanity_val_steps": 0,
-            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                       "init_args": {"save_dir": str(tmp_path / "logs")}},
-            "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False,
-            "enable_model_summary": False,
-        },
+        "trainer": csv_trainer(tmp_path, max_epochs=3),
         "model": {"class_path": "ChangeDetectionTask", "init_args": {
             "model_args": {**MODEL_ARGS, "fusion": fusion}, "lr": 0.01,
             "tiled_inference": {"crop": 32, "stride": 24}}},
@@ -85,14 +78,6 @@ def _config(tmp_path: Path, pairs: Path, fusion: str) -> Path:
     return path
 
 
-def _logged(root: Path) -> set[str]:
-    keys: set[str] = set()
-    for path in root.rglob("metrics.csv"):
-        with path.open() as f:
-            keys |= set(next(csv.reader(f)))
-    return keys
-
-
 @pytest.mark.parametrize("fusion", ["diff", "concat"])
 def test_fit_validate_test_predict_and_infer_from_yaml(tmp_path: Path, fusion: str) -> None:
     pairs = change_pairs(tmp_path / "pairs", count=4, size=48)
@@ -103,7 +88,7 @@ def test_fit_validate_test_predict_and_infer_from_yaml(tmp_path: Path, fusion: s
     for command in ("validate", "test", "predict"):
         assert main([command, "-c", str(config), "--ckpt_path", str(ckpt)]) == 0, command
     assert {"val/IoU_change", "val/mIoU", "val/F1", "test/IoU_change", "train/loss_epoch"} \
-        <= _logged(tmp_path / "logs")
+        <= logged_metric_keys(tmp_path / "logs")
     predictions = sorted((tmp_path / "run").rglob("*_pred.tif"))
     assert len(predictions) == 4
     with rasterio.open(predictions[0]) as out, \
@@ -166,7 +151,7 @@ def test_torchgeo_change_detection_task_trains_through_geofm_fit(tmp_path: Path)
     path = tmp_path / "torchgeo.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     assert main(["fit", "-c", str(path)]) == 0
-    assert {"val_loss", "val_BinaryJaccardIndex", "val_BinaryF1Score"} <= _logged(
+    assert {"val_loss", "val_BinaryJaccardIndex", "val_BinaryF1Score"} <= logged_metric_keys(
         tmp_path / "logs")
 
 

@@ -6,7 +6,6 @@ another CRS (EPSG:3857, reprojected by the data module), cut into 64 px chips.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from geofm_core.cli import main
-from geofm_core.testing import water_bodies
+from geofm_core.testing import csv_trainer, logged_metric_keys, water_bodies
 
 MODEL_ARGS: dict[str, Any] = {
     "backbone": "timm:resnet18", "backbone_kwargs": {"in_chans": 6},
@@ -28,13 +27,7 @@ def _config(tmp_path: Path, task: str, datamodule: str) -> tuple[Path, Any]:
     root, labels = str(water.images), str(water.labels.parent)
     config = {
         "seed_everything": 0,
-        "trainer": {
-            "accelerator": "cpu", "devices": 1, "max_epochs": 2, "num_sanity_val_steps": 0,
-            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                       "init_args": {"save_dir": str(tmp_path / "logs")}},
-            "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False,
-            "enable_model_summary": False,
-        },
+        "trainer": csv_trainer(tmp_path),
         "model": {"class_path": task, "init_args": {
             "model_args": MODEL_ARGS, "class_names": water.classes, "lr": 1e-3}},
         "data": {"class_path": datamodule, "init_args": {
@@ -51,14 +44,6 @@ def _config(tmp_path: Path, task: str, datamodule: str) -> tuple[Path, Any]:
     return path, water
 
 
-def _logged(root: Path) -> set[str]:
-    keys: set[str] = set()
-    for path in root.rglob("metrics.csv"):
-        with path.open() as f:
-            keys |= set(next(csv.reader(f)))
-    return keys
-
-
 @pytest.mark.parametrize(("task", "datamodule", "expected"), [
     ("ObjectDetectionTask", "GeoTiffObjectDetectionDataModule",
      {"val/map", "val/map_50", "val/map_water", "test/map", "train/loss_epoch"}),
@@ -73,5 +58,5 @@ def test_fit_validate_test_from_yaml(tmp_path: Path, task: str, datamodule: str,
     assert any(p.name.startswith("best-") for p in ckpt.parent.iterdir())
     for command in ("validate", "test"):
         assert main([command, "-c", str(config), "--ckpt_path", str(ckpt)]) == 0, command
-    logged = _logged(tmp_path / "logs")
+    logged = logged_metric_keys(tmp_path / "logs")
     assert expected <= logged, sorted(expected - logged)

@@ -8,6 +8,7 @@ configs, so that a plugin's test states only its model arguments.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ from geofm_core.data.bands import SENTINEL2_L1C_BANDS
 __all__ = [
     "SEN1FLOODS11_CHIP",
     "convert_terratorch_config",
+    "csv_trainer",
     "fit_fast_dev_run",
+    "logged_metric_keys",
     "segmentation_fit_config",
     "sen1floods11_chips",
     "shared_data",
@@ -228,3 +231,28 @@ def convert_terratorch_config(config: dict[str, Any], folder: Path
     code = main(["convert", "terratorch", str(source), "-o", str(converted)])
     loaded = yaml.safe_load(converted.read_text()) if converted.exists() else None
     return code, loaded, converted
+
+
+def csv_trainer(folder: Path, max_epochs: int = 2) -> dict[str, Any]:
+    """A quiet CPU ``trainer`` section for CLI tests: CSV metrics under ``folder/logs``.
+
+    Checkpoints go next to the metrics (``folder/logs/...``); predictions and other run
+    outputs under ``folder/run``. Read the metrics with :func:`logged_metric_keys`.
+    """
+    return {
+        "accelerator": "cpu", "devices": 1, "max_epochs": max_epochs,
+        "num_sanity_val_steps": 0,
+        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                   "init_args": {"save_dir": str(folder / "logs")}},
+        "default_root_dir": str(folder / "run"), "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+
+
+def logged_metric_keys(root: Path) -> set[str]:
+    """Every metric name in the ``metrics.csv`` files of CSV loggers below ``root``."""
+    keys: set[str] = set()
+    for path in root.rglob("metrics.csv"):
+        with path.open() as f:
+            keys |= set(next(csv.reader(f)))
+    return keys
