@@ -333,3 +333,58 @@ def test_cli_resumes_from_an_adapters_only_checkpoint(cli_run: Path) -> None:
     after = read_checkpoint(_last(cli_run))
     assert after["epoch"] == before["epoch"] + 1 and after[PEFT_KEY]["slim"]
     assert set(after["state_dict"]) == set(before["state_dict"])
+
+
+def test_a_detector_trains_only_its_backbone_adapters(tmp_path: Path) -> None:
+    """peft_config on ObjectDetectionTask: the Prithvi backbone gets LoRA, the FPN and the
+    detector heads train, the base weights stay; the checkpoint reloads the same model."""
+    from lightning.pytorch import Trainer
+
+    from geofm_core.data.detection import GeoTiffObjectDetectionDataModule
+    from geofm_core.tasks import ObjectDetectionTask
+    from geofm_core.testing import water_bodies
+
+    water = water_bodies(tmp_path / "water", size=64)
+    backbone = {k: MODEL_ARGS[k] for k in ("backbone", "backbone_kwargs")}
+    necks = [{"name": "geofm:select_indices", "indices": [0, 1, 2, 3]},
+             {"name": "geofm:reshape_tokens_to_image"},
+             {"name": "geofm:learned_interpolate_to_pyramidal"}]
+    torch.manual_seed(0)
+    base = tmp_path / "base.safetensors"
+    plain = ObjectDetectionTask(model_args={**copy.deepcopy(backbone), "necks": necks,
+                                            "fpn_channels": 16}, class_names=water.classes)
+    save_weights(plain.model.state_dict(), base)
+    model = ObjectDetectionTask(
+        model_args={**copy.deepcopy(backbone), "necks": necks, "fpn_channels": 16},
+        class_names=water.classes, peft_config=copy.deepcopy(LORA), weights_path=str(base),
+        scheduler=None, lr=1e-2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n for n in trainable if n.startswith("model.backbone."))
+    assert any(n.startswith("model.fpn.") for n in trainable)
+    data = GeoTiffObjectDetectionDataModule(
+        train_data_root=str(water.images), train_label_data_root=str(water.labels),
+        img_pattern="*_S2Hand.tif", label_pattern="*_water.gpkg",
+        class_attribute=water.class_attribute, classes=water.classes, batch_size=1,
+        constant_scale=0.0001, num_workers=0)
+    trainer = Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=data)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= trainable and any("lora_B" in n for n in changed)
+    ckpt = tmp_path / "det_lora.ckpt"
+    trainer.save_checkpoint(ckpt)
+    assert read_checkpoint(ckpt)[PEFT_KEY]["slim"]
+    # load_task merges the adapters into the base weights (read from base.safetensors)
+    reloaded = load_task(ckpt).model.eval()
+    image = torch.randn(1, 6, 64, 64)
+    with torch.no_grad():
+        for ours, theirs in zip(model.model.eval().backbone(image), reloaded.backbone(image),
+                                strict=True):
+            torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-5)
+    heads = {n: p for n, p in model.model.named_parameters() if not n.startswith("backbone.")}
+    assert heads
+    for name, value in reloaded.named_parameters():
+        if name in heads:
+            torch.testing.assert_close(value, heads[name], rtol=0, atol=0, msg=name)
