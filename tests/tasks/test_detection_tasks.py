@@ -1,31 +1,28 @@
 """ObjectDetectionTask and InstanceSegmentationTask on water bodies of the real Sen1Floods11 chip.
 
 The boxes and masks are the connected water regions of the chip's hand label
-(``rasterio.features.shapes``), cut into 128 px crops of four Sentinel-2 bands.
+(``geofm_core.testing.water_bodies``), cut by the instance data module into 128 px chips
+of four Sentinel-2 bands.
 """
 
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import rasterio
 import torch
-from affine import Affine
 from lightning.pytorch import Trainer
-from rasterio import features
-from shapely.geometry import shape
 from torch.utils.data import DataLoader
 
 from geofm_core import ConfigurationError
+from geofm_core.data.detection import GeoTiffInstanceSegmentationDataModule, collate_detection
 from geofm_core.inference.checkpoint import load_task
 from geofm_core.io.weights import save_weights
 from geofm_core.tasks import InstanceSegmentationTask, ObjectDetectionTask
-from geofm_core.testing import SEN1FLOODS11_CHIP, shared_data
+from geofm_core.testing import water_bodies
 
 CROP = 128
-BANDS = [1, 2, 3, 8]  # B2, B3, B4, B8A (0-based in the 13-band chip)
+BANDS = ["BLUE", "GREEN", "RED", "NIR_NARROW"]  # B2, B3, B4, B8A of the L1C chip
 MODEL_ARGS = {
     "backbone": "timm:resnet18", "backbone_kwargs": {"in_chans": len(BANDS)},
     "necks": [{"name": "geofm:select_indices", "indices": [2, 3, 4]}],
@@ -33,61 +30,24 @@ MODEL_ARGS = {
 }
 
 
-def water_samples(count: int = 4, min_area: int = 16, max_objects: int = 12
-                  ) -> list[dict[str, Any]]:
-    """Crops of the real chip with the boxes and masks of their water regions."""
-    folder = shared_data("sen1floods11")
-    image_path = folder / f"{SEN1FLOODS11_CHIP}_S2Hand.tif"
-    with rasterio.open(image_path) as src:
-        image = src.read([b + 1 for b in BANDS]).astype(np.float32)
-    with rasterio.open(folder / f"{SEN1FLOODS11_CHIP}_LabelHand.tif") as src:
-        label = src.read(1)
-    mean = image.mean(axis=(1, 2), keepdims=True)
-    std = image.std(axis=(1, 2), keepdims=True) + 1e-6
-    image = (image - mean) / std
-    samples = []
-    for i in range(count):
-        row, col = (i // 4) * CROP, (i % 4) * CROP
-        water = (label[row:row + CROP, col:col + CROP] == 1).astype(np.uint8)
-        regions = [shape(geom) for geom, _ in features.shapes(
-            water, mask=water == 1, connectivity=8, transform=Affine.identity())]
-        regions = sorted((r for r in regions if r.area >= min_area), key=lambda r: -r.area)
-        regions = regions[:max_objects]
-        boxes = torch.tensor([r.bounds for r in regions], dtype=torch.float32).reshape(-1, 4)
-        masks = np.stack([features.rasterize([r], out_shape=water.shape, dtype="uint8")
-                          for r in regions]) if regions else np.zeros((0, CROP, CROP), "uint8")
-        samples.append({
-            "image": torch.from_numpy(image[:, row:row + CROP, col:col + CROP].copy()),
-            "bbox_xyxy": boxes,
-            "label": torch.ones(len(regions), dtype=torch.int64),
-            "mask": torch.from_numpy(masks),
-            "filename": str(image_path),
-            "window": torch.tensor([row, col, CROP, CROP]),
-        })
-    return samples
-
-
-def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The TorchGeo 0.8 detection batch: stacked images, lists of per-image targets."""
-    return {
-        "image": torch.stack([s["image"] for s in samples]),
-        "bbox_xyxy": [s["bbox_xyxy"] for s in samples],
-        "label": [s["label"] for s in samples],
-        "mask": [s["mask"] for s in samples],
-        "filename": [s["filename"] for s in samples],
-        "window": torch.stack([s["window"] for s in samples]),
-    }
-
-
 @pytest.fixture(scope="module")
-def samples() -> list[dict[str, Any]]:
-    found = water_samples()
-    assert all(len(s["label"]) > 0 for s in found), "the crops hold water regions"
+def samples(tmp_path_factory) -> list[dict[str, Any]]:
+    """Four 128 px chips of the real chip's corner, with their water regions (>= 4 px)."""
+    water = water_bodies(tmp_path_factory.mktemp("water"), bands=BANDS, size=2 * CROP)
+    data = GeoTiffInstanceSegmentationDataModule(
+        train_data_root=str(water.images), train_label_data_root=str(water.labels),
+        img_pattern="*_S2Hand.tif", label_pattern="*_water.gpkg",
+        class_attribute=water.class_attribute, classes=water.classes, chip_size=CROP,
+        min_box_size=4, means=[1000.0] * len(BANDS), stds=[500.0] * len(BANDS))
+    dataset = data.dataset("train")
+    found = [dataset[i] for i in range(len(dataset))]
+    assert len(found) == 4 and all(len(s["label"]) > 0 for s in found), \
+        "the crops hold water regions"
     return found
 
 
 def loader(samples, batch_size: int = 2) -> DataLoader:
-    return DataLoader(samples, batch_size=batch_size, collate_fn=collate)
+    return DataLoader(samples, batch_size=batch_size, collate_fn=collate_detection)
 
 
 def trainer(tmp_path: Path, steps: int = 2) -> Trainer:
@@ -149,7 +109,7 @@ def test_predict_checkpoint_round_trip_and_weights_path(samples, tmp_path):
     groups = task.parameter_groups()
     assert groups[0]["name"] == "backbone" and groups[0]["lr"] == 1e-5
     run = fit(task, samples, tmp_path)
-    batch = collate(samples[:2])
+    batch = collate_detection(samples[:2])
     out = run.predict(task, dataloaders=loader(samples[:2]))[0]
     assert set(out) == {"prediction_bbox_xyxy", "prediction_label", "prediction_score",
                         "filename", "window"}
@@ -207,12 +167,12 @@ def test_mask_rcnn_in_object_detection_task():
 
 def test_batch_without_boxes_is_named(samples):
     task = ObjectDetectionTask(model_args=MODEL_ARGS, class_names=["water"])
-    batch = collate(samples[:2])
+    batch = collate_detection(samples[:2])
     batch["boxes"] = batch.pop("bbox_xyxy")
     with pytest.raises(ConfigurationError, match=r"missing \['bbox_xyxy'\].*TorchGeo < 0\.8"):
         task.training_step(batch, 0)
     instance = InstanceSegmentationTask(model_args=MODEL_ARGS, class_names=["water"])
-    batch = collate(samples[:2])
+    batch = collate_detection(samples[:2])
     del batch["mask"]
     with pytest.raises(ConfigurationError, match=r"missing \['mask'\]"):
         instance.training_step(batch, 0)
@@ -220,7 +180,7 @@ def test_batch_without_boxes_is_named(samples):
 
 def test_labels_outside_the_object_classes(samples):
     task = ObjectDetectionTask(model_args=MODEL_ARGS, class_names=["water"])
-    batch = collate(samples[:2])
+    batch = collate_detection(samples[:2])
     batch["label"] = [labels * 0 for labels in batch["label"]]
     with pytest.raises(ConfigurationError, match=r"labels range 0\.\.0 but object labels are "
                                                  r"1\.\.1 \(0 is the background"):
