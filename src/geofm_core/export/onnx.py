@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,18 +67,28 @@ def _dynamic_shapes(ndim: int, multiple: int, spatial: bool) -> dict[str, dict[i
     return {"image": dims}
 
 
-def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
-            dynamic_shapes: dict[str, Any] | None) -> None:
+@contextlib.contextmanager
+def quiet_export() -> Iterator[None]:
+    """Silence torch's logger, Python warnings and stdout around ``torch.onnx.export``.
+
+    The exporters log and print what geofm reports itself (a failed dynamic attempt, in
+    the notes) and warn about every traced Python branch (torchvision's detectors).
+    """
     torch_logger = logging.getLogger("torch")
     level = torch_logger.level
-    # A failed dynamic attempt is expected and reported in the notes, not logged.
     torch_logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            _export_quietly(wrapper, example, path, opset, dynamic_shapes)
+            yield
     finally:
         torch_logger.setLevel(level)
+
+
+def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
+            dynamic_shapes: dict[str, Any] | None) -> None:
+    with quiet_export():
+        _export_quietly(wrapper, example, path, opset, dynamic_shapes)
 
 
 def _export_quietly(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,

@@ -16,10 +16,6 @@ same label, its box within ``box_atol`` pixels and its score within ``score_atol
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,12 @@ import torch
 from torch import nn
 
 from geofm_core.errors import ConfigurationError
-from geofm_core.export.onnx import ExportReport, ExportVerificationError, _session
+from geofm_core.export.onnx import (
+    ExportReport,
+    ExportVerificationError,
+    _session,
+    quiet_export,
+)
 from geofm_core.io.atomic import atomic_output
 
 __all__ = [
@@ -202,20 +203,13 @@ def export_detection_onnx(
 
 def _export_legacy(wrapper: nn.Module, example: torch.Tensor, path: Path, opset: int,
                    names: Sequence[str]) -> None:
-    torch_logger = logging.getLogger("torch")
-    level = torch_logger.level
-    torch_logger.setLevel(logging.CRITICAL)
-    try:
-        # The TorchScript exporter warns about every traced Python branch of torchvision.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper, (example,), str(path), dynamo=False, opset_version=opset,
-                input_names=["image"], output_names=list(names),
-                dynamic_axes={n: {0: "detections"} for n in names},
-            )
-    finally:
-        torch_logger.setLevel(level)
+    # The TorchScript exporter (see the module docstring: torch.export cannot trace them).
+    with quiet_export():
+        torch.onnx.export(
+            wrapper, (example,), str(path), dynamo=False, opset_version=opset,
+            input_names=["image"], output_names=list(names),
+            dynamic_axes={n: {0: "detections"} for n in names},
+        )
 
 
 class OnnxDetectionForward:
