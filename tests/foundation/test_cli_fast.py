@@ -140,6 +140,11 @@ def test_describe_model_factory_shows_build_model_and_the_tasks():
     assert result.returncode == 0, result.stderr
     assert "(task: TaskName, backbone:" in result.stdout  # build_model, without self
     assert "SemanticSegmentationTask (task='segmentation')" in result.stdout
+    assert "ObjectDetectionTask" not in result.stdout  # the factory declares its tasks
+    detection = run("describe", "model_factory", "geofm:detection")
+    assert detection.returncode == 0, detection.stderr
+    assert "ObjectDetectionTask (task='object_detection'), InstanceSegmentationTask " \
+        "(task='instance_segmentation')\n" in detection.stdout
 
 
 def test_describe_task_and_data_module():

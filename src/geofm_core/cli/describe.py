@@ -146,7 +146,10 @@ def _describe_component(words: list[str]) -> dict[str, Any]:
         kind = kinds[0]
     info: dict[str, Any] = dict(get_registry().describe(kind, name))
     if kind == Kind.MODEL_FACTORY:
-        info["used_by"] = [f"{task} (task={value!r})" for task, value in _FACTORY_TASKS.items()]
+        # A factory that declares its ``tasks`` is called by those tasks only.
+        declared = getattr(get_registry().get(kind, name).load(), "tasks", None)
+        info["used_by"] = [f"{task} (task={value!r})" for task, value in _FACTORY_TASKS.items()
+                           if declared is None or value in declared]
     return info
 
 

@@ -201,6 +201,9 @@ class EncoderDecoderFactory:
         pad_centred: false                    # pad both sides instead of bottom/right
     """
 
+    #: The tasks this factory builds models for.
+    tasks = TASKS
+
     @validated_arguments("geofm:encoder_decoder")
     def build_model(
         self,
